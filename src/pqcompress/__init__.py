@@ -1,0 +1,44 @@
+"""pqcompress: compression-aware training (prune-then-quantize), compact model files, measurements.
+
+Public API re-exports only; submodules are imported lazily so ``import pqcompress`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "CompressionConfig": "pqcompress.config",
+    "ExperimentConfig": "pqcompress.config",
+    "TrainConfig": "pqcompress.config",
+    "DataConfig": "pqcompress.config",
+    "LayerOverride": "pqcompress.config",
+    "Compressor": "pqcompress.aware.compressor",
+    "LayerStats": "pqcompress.aware.compressor",
+    "build_model": "pqcompress.models.registry",
+    "available_models": "pqcompress.models.registry",
+    "build_dataset": "pqcompress.data.registry",
+    "available_datasets": "pqcompress.data.registry",
+    "Trainer": "pqcompress.train.trainer",
+    "train": "pqcompress.train.trainer",
+    "PQCError": "pqcompress.errors",
+    "ConfigError": "pqcompress.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pqcompress' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,300 @@
+"""Typed, frozen configuration objects with strict dict/YAML round trips."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from pqcompress.errors import ConfigError
+
+Form = Literal["exact", "literal", "uniform"]
+Mode = Literal["pq", "prune", "quantize"]
+Schedule = Literal["step", "epoch", "post"]
+Rounding = Literal["floor", "ceil", "trunc", "nearest", "stochastic"]
+Update = Literal["inplace", "latent"]
+Targets = Literal["weights", "biases", "both"]
+Optimizer = Literal["sgd", "adam"]
+LRSchedule = Literal["none", "step", "cosine"]
+TrainMetric = Literal["running", "full"]
+
+FULL_PRECISION_BITS = 32
+MIN_BITS, MAX_BITS = 2, 16
+
+
+def check_bits(bits: int, where: str = "bits") -> None:
+    """Raise ConfigError unless ``bits`` is 2..16 or 32 (32 = no quantization)."""
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise ConfigError(f"{where} must be an integer, got {bits!r}")
+    if not (MIN_BITS <= bits <= MAX_BITS or bits == FULL_PRECISION_BITS):
+        raise ConfigError(
+            f"{where}={bits} is not supported: use {MIN_BITS}..{MAX_BITS} bits, "
+            f"or {FULL_PRECISION_BITS} for no quantization"
+        )
+
+
+def check_alpha(alpha: float, where: str = "alpha") -> None:
+    """Raise ConfigError unless ``alpha`` is a finite number >= 0."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {alpha!r}")
+    if not (alpha >= 0.0) or alpha == float("inf"):
+        raise ConfigError(f"{where}={alpha} is not allowed: alpha must be a finite number >= 0")
+
+
+@dataclass(frozen=True)
+class LayerOverride:
+    """Per-layer settings: ``pattern`` is an fnmatch pattern on the module name."""
+
+    pattern: str
+    alpha: float | None = None
+    bits: int | None = None
+    skip: bool = False
+
+    def __post_init__(self) -> None:
+        if self.alpha is not None:
+            check_alpha(self.alpha, f"overrides[{self.pattern!r}].alpha")
+        if self.bits is not None:
+            check_bits(self.bits, f"overrides[{self.pattern!r}].bits")
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """What the compressor does, to which tensors, and when.
+
+    Defaults are the settings that trained best in our measurements
+    (see docs/compression.md): exact dead-zone P->Q after every step, rounding
+    to nearest, float latent weights with a straight-through estimator.
+    ``update="inplace"`` with ``rounding="floor"`` reproduces the studies.
+    """
+
+    alpha: float = 0.5
+    bits: int = 8
+    form: Form = "exact"
+    mode: Mode = "pq"
+    schedule: Schedule = "step"
+    rounding: Rounding = "nearest"
+    update: Update = "latent"
+    targets: Targets = "weights"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    layer_types: tuple[str, ...] = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+    overrides: tuple[LayerOverride, ...] = ()
+    seed: int = 0
+    backend: Literal["auto", "numba", "torch"] = "auto"
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        check_alpha(self.alpha)
+        check_bits(self.bits)
+        _check_literal(self, "form", "mode", "schedule", "rounding", "update", "targets", "backend")
+        if not self.layer_types:
+            raise ConfigError("layer_types must name at least one module type, e.g. ['Linear', 'Conv2d']")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how it is split and augmented."""
+
+    root: str | None = None
+    val_fraction: float = 0.1
+    augment: bool = True
+    subset: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction={self.val_fraction} must be in [0, 1)")
+        if self.subset is not None and self.subset <= 0:
+            raise ConfigError(f"data.subset={self.subset} must be a positive number of samples")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop: optimizer, schedule, budget, early stopping, seeds."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: Optimizer = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    lr_schedule: LRSchedule = "none"
+    lr_step_size: int = 30
+    lr_gamma: float = 0.1
+    patience: int = 0
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    train_metric: TrainMetric = "running"
+    max_steps_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_literal(self, "optimizer", "lr_schedule", "train_metric")
+        for name in ("epochs", "batch_size", "lr_step_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr={self.lr} must be > 0")
+        if self.patience < 0:
+            raise ConfigError(f"train.patience={self.patience} must be >= 0 (0 = no early stopping)")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ConfigError("train.max_steps_per_epoch must be >= 1 or null")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One training run: model + dataset + training loop + optional compression."""
+
+    model: str = "cnn5"
+    dataset: str = "digits"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    compression: CompressionConfig | None = None
+    version: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
+        return from_dict(cls, data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+        return load_yaml(cls, path)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        return dump_yaml(self, path)
+
+
+# ---------------------------------------------------------------- conversion
+
+T = TypeVar("T")
+
+
+def _check_literal(obj: Any, *names: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    for name in names:
+        allowed = get_args(hints[name])
+        value = getattr(obj, name)
+        if value not in allowed:
+            raise ConfigError(
+                f"{name}={value!r} is not accepted; expected one of {', '.join(map(repr, allowed))}"
+            )
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data (YAML/JSON-safe) form of a config dataclass."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Build ``cls`` from plain data; unknown or mistyped keys raise ConfigError naming the key."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or cls.__name__} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), sorted(names), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown key '{where}'{hint}; accepted: {', '.join(sorted(names))}")
+        kwargs[key] = _coerce(hints[key], value, where)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{path + ': ' if path else ''}{exc}") from None
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"'{where}' has an invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"'{where}'={value!r} is not accepted; expected one of {', '.join(map(repr, args))}"
+            )
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{where}' must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{where}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{where}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{where}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Read a YAML file into ``cls`` with strict key checking."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from None
+    return from_dict(cls, data or {})
+
+
+def dump_yaml(obj: Any, path: str | Path | None = None) -> str:
+    """YAML text of a config; written to ``path`` when given."""
+    import yaml
+
+    text = yaml.safe_dump(to_dict(obj), sort_keys=False)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text

@@ -1,0 +1,24 @@
+"""Exceptions whose message is meant for the user: what was wrong and what is accepted."""
+
+
+class PQCError(Exception):
+    """Base class: the CLI prints the message on one line and exits non-zero."""
+
+
+class ConfigError(PQCError, ValueError):
+    """A configuration value, key or combination is not accepted."""
+
+
+class RegistryError(PQCError, KeyError):
+    """An unknown model, dataset or other registered name."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we do not
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(PQCError):
+    """A dataset path is missing or its contents are malformed."""
+
+
+class CheckpointError(PQCError):
+    """A checkpoint or run directory cannot be used to resume."""
