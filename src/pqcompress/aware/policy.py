@@ -1,0 +1,88 @@
+"""Which tensors of a model are compressed, and with which alpha/bits/form (the policy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+import torch
+from torch import nn
+
+from pqcompress.config import CompressionConfig, LayerOverride
+from pqcompress.errors import ConfigError
+from pqcompress.ops.fused import PQSpec
+from pqcompress.ops.pq import resolve_kind
+
+
+@dataclass(frozen=True)
+class Target:
+    """One compressed tensor: its parameter name, owning module and settings."""
+
+    name: str
+    module_name: str
+    module_type: str
+    param: nn.Parameter
+    alpha: float
+    bits: int
+    spec: PQSpec
+
+
+def _layer_classes(names: tuple[str, ...]) -> tuple[type, ...]:
+    classes = []
+    for name in names:
+        cls = getattr(nn, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ConfigError(
+                f"layer_types entry '{name}' is not a torch.nn module class; "
+                "use names like 'Linear', 'Conv1d', 'Conv2d', 'Conv3d'"
+            )
+        classes.append(cls)
+    return tuple(classes)
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatchcase(name, pat) for pat in patterns)
+
+
+def _override(name: str, overrides: tuple[LayerOverride, ...]) -> LayerOverride | None:
+    for ov in overrides:  # first matching pattern wins
+        if fnmatchcase(name, ov.pattern):
+            return ov
+    return None
+
+
+def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
+    """Tensors to compress, in model order. Patterns match module names (fnmatch),
+    e.g. ``features.*`` or ``classifier.4``; overrides apply first-match-wins."""
+    classes = _layer_classes(cfg.layer_types)
+    kinds = {"weights": ("weight",), "biases": ("bias",), "both": ("weight", "bias")}[cfg.targets]
+    seen: set[int] = set()
+    targets: list[Target] = []
+    for module_name, module in model.named_modules():
+        if not isinstance(module, classes):
+            continue
+        if cfg.include and not _matches(module_name, cfg.include):
+            continue
+        if cfg.exclude and _matches(module_name, cfg.exclude):
+            continue
+        ov = _override(module_name, cfg.overrides)
+        if ov is not None and ov.skip:
+            continue
+        alpha = ov.alpha if ov is not None and ov.alpha is not None else cfg.alpha
+        bits = ov.bits if ov is not None and ov.bits is not None else cfg.bits
+        kind = resolve_kind(cfg.mode, cfg.form, alpha, bits)
+        if kind == "none":
+            continue
+        for attr in kinds:
+            param = getattr(module, attr, None)
+            if not isinstance(param, torch.Tensor) or id(param) in seen:
+                continue
+            if not param.is_floating_point():
+                continue
+            seen.add(id(param))
+            name = f"{module_name}.{attr}" if module_name else attr
+            spec = PQSpec(kind=kind, alpha=alpha, bits=bits, rounding=cfg.rounding)
+            targets.append(
+                Target(name, module_name, type(module).__name__, param, alpha, bits, spec)
+            )
+    return targets

@@ -1,0 +1,125 @@
+"""One P->Q application on a live tensor, in place: numba kernels on CPU, torch ops elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pqcompress.ops.pq import KIND_ID, compute_params, decode, encode, grid_terms
+from pqcompress.ops.rounding import rounding_terms
+
+BACKENDS = ("auto", "numba", "torch")
+
+
+@dataclass(frozen=True)
+class PQSpec:
+    """What one application does to one tensor (see ``pq.resolve_kind``)."""
+
+    kind: str
+    alpha: float
+    bits: int
+    rounding: str = "nearest"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The parameters an application used: with the codes they reproduce the tensor exactly."""
+
+    threshold: float
+    scale: float
+    std: float
+    maxabs: float
+
+
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or inf (typically: training diverged)."""
+
+
+def numba_eligible(p: torch.Tensor) -> bool:
+    return p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
+
+
+def compress_(
+    p: torch.Tensor,
+    residual: torch.Tensor | None,
+    spec: PQSpec,
+    *,
+    seed: int = 0,
+    backend: str = "auto",
+    generator: torch.Generator | None = None,
+) -> Applied:
+    """Compress ``p`` in place. With ``residual`` (latent mode) the float weights are
+    ``w = p + residual``; afterwards ``p = C(w)`` and ``residual = w - C(w)``.
+
+    Raises NonFiniteError (leaving ``p`` untouched) if the weights are not finite.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} unknown; expected one of {BACKENDS}")
+    use_numba = backend == "numba" or (backend == "auto" and numba_eligible(p))
+    if use_numba and residual is not None and not numba_eligible(residual):
+        use_numba = False
+    if use_numba:
+        return _compress_numba(p, residual, spec, seed)
+    return _compress_torch(p, residual, spec, generator)
+
+
+def _compress_numba(
+    p: torch.Tensor, residual: torch.Tensor | None, spec: PQSpec, seed: int
+) -> Applied:
+    from pqcompress.ops import kernels
+
+    if not numba_eligible(p):
+        raise ValueError("the numba backend needs a contiguous float32 CPU tensor")
+    flat = p.detach().view(-1).numpy()
+    res = residual.detach().view(-1).numpy() if residual is not None else flat
+    e_pos, e_neg, d = rounding_terms(spec.rounding)
+    off, top, _ = (
+        grid_terms(spec.kind, spec.bits, 1.0)
+        if spec.kind not in ("prune", "none")
+        else (0.0, 0.0, 0)
+    )
+    beta, scale, std, maxabs, finite = kernels.compress_flat(
+        flat,
+        res,
+        residual is not None,
+        KIND_ID[spec.kind],
+        float(spec.alpha),
+        int(spec.bits),
+        float(e_pos),
+        float(e_neg),
+        float(d),
+        spec.rounding == "stochastic",
+        spec.kind == "exact",
+        float(top),
+        np.uint64(seed & 0xFFFFFFFFFFFFFFFF),
+    )
+    if not finite:
+        raise NonFiniteError("weights hold NaN or inf")
+    return Applied(float(beta), float(scale), float(std), float(maxabs))
+
+
+def _compress_torch(
+    p: torch.Tensor, residual: torch.Tensor | None, spec: PQSpec, generator: torch.Generator | None
+) -> Applied:
+    with torch.no_grad():
+        w = p.detach().float() if residual is None else p.detach().float() + residual.float()
+        wd = w.double()
+        std = float(wd.std(correction=0)) if w.numel() > 1 else 0.0
+        maxabs = float(w.abs().max()) if w.numel() else 0.0
+        if not (torch.isfinite(torch.tensor([std, maxabs])).all()):
+            raise NonFiniteError("weights hold NaN or inf")
+        beta, scale = compute_params(std, maxabs, spec.alpha, spec.bits, KIND_ID[spec.kind])
+        beta, scale = float(beta), float(scale)
+        codes = encode(w, spec.kind, spec.bits, scale, beta, spec.rounding, generator)
+        if codes is None:
+            values = torch.where(
+                w.abs() >= beta, w, torch.zeros((), dtype=w.dtype, device=w.device)
+            )
+        else:
+            values = decode(codes, spec.kind, scale, beta, torch.float32, spec.bits)
+        if residual is not None:
+            residual.copy_(w - values)
+        p.copy_(values)
+    return Applied(beta, scale, std, maxabs)
