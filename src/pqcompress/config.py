@@ -93,7 +93,9 @@ class CompressionConfig:
         check_bits(self.bits)
         _check_literal(self, "form", "mode", "schedule", "rounding", "update", "targets", "backend")
         if not self.layer_types:
-            raise ConfigError("layer_types must name at least one module type, e.g. ['Linear', 'Conv2d']")
+            raise ConfigError(
+                "layer_types must name at least one module type, e.g. ['Linear', 'Conv2d']"
+            )
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,9 @@ class TrainConfig:
         if not self.lr > 0:
             raise ConfigError(f"train.lr={self.lr} must be > 0")
         if self.patience < 0:
-            raise ConfigError(f"train.patience={self.patience} must be >= 0 (0 = no early stopping)")
+            raise ConfigError(
+                f"train.patience={self.patience} must be >= 0 (0 = no early stopping)"
+            )
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError("train.max_steps_per_epoch must be >= 1 or null")
 

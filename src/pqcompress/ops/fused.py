@@ -75,7 +75,7 @@ def _compress_numba(
     flat = p.detach().view(-1).numpy()
     res = residual.detach().view(-1).numpy() if residual is not None else flat
     e_pos, e_neg, d = rounding_terms(spec.rounding)
-    off, top, _ = (
+    _, top, _ = (
         grid_terms(spec.kind, spec.bits, 1.0)
         if spec.kind not in ("prune", "none")
         else (0.0, 0.0, 0)

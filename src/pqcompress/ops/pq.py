@@ -57,12 +57,12 @@ def compute_params(std: float, maxabs: float, alpha: float, bits: int, kind: int
     """
     top = (1 << (bits - 1)) - 1  # max_level(bits), inline so numba can compile this function
     beta = np.float32(0.0)
-    if kind == EXACT or kind == LITERAL or kind == UNIFORM or kind == PRUNE:
+    if kind == EXACT or kind == LITERAL or kind == UNIFORM or kind == PRUNE:  # noqa: SIM109 (numba)
         beta = np.float32(alpha * std)
     scale = np.float32(0.0)
-    if kind == UNIFORM or kind == QUANTIZE:
+    if kind == UNIFORM or kind == QUANTIZE:  # noqa: SIM109
         scale = np.float32(maxabs / top)
-    elif kind == EXACT or kind == LITERAL:
+    elif kind == EXACT or kind == LITERAL:  # noqa: SIM109
         span = np.float64(maxabs) - np.float64(beta)
         if span > 0.0:
             scale = np.float32(span / top)
