@@ -79,7 +79,11 @@ class Compressor:
         self.latent = self.config.update == "latent"
         self.residuals: dict[str, torch.Tensor] = {}
         if self.latent:
-            self.residuals = {t.name: torch.zeros_like(t.param.data) for t in self.targets}
+            self.residuals = {
+                t.name: torch.zeros_like(t.param.data)
+                for t in self.targets
+                if t.spec.kind != "none"
+            }
         self.applied: dict[str, Applied] = {}
         self.steps = 0
         self.epochs = 0
@@ -109,6 +113,8 @@ class Compressor:
         cfg = self.config
         gen = self._torch_generator() if cfg.rounding == "stochastic" else None
         for index, target in enumerate(self.targets):
+            if target.spec.kind == "none":
+                continue
             residual = self.residuals.get(target.name)
             try:
                 self.applied[target.name] = compress_(
@@ -180,9 +186,11 @@ class Compressor:
             raise KeyError(f"'{name}' is not a compressed tensor; compressed: {self.names()}")
         applied = self.applied.get(name)
         values = target.param.detach().float().clone()
+        kind = target.spec.kind
+        if kind == "none":
+            return PQResult(values, None, kind, 32, 0.0, 0.0)
         if applied is None:
             raise ValueError(f"'{name}' has not been compressed yet; call apply() first")
-        kind = target.spec.kind
         codes = None
         if kind not in ("prune", "none"):
             codes = codes_from_values(values, kind, target.bits, applied.scale, applied.threshold)

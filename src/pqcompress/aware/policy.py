@@ -70,9 +70,7 @@ def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
             continue
         alpha = ov.alpha if ov is not None and ov.alpha is not None else cfg.alpha
         bits = ov.bits if ov is not None and ov.bits is not None else cfg.bits
-        kind = resolve_kind(cfg.mode, cfg.form, alpha, bits)
-        if kind == "none":
-            continue
+        kind = resolve_kind(cfg.mode, cfg.form, alpha, bits)  # "none" targets stay listed
         for attr in kinds:
             param = getattr(module, attr, None)
             if not isinstance(param, torch.Tensor) or id(param) in seen:
