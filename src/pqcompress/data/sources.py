@@ -1,0 +1,39 @@
+"""Where dataset files are looked for: ``cfg.root``, $PQCOMPRESS_DATA_DIR, then shared folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_DIR_ENV = "PQCOMPRESS_DATA_DIR"
+SHARED_DIRS = (Path("../shared/datasets"), Path("/work/shared/datasets"))
+
+
+def search_roots(root: str | os.PathLike[str] | None) -> list[Path]:
+    """Folders (or files) to look in, in order.
+
+    An explicit ``root`` is the only place searched; otherwise $PQCOMPRESS_DATA_DIR, then
+    ``../shared/datasets`` (relative to the working directory), then ``/work/shared/datasets``.
+    Duplicates are dropped; places that do not exist are kept (callers skip them, and name
+    them in the error when nothing is found).
+    """
+    if root is not None:
+        return [Path(root).expanduser()]
+    candidates: list[Path] = []
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        candidates.append(Path(env).expanduser())
+    candidates.extend(SHARED_DIRS)
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for path in candidates:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def describe(paths: list[Path]) -> str:
+    """'a, b (missing), ...' for error messages."""
+    return ", ".join(f"{p}" + ("" if p.exists() else " (missing)") for p in paths)
