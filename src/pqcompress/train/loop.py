@@ -1,0 +1,121 @@
+"""One training epoch: forward, cross-entropy, backward, optimizer step, compressor step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class StepCompressor(Protocol):
+    def step(self) -> None: ...
+
+
+# on_step(step, total_steps, running_loss, running_acc) — called every few steps for progress.
+StepCallback = Callable[[int, int, float, float], None]
+
+
+@dataclass
+class EpochStats:
+    """What one pass over the train loader measured (running loss/accuracy are sample means)."""
+
+    loss: float
+    accuracy: float
+    steps: int
+    samples: int
+    train_time_s: float
+    compress_time_s: float
+
+
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, cross-entropy, zero_grad, backward, optimizer.step; returns (loss, n correct)."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    correct = (logits.detach().argmax(dim=1) == y).sum()
+    return loss.detach(), correct
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    compressor: StepCompressor | None,
+    device: torch.device,
+    *,
+    total_steps: int,
+    on_step: StepCallback | None = None,
+    report_every: int = 10,
+) -> EpochStats:
+    """Run at most ``total_steps`` steps; ``compressor.step()`` follows every optimizer step.
+
+    Time inside ``compressor.step()`` is summed into ``compress_time_s`` (on CUDA the device
+    is synchronized around the call so the time is the compressor's own). Running loss and
+    accuracy accumulate on the device and are read back only every ``report_every`` steps.
+    """
+    model.train()
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    samples = steps = 0
+    compress_time = 0.0
+    for x, y in loader:
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        loss, n_correct = train_step(model, x, y, optimizer)
+        if compressor is not None:
+            _sync(device)
+            t0 = time.perf_counter()
+            compressor.step()
+            _sync(device)
+            compress_time += time.perf_counter() - t0
+        n = y.numel()
+        loss_sum += loss.double() * n
+        correct += n_correct
+        samples += n
+        steps += 1
+        if on_step is not None and (steps % report_every == 0 or steps == total_steps):
+            on_step(steps, total_steps, float(loss_sum) / samples, int(correct) / samples)
+        if steps >= total_steps:
+            break
+    _sync(device)
+    return EpochStats(
+        loss=float(loss_sum) / samples if samples else float("nan"),
+        accuracy=int(correct) / samples if samples else 0.0,
+        steps=steps,
+        samples=samples,
+        train_time_s=time.perf_counter() - start,
+        compress_time_s=compress_time,
+    )
+
+
+def steps_in_epoch(loader: Any, max_steps: int | None) -> int:
+    """len(loader), capped by ``max_steps`` when set."""
+    n = len(loader)
+    return n if max_steps is None else min(n, max_steps)
+
+
+def make_epoch_loader(
+    dataset: Any, batch_size: int, *, shuffle: bool, seed: int, epoch: int
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """A fresh loader for one epoch; order and augmentation are a function of (seed, epoch)."""
+    from pqcompress.data.loader import make_loader
+
+    return make_loader(dataset, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)

@@ -1,0 +1,63 @@
+"""Best-epoch bookkeeping (METHOD.md §5: highest test accuracy) and early stopping."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class BestTracker:
+    """Tracks the best epoch by test accuracy and the early-stopping counter.
+
+    The best epoch is the one with the highest test accuracy; ties keep the earlier epoch.
+    Early stopping watches ``monitor`` ("val_acc", or "test_acc" when there is no validation
+    split): an epoch that does not strictly raise it increments ``bad_epochs``; training stops
+    once ``bad_epochs`` reaches ``patience`` (0 disables early stopping).
+    """
+
+    patience: int = 0
+    monitor: str = "val_acc"
+    best_epoch: int = 0
+    best_test_acc: float = -1.0
+    train_acc_at_best: float = float("nan")
+    density_at_best: float = float("nan")
+    val_acc_at_best: float | None = None
+    test_report_at_best: dict[str, Any] | None = None
+    best_val_acc: float | None = None
+    best_val_epoch: int | None = None
+    best_monitored: float = -1.0
+    bad_epochs: int = 0
+
+    def update(self, row: dict[str, Any], test_report: dict[str, Any] | None = None) -> bool:
+        """Record one epoch's metrics row; return True when it is the new best epoch."""
+        epoch = int(row["epoch"])
+        val_acc = row.get("val_acc")
+        if val_acc is not None and (self.best_val_acc is None or val_acc > self.best_val_acc):
+            self.best_val_acc, self.best_val_epoch = float(val_acc), epoch
+        monitored = row[self.monitor]
+        if monitored > self.best_monitored:
+            self.best_monitored, self.bad_epochs = float(monitored), 0
+        else:
+            self.bad_epochs += 1
+        is_best = row["test_acc"] > self.best_test_acc
+        if is_best:
+            self.best_epoch = epoch
+            self.best_test_acc = float(row["test_acc"])
+            self.train_acc_at_best = float(row["train_acc"])
+            self.density_at_best = float(row["density"])
+            self.val_acc_at_best = None if val_acc is None else float(val_acc)
+            self.test_report_at_best = test_report
+        return is_best
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            if hasattr(self, key) and key not in ("patience", "monitor"):
+                setattr(self, key, value)

@@ -1,0 +1,470 @@
+"""Trainer (epochs, evaluation, best epoch, early stopping, checkpoints, resume) and ``train``."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
+from pqcompress.data.bundle import DataBundle
+from pqcompress.errors import CheckpointError, ConfigError
+from pqcompress.metrics.classification import classification_report, evaluate_model
+from pqcompress.metrics.sparsity import model_density
+from pqcompress.train import loop
+from pqcompress.train.atomic import stale_temp_files
+from pqcompress.train.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    load_model_state,
+    restore_rng,
+    save_checkpoint,
+)
+from pqcompress.train.device import apply_threads, resolve_device
+from pqcompress.train.history import EPOCH_KEYS, MetricsLog
+from pqcompress.train.optim import EpochLRSchedule, build_optimizer
+from pqcompress.train.progress import EpochProgress
+from pqcompress.train.result import RunResult, Status
+from pqcompress.train.rundir import RunDir, check_same_config
+from pqcompress.train.tracking import BestTracker
+
+EVAL_BATCH_SIZE = 256
+
+
+def build_compressor(model: nn.Module, cfg: CompressionConfig) -> Any:
+    """The aware-training Compressor for ``model`` (imported lazily)."""
+    from pqcompress.aware.compressor import Compressor
+
+    return Compressor(model, cfg)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of compressor stats (dataclasses, tensors, tuples)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    return value
+
+
+class Trainer:
+    """Trains ``model`` on ``bundle`` with optional compression after every optimizer step.
+
+    Each epoch: set the lr, train over a loader seeded by (seed, epoch) (``compressor.step()``
+    after each ``optimizer.step()``), ``compressor.epoch_end()``, evaluate val and test, append
+    one line to ``metrics.jsonl``, save ``best.pt`` when test accuracy improved, then save
+    ``checkpoint.pt``. With ``schedule="post"`` the compressor is applied once after the last
+    epoch and the compressed model's metrics become ``RunResult.post``.
+
+    ``out_dir=None`` runs in memory and writes nothing. ``resume=True`` continues the run in
+    ``out_dir`` (or starts it when there is none yet). ``config_dict`` is what config.yaml and
+    the checkpoint record and what resume compares; default ``{"train": ..., "compression": ...}``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        bundle: DataBundle,
+        train_cfg: TrainConfig,
+        compression: CompressionConfig | None,
+        out_dir: str | Path | None,
+        *,
+        progress: bool = True,
+        resume: bool = False,
+        config_dict: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg = train_cfg
+        self.bundle = bundle
+        self.compression = compression
+        self.resume = resume
+        self.progress = progress
+        self.run_dir = RunDir(Path(out_dir)) if out_dir is not None else None
+        if self.run_dir is not None:
+            self.run_dir.check_can_start(resume)
+        if config_dict is None:
+            config_dict = {"train": to_dict(train_cfg), "compression": to_dict(compression)}
+        self.config: dict[str, Any] = copy.deepcopy(dict(config_dict))
+        apply_threads(train_cfg.threads)
+        self.device = resolve_device(train_cfg.device)
+        self.model = model.to(self.device)
+        self.compressor = build_compressor(self.model, compression) if compression else None
+        self.optimizer = build_optimizer(self.model.parameters(), train_cfg)
+        self.schedule = EpochLRSchedule(self.optimizer, train_cfg)
+        self.has_val = bundle.val is not None and len(bundle.val) > 0  # type: ignore[arg-type]
+        monitor = "val_acc" if self.has_val else "test_acc"
+        self.tracker = BestTracker(patience=train_cfg.patience, monitor=monitor)
+        self.history = MetricsLog(self.run_dir.metrics if self.run_dir else None)
+        self.epochs_done = 0
+        self._committed: dict[str, Any] = self.tracker.state_dict()
+        self._elapsed_before = 0.0
+        self._session_start = time.perf_counter()
+
+    # ------------------------------------------------------------------ public
+
+    def fit(self) -> RunResult:
+        """Train until ``train_cfg.epochs``, early stop or Ctrl-C; return (and store) the result."""
+        self._session_start = time.perf_counter()
+        finished = self._start()
+        if finished is not None:
+            return finished
+        status: Status = "completed"
+        epochs = self.cfg.epochs
+        with EpochProgress(self.progress, epochs) as progress:
+            if self.cfg.patience and not self.has_val:
+                progress.message("note: no validation split; early stopping watches test accuracy")
+            try:
+                for epoch in range(self.epochs_done, epochs):
+                    if self.tracker.should_stop:
+                        break
+                    self._run_epoch(epoch, progress)
+                if self.epochs_done < epochs:
+                    status = "early_stopped"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                self._rollback_to_committed()
+                progress.message(self._interrupt_message())
+        post = None
+        if status != "interrupted" and self._post_training():
+            post = self._apply_post()
+        result = self._result(status, post)
+        if self.run_dir is not None:
+            self.run_dir.write_result(result.to_dict())
+        return result
+
+    def evaluate(self, split: str = "test", *, report: bool = False) -> dict[str, Any]:
+        """Loss and accuracy (fractions) of the current model on "train", "val" or "test".
+
+        Runs in eval mode without gradients, in dataset order, without augmentation (datasets
+        offering ``with_augment(None)``, such as ``ArrayDataset``, are evaluated un-augmented).
+
+        Returns ``{"loss", "accuracy", "n"}`` plus ``"report"`` (confusion matrix, per-class
+        and macro precision/recall/F1) when ``report`` is true.
+        """
+        datasets = {"train": self.bundle.train, "val": self.bundle.val, "test": self.bundle.test}
+        if split not in datasets:
+            raise ConfigError(f"split={split!r} is not accepted; expected 'train', 'val' or 'test'")
+        dataset = datasets[split]
+        if dataset is None:
+            raise ConfigError(f"dataset '{self.bundle.name}' has no {split} split")
+        if hasattr(dataset, "with_augment"):  # evaluate on clean (un-augmented) samples
+            dataset = dataset.with_augment(None)
+        loader = loop.make_epoch_loader(
+            dataset,
+            max(self.cfg.batch_size, EVAL_BATCH_SIZE),
+            shuffle=False,
+            seed=self.cfg.seed,
+            epoch=self.schedule.epoch,
+        )
+        out = evaluate_model(self.model, loader, self.device, return_predictions=report)
+        if report:
+            out["report"] = classification_report(
+                out.pop("predictions"),
+                out.pop("labels"),
+                self.bundle.num_classes,
+                self.bundle.class_names,
+            )
+        return out
+
+    def density(self) -> float:
+        """Nonzero fraction of the compressed tensors (or of all conv/linear weights)."""
+        if self.compressor is not None:
+            return float(self.compressor.density())
+        return model_density(self.model)
+
+    # --------------------------------------------------------------- start/resume
+
+    def _start(self) -> RunResult | None:
+        """Prepare a fresh or resumed run; return the stored result of a finished run."""
+        rd = self.run_dir
+        if rd is None or not self.resume or not rd.checkpoint.is_file():
+            if rd is not None:
+                saved = rd.read_config() if self.resume else None
+                if saved is not None:
+                    check_same_config(saved, self.config, rd.root)
+                self._clean_temps()
+                rd.write_config(self.config)
+                self.history.restore(0)
+                if self.resume:
+                    print(
+                        f"note: no checkpoint in {rd.root}; starting the run from epoch 1",
+                        file=sys.stderr,
+                    )
+            torch.manual_seed(self.cfg.seed)
+            return None
+        ckpt = load_checkpoint(rd.checkpoint)
+        check_same_config(ckpt.get("config", {}), self.config, rd.root)
+        stored = rd.read_result()
+        self._load(ckpt)
+        status = stored.get("status") if stored else None
+        if status == "early_stopped" or (
+            status == "completed" and self.epochs_done >= self.cfg.epochs
+        ):
+            print(
+                f"note: the run in {rd.root} already finished ({status}); returning its result",
+                file=sys.stderr,
+            )
+            return self._finished_result(stored)  # type: ignore[arg-type]
+        self._clean_temps()
+        rd.write_config(self.config)
+        rd.result.unlink(missing_ok=True)  # stale until this session writes its own
+        self.history.restore(self.epochs_done)
+        restore_rng(ckpt["rng"])
+        return None
+
+    def _load(self, ckpt: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint does not fit this model: {exc}") from None
+        self.schedule.load_state_dict(ckpt["scheduler"])
+        if self.compressor is not None:
+            if ckpt.get("compressor") is None:
+                raise CheckpointError("checkpoint holds no compressor state but compression is set")
+            try:
+                self.compressor.load_state_dict(ckpt["compressor"])
+            except (KeyError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(
+                    f"compressor state in the checkpoint is unusable: {exc}"
+                ) from None
+        self.tracker.load_state_dict(ckpt["tracker"])
+        self._committed = self.tracker.state_dict()
+        self.epochs_done = int(ckpt["epoch"])
+        self._elapsed_before = float(ckpt.get("wall_time_s", 0.0))
+
+    def _finished_result(self, stored: dict[str, Any]) -> RunResult:
+        result = RunResult.from_dict(stored)
+        assert self.run_dir is not None
+        post = self.run_dir.root / "post.pt"
+        if post.is_file():
+            self.model.load_state_dict(load_model_state(post))
+        result.model = self.model
+        return result
+
+    def _clean_temps(self) -> None:
+        if self.run_dir is not None:
+            for path in stale_temp_files(self.run_dir.root):
+                path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------- epochs
+
+    def _run_epoch(self, epoch: int, progress: EpochProgress) -> None:
+        """Train, evaluate, log and checkpoint 0-based ``epoch``."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        lr = self.schedule.start_epoch(epoch)
+        loader = loop.make_epoch_loader(
+            self.bundle.train, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch
+        )
+        total = loop.steps_in_epoch(loader, cfg.max_steps_per_epoch)
+        progress.start_epoch(epoch + 1, total)
+        stats = loop.train_one_epoch(
+            self.model,
+            loader,
+            self.optimizer,
+            self.compressor,
+            self.device,
+            total_steps=total,
+            on_step=progress.on_step,
+        )
+        compress_time = stats.compress_time_s
+        if self.compressor is not None:
+            t0 = time.perf_counter()
+            self.compressor.epoch_end()
+            compress_time += time.perf_counter() - t0
+        eval_start = time.perf_counter()
+        train_loss, train_acc = stats.loss, stats.accuracy
+        if cfg.train_metric == "full":
+            full = self.evaluate("train")
+            train_loss, train_acc = full["loss"], full["accuracy"]
+        val = self.evaluate("val") if self.has_val else None
+        test = self.evaluate("test", report=True)
+        density = self.density()
+        now = time.perf_counter()
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "train_metric": cfg.train_metric,
+            "val_loss": val["loss"] if val else None,
+            "val_acc": val["accuracy"] if val else None,
+            "test_loss": test["loss"],
+            "test_acc": test["accuracy"],
+            "test_macro_f1": test["report"]["macro_f1"],
+            "density": density,
+            "steps": stats.steps,
+            "samples": stats.samples,
+            "epoch_time_s": now - start,
+            "train_time_s": stats.train_time_s,
+            "compress_time_s": compress_time,
+            "eval_time_s": now - eval_start,
+        }
+        is_best = self.tracker.update(row, test["report"])
+        row.update(
+            is_best=is_best,
+            best_epoch=self.tracker.best_epoch,
+            best_test_acc=self.tracker.best_test_acc,
+        )
+        self.history.append({k: row[k] for k in EPOCH_KEYS})
+        if self.run_dir is not None:
+            if is_best:
+                save_checkpoint(
+                    self.run_dir.best,
+                    {"epoch": epoch + 1, "model": self.model.state_dict(), "config": self.config},
+                )
+            save_checkpoint(self.run_dir.checkpoint, self._checkpoint_state(epoch + 1))
+        self.epochs_done = epoch + 1
+        self._committed = self.tracker.state_dict()
+        progress.end_epoch(row)
+
+    def _checkpoint_state(self, epochs_done: int) -> dict[str, Any]:
+        return {
+            "epoch": epochs_done,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "compressor": self.compressor.state_dict() if self.compressor is not None else None,
+            "tracker": self.tracker.state_dict(),
+            "rng": capture_rng(),
+            "config": self.config,
+            "wall_time_s": self._wall_time(),
+        }
+
+    def _rollback_to_committed(self) -> None:
+        """After Ctrl-C: forget a half-recorded epoch so the result matches the checkpoint."""
+        self.tracker.load_state_dict(self._committed)
+        self.history.rows = self.history.rows[: self.epochs_done]
+
+    def _interrupt_message(self) -> str:
+        if self.run_dir is None:
+            return f"interrupted after {self.epochs_done} epoch(s); in-memory run, nothing saved"
+        return (
+            f"interrupted: {self.epochs_done} epoch(s) are saved in {self.run_dir.root}; "
+            "to continue, run again with resume=True (CLI: --resume) and the same output directory"
+        )
+
+    # --------------------------------------------------------------------- post
+
+    def _post_training(self) -> bool:
+        return self.compressor is not None and self.compressor.config.schedule == "post"
+
+    def _apply_post(self) -> dict[str, Any]:
+        """Compress the trained model once and evaluate it (schedule="post")."""
+        assert self.compressor is not None
+        t0 = time.perf_counter()
+        self.compressor.apply()
+        compress_time = time.perf_counter() - t0
+        val = self.evaluate("val") if self.has_val else None
+        test = self.evaluate("test", report=True)
+        if self.run_dir is not None:
+            save_checkpoint(
+                self.run_dir.root / "post.pt",
+                {
+                    "epoch": self.epochs_done,
+                    "model": self.model.state_dict(),
+                    "config": self.config,
+                },
+            )
+        return {
+            "val_loss": val["loss"] if val else None,
+            "val_acc": val["accuracy"] if val else None,
+            "test_loss": test["loss"],
+            "test_acc": test["accuracy"],
+            "test_macro_f1": test["report"]["macro_f1"],
+            "density": self.density(),
+            "compress_time_s": compress_time,
+            "test_report": test["report"],
+        }
+
+    # ------------------------------------------------------------------- result
+
+    def _wall_time(self) -> float:
+        return self._elapsed_before + (time.perf_counter() - self._session_start)
+
+    def _result(self, status: Status, post: dict[str, Any] | None) -> RunResult:
+        t = self.tracker
+        done = t.best_epoch > 0
+
+        def num(value: float) -> float | None:
+            return value if done and not math.isnan(value) else None
+
+        stats = [_plain(s) for s in self.compressor.stats()] if self.compressor else []
+        return RunResult(
+            status=status,
+            epochs_run=self.epochs_done,
+            best_epoch=t.best_epoch,
+            best_test_acc=num(t.best_test_acc),
+            train_acc_at_best=num(t.train_acc_at_best),
+            density_at_best=num(t.density_at_best),
+            val_acc_at_best=t.val_acc_at_best,
+            best_val_acc=t.best_val_acc,
+            best_val_epoch=t.best_val_epoch,
+            early_stop_metric=t.monitor,
+            final=dict(self.history.last),
+            post=post,
+            wall_time_s=self._wall_time(),
+            out_dir=str(self.run_dir.root) if self.run_dir else None,
+            compressor_stats=stats,
+            test_report_at_best=t.test_report_at_best,
+            history=list(self.history.rows),
+            config=self.config,
+            model=self.model,
+        )
+
+
+def train(
+    config: ExperimentConfig,
+    out_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Build data and model from the registries and run the Trainer.
+
+    Nothing is written to ``out_dir`` until data and model are built; an existing run there
+    raises CheckpointError unless ``resume`` (and a different config does too, on resume).
+    The model is built right after ``torch.manual_seed(config.train.seed)``.
+    """
+    from pqcompress.data.registry import build_dataset
+    from pqcompress.models.registry import build_model
+
+    config_dict = config.to_dict()
+    if out_dir is not None:
+        run_dir = RunDir(Path(out_dir))
+        run_dir.check_can_start(resume)
+        saved = run_dir.read_config() if resume else None
+        if saved is not None:
+            check_same_config(saved, config_dict, run_dir.root)
+    apply_threads(config.train.threads)
+    bundle = build_dataset(config.dataset, config.data, seed=config.train.seed)
+    torch.manual_seed(config.train.seed)
+    model = build_model(
+        config.model,
+        num_classes=bundle.num_classes,
+        input_shape=tuple(bundle.input_shape),
+        **config.model_args,
+    )
+    trainer = Trainer(
+        model,
+        bundle,
+        config.train,
+        config.compression,
+        out_dir,
+        progress=progress,
+        resume=resume,
+        config_dict=config_dict,
+    )
+    return trainer.fit()

@@ -1,0 +1,95 @@
+"""train(): model and data from the registries (cnn5 on digits), end to end on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig
+from pqcompress.errors import CheckpointError, PQCError
+from pqcompress.train import train
+
+
+def digits_config(**train_kwargs) -> ExperimentConfig:
+    defaults = dict(epochs=1, batch_size=32, optimizer="adam", lr=3e-3, device="cpu", threads=1)
+    compression = train_kwargs.pop("compression", None)
+    return ExperimentConfig(
+        model="cnn5",
+        dataset="digits",
+        model_args={"width": 0.25, "dropout": 0.0},
+        train=TrainConfig(**{**defaults, **train_kwargs}),
+        compression=compression,
+    )
+
+
+def test_train_cnn5_on_digits_learns_and_writes_run_dir(tmp_path):
+    out = tmp_path / "run"
+    result = train(digits_config(epochs=3), out, progress=False)
+    assert result.status == "completed" and result.epochs_run == 3
+    assert result.best_test_acc > 0.5  # chance is 0.1
+    assert result.config["model"] == "cnn5"
+    assert ExperimentConfig.from_yaml(out / "config.yaml") == digits_config(epochs=3)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    assert json.loads((out / "result.json").read_text())["best_epoch"] == result.best_epoch
+    again = train(digits_config(epochs=3), out, progress=False, resume=True)
+    assert again.to_dict() == result.to_dict()
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        train(digits_config(epochs=3), out, progress=False)
+    with pytest.raises(CheckpointError, match=r"train\.lr"):
+        train(digits_config(epochs=3, lr=1e-2), out, progress=False, resume=True)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ExperimentConfig(model="no_such_model", dataset="digits"),
+        ExperimentConfig(model="cnn5", dataset="no_such_data"),
+        ExperimentConfig(model="cnn5", dataset="digits", model_args={"bogus": 1}),
+    ],
+)
+def test_bad_input_leaves_no_run_directory(tmp_path, config):
+    out = tmp_path / "run"
+    with pytest.raises(PQCError):
+        train(config, out, progress=False)
+    assert not out.exists()
+
+
+def test_train_with_real_compressor(tmp_path):
+    pytest.importorskip("pqcompress.aware.compressor")
+    compression = CompressionConfig(alpha=0.5, bits=8)
+    result = train(
+        digits_config(epochs=1, max_steps_per_epoch=10, compression=compression),
+        tmp_path / "run",
+        progress=False,
+    )
+    assert result.status == "completed"
+    assert result.final["density"] < 1.0 and result.final["compress_time_s"] > 0.0
+    assert result.compressor_stats and {"name", "sparsity", "bits"} <= set(
+        result.compressor_stats[0]
+    )
+
+
+def test_resume_with_real_compressor_is_bit_identical(tmp_path):
+    pytest.importorskip("pqcompress.aware.compressor")
+    import torch
+
+    compression = CompressionConfig(alpha=0.5, bits=4, rounding="stochastic", update="latent")
+
+    def config(epochs):
+        return digits_config(
+            epochs=epochs, optimizer="sgd", lr=0.05, max_steps_per_epoch=6, compression=compression
+        )
+
+    straight = train(config(3), tmp_path / "a", progress=False)
+    train(config(2), tmp_path / "b", progress=False)
+    resumed = train(config(3), tmp_path / "b", progress=False, resume=True)
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    timing = {"epoch_time_s", "train_time_s", "compress_time_s", "eval_time_s"}
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+    assert strip(resumed.history) == strip(straight.history)
+    assert resumed.compressor_stats == straight.compressor_stats
