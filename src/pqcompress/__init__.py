@@ -23,7 +23,8 @@ _EXPORTS = {
     "build_dataset": "pqcompress.data.registry",
     "available_datasets": "pqcompress.data.registry",
     "Trainer": "pqcompress.train.trainer",
-    "train": "pqcompress.train.trainer",
+    "RunResult": "pqcompress.train.result",
+    "train_model": "pqcompress.train.trainer",
     "PQCError": "pqcompress.errors",
     "ConfigError": "pqcompress.errors",
 }
@@ -35,7 +36,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pqcompress' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    attr = "train" if name == "train_model" else name  # pqcompress.train is the package
+    value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value
 

@@ -1,0 +1,130 @@
+"""Cost of the compressor pass relative to a training step (batch 64), same process, same model.
+
+For each model: median over interleaved rounds of (a) a plain SGD training step and (b) one
+``Compressor.step()`` after it, for the fused numba backend (default on CPU), the eager torch
+backend, and a naive per-layer Python loop with ``.item()`` calls (the baseline the issue
+names). Reports each pass as a percentage of the plain step.
+
+    python benchmarks/pq_overhead.py --models vgg16_cifar cnn5 --rounds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pqcompress import CompressionConfig, Compressor
+from pqcompress.models import build_model
+
+
+def naive_pq_(model: torch.nn.Module, alpha: float, bits: int) -> None:
+    """The straightforward implementation: a Python loop, several passes and .item() per layer."""
+    L = 2 ** (bits - 1) - 1
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                w = m.weight
+                beta = alpha * w.std().item()
+                mx = w.abs().max().item()
+                q = (mx - beta) / L
+                keep = w.abs() >= beta
+                mag = beta + q * torch.round((w.abs() - beta) / q).clamp(0, L)
+                w.copy_(torch.where(keep, torch.sign(w) * mag, torch.zeros_like(w)))
+
+
+def bench_model(name: str, rounds: int, batch: int, alpha: float, bits: int, update: str) -> dict:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=10, input_shape=(3, 32, 32))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.randint(0, 10, (batch,))
+    comps = {
+        backend: Compressor(
+            model, CompressionConfig(alpha=alpha, bits=bits, update=update, backend=backend)
+        )
+        for backend in ("numba", "torch")
+    }
+    passes = {
+        "fused (numba, default on CPU)": comps["numba"].step,
+        "eager torch ops": comps["torch"].step,
+        "naive loop with .item()": lambda: naive_pq_(model, alpha, bits),
+    }
+
+    def train_step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):  # warm-up, numba compilation
+        train_step()
+        for fn in passes.values():
+            fn()
+    steps: list[float] = []
+    times: dict[str, list[float]] = {k: [] for k in passes}
+    for _ in range(rounds):
+        for label, fn in passes.items():
+            t0 = time.perf_counter()
+            train_step()
+            t1 = time.perf_counter()
+            fn()
+            t2 = time.perf_counter()
+            steps.append(t1 - t0)
+            times[label].append(t2 - t1)
+    step = statistics.median(steps)
+    params = sum(p.numel() for p in model.parameters())
+    return {
+        "model": name,
+        "params": params,
+        "batch": batch,
+        "rounds": rounds,
+        "update": update,
+        "step_ms": 1000 * step,
+        "passes": {
+            k: {"ms": 1000 * statistics.median(v), "pct_of_step": 100 * statistics.median(v) / step}
+            for k, v in times.items()
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--models", nargs="+", default=["vgg16_cifar", "cnn5"])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--alpha", type=float, default=0.5)
+    ap.add_argument("--bits", type=int, default=8)
+    ap.add_argument(
+        "--update", choices=["inplace", "latent"], nargs="+", default=["inplace", "latent"]
+    )
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    rows = []
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
+    for name in args.models:
+        for update in args.update:
+            r = bench_model(name, args.rounds, args.batch, args.alpha, args.bits, update)
+            rows.append(r)
+            print(
+                f"\n{name} ({r['params']:,} params), batch {r['batch']}, update={update}: "
+                f"train step {r['step_ms']:.1f} ms (median of {r['rounds']})"
+            )
+            for label, v in r["passes"].items():
+                print(f"  {label:<32} {v['ms']:8.2f} ms  {v['pct_of_step']:6.2f}% of a step")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

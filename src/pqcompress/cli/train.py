@@ -1,0 +1,151 @@
+"""``pqcompress train``: one run from flags and/or a YAML recipe (flags win over the recipe)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pqcompress.config import ExperimentConfig, from_dict, to_dict
+from pqcompress.errors import ConfigError
+
+# flag dest -> dotted config key
+_FLAG_KEYS = {
+    "model": "model",
+    "dataset": "dataset",
+    "data_root": "data.root",
+    "val_fraction": "data.val_fraction",
+    "subset": "data.subset",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "optimizer": "train.optimizer",
+    "lr": "train.lr",
+    "momentum": "train.momentum",
+    "weight_decay": "train.weight_decay",
+    "lr_schedule": "train.lr_schedule",
+    "patience": "train.patience",
+    "seed": "train.seed",
+    "device": "train.device",
+    "threads": "train.threads",
+    "max_steps_per_epoch": "train.max_steps_per_epoch",
+    "alpha": "compression.alpha",
+    "bits": "compression.bits",
+    "form": "compression.form",
+    "mode": "compression.mode",
+    "schedule": "compression.schedule",
+    "rounding": "compression.rounding",
+    "update": "compression.update",
+    "targets": "compression.targets",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model, optionally with compression-aware training",
+        description=(
+            "Train a registered model on a registered dataset. Any compression flag "
+            "(--alpha, --bits, --form, ...) or a recipe 'compression:' section turns on P->Q; "
+            "unset compression fields take the library defaults (see docs/compression.md)."
+        ),
+    )
+    p.add_argument("--recipe", type=Path, help="YAML recipe (ExperimentConfig); flags override it")
+    p.add_argument(
+        "--out", type=Path, help="run directory (default: runs/<model>-<dataset>-<time>)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="plain log lines instead of a progress bar"
+    )
+    p.add_argument("--no-compress", action="store_true", help="ignore any compression settings")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any config field by dotted key, e.g. --set train.nesterov=true (repeatable)",
+    )
+    g = p.add_argument_group("model and data")
+    g.add_argument("--model", help="registered model name (see `pqcompress models`)")
+    g.add_argument("--dataset", help="registered dataset name (see `pqcompress datasets`)")
+    g.add_argument("--data-root", help="where the dataset files are")
+    g.add_argument("--val-fraction", type=float)
+    g.add_argument("--subset", type=int, help="use only N training samples")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--optimizer", choices=["sgd", "adam"])
+    g.add_argument("--lr", type=float)
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--lr-schedule", choices=["none", "step", "cosine"])
+    g.add_argument("--patience", type=int, help="early stopping on validation accuracy (0 = off)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--max-steps-per-epoch", type=int)
+    g = p.add_argument_group("compression (P->Q)")
+    g.add_argument("--alpha", type=float, help="pruning aggressiveness: beta = alpha * std(W)")
+    g.add_argument("--bits", type=int, help="2..16, or 32 for no quantization")
+    g.add_argument("--form", choices=["exact", "literal", "uniform"])
+    g.add_argument("--mode", choices=["pq", "prune", "quantize"])
+    g.add_argument("--schedule", choices=["step", "epoch", "post"])
+    g.add_argument("--rounding", choices=["floor", "ceil", "trunc", "nearest", "stochastic"])
+    g.add_argument("--update", choices=["inplace", "latent"])
+    g.add_argument("--targets", choices=["weights", "biases", "both"])
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """Merge recipe and flags into a validated ExperimentConfig (unknown keys are errors)."""
+    data: dict[str, Any] = {}
+    if args.recipe is not None:
+        data = to_dict(ExperimentConfig.from_yaml(args.recipe))
+    for dest, key in _FLAG_KEYS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            _set(data, key, value)
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        key, raw = item.split("=", 1)
+        _set(data, key.strip(), yaml.safe_load(raw))
+    if args.no_compress:
+        data["compression"] = None
+    return from_dict(ExperimentConfig, data)
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set '{dotted}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def default_out_dir(cfg: ExperimentConfig) -> Path:
+    return Path("runs") / f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from pqcompress.cli.report import print_result
+    from pqcompress.train import train
+
+    cfg = config_from_args(args)
+    if args.resume and args.out is None:
+        raise ConfigError("--resume needs --out pointing at the run directory to continue")
+    out = args.out if args.out is not None else default_out_dir(cfg)
+    result = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+    print_result(result)
+    return 130 if result.status == "interrupted" else 0

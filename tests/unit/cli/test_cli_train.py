@@ -1,0 +1,157 @@
+"""The CLI as a user meets it: the documented command lines and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pqcompress.cli.main import main
+from pqcompress.config import ExperimentConfig
+
+RECIPES = sorted((Path(__file__).parents[3] / "recipes").glob("*.yaml"))
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_issue_command_line_trains_and_writes_a_run_directory(tmp_path, capsys):
+    out = tmp_path / "x"
+    code, stdout, _ = run_cli(
+        [
+            "train",
+            "--model",
+            "cnn5",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--alpha",
+            "0.5",
+            "--bits",
+            "8",
+            "--out",
+            out,
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert {"config.yaml", "metrics.jsonl", "checkpoint.pt", "best.pt", "result.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["epoch"] == 1
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "completed"
+    assert {s["bits"] for s in result["compressor_stats"]} == {8}
+    assert 0 < result["density_at_best"] < 1
+    cfg = ExperimentConfig.from_yaml(out / "config.yaml")
+    assert cfg.compression.alpha == 0.5 and cfg.compression.bits == 8
+    assert "best epoch 1" in stdout and "features.0.weight" in stdout
+
+    # resume a finished run: returns its result, trains nothing more
+    code, stdout, _ = run_cli(
+        ["train", "--recipe", out / "config.yaml", "--out", out, "--resume", "--no-progress"],
+        capsys,
+    )
+    assert code == 0 and len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+    # the same directory without --resume is refused
+    code, _, err = run_cli(
+        ["train", "--recipe", out / "config.yaml", "--out", out, "--no-progress"], capsys
+    )
+    assert code == 2 and "already holds a run" in err
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--model", "vgg17"], "unknown model 'vgg17'"),
+        (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--bits", "33"], "bits=33 is not supported"),
+        (["--bits", "1"], "use 2..16 bits, or 32"),
+        (["--alpha", "-0.5"], "alpha must be a finite number >= 0"),
+        (["--set", "train.lrr=0.1"], "unknown key 'train.lrr' (did you mean 'lr'?)"),
+        (["--set", "train.epochs=two"], "'train.epochs' must be an integer"),
+        (["--dataset", "cifar10", "--data-root", "/nonexistent/cifar"], "/nonexistent/cifar"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_leaves_no_run_directory(tmp_path, capsys, args, needle):
+    out = tmp_path / "run"
+    base = [
+        "train",
+        "--model",
+        "cnn5",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--out",
+        out,
+        "--no-progress",
+    ]
+    code, _, err = run_cli(base + args, capsys)
+    assert code == 2
+    assert needle in err
+    assert err.startswith("pqcompress: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_recipe_with_unknown_key_names_it(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: cnn5\ndataset: digits\ncompression: {alpha: 0.5, bitz: 4}\n")
+    code, _, err = run_cli(["train", "--recipe", recipe, "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "unknown key 'compression.bitz' (did you mean 'bits'?)" in err
+
+
+def test_flags_override_recipe(tmp_path):
+    from pqcompress.cli.main import build_parser
+    from pqcompress.cli.train import config_from_args
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "model: cnn5\ndataset: digits\ntrain: {epochs: 7, lr: 0.1}\ncompression: {alpha: 0.5, bits: 4}\n"
+    )
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--recipe",
+            str(recipe),
+            "--lr",
+            "0.01",
+            "--bits",
+            "8",
+            "--set",
+            "compression.form=uniform",
+        ]
+    )
+    cfg = config_from_args(args)
+    assert (cfg.train.epochs, cfg.train.lr) == (7, 0.01)
+    assert (cfg.compression.alpha, cfg.compression.bits, cfg.compression.form) == (
+        0.5,
+        8,
+        "uniform",
+    )
+    args = build_parser().parse_args(["train", "--recipe", str(recipe), "--no-compress"])
+    assert config_from_args(args).compression is None
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[r.name for r in RECIPES])
+def test_every_recipe_loads_and_round_trips(recipe):
+    cfg = ExperimentConfig.from_yaml(recipe)
+    assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
+    from pqcompress.data import available_datasets
+    from pqcompress.models import available_models
+
+    assert cfg.model in available_models() and cfg.dataset in available_datasets()
+
+
+def test_registry_listings(capsys):
+    assert run_cli(["models"], capsys)[1].split() == sorted(run_cli(["models"], capsys)[1].split())
+    code, out, _ = run_cli(["datasets"], capsys)
+    assert code == 0 and "digits" in out.split()
