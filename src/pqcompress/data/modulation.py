@@ -86,34 +86,54 @@ def split_by_class_and_snr(
     return train, test
 
 
-@register_dataset("modulation")
-def build_modulation(cfg: DataConfig, *, seed: int = 0) -> DataBundle:
-    """Generated frames; the data and the 70/30 train/test split depend on ``data_seed`` only."""
-    opts = resolve_options("modulation", cfg.options, DEFAULTS)
-    test_fraction = number("modulation", "test_fraction", opts["test_fraction"])
+def test_fraction_of(name: str, opts: dict) -> float:
+    """The validated ``test_fraction`` option (checked before any data is read or made)."""
+    test_fraction = number(name, "test_fraction", opts["test_fraction"])
     if not 0 < test_fraction < 1:
-        raise ConfigError(f"modulation: test_fraction={test_fraction} must be in (0, 1)")
-    x, y, snr = generate_dataset(opts)
+        raise ConfigError(f"{name}: test_fraction={test_fraction} must be in (0, 1)")
+    return test_fraction
+
+
+def iq_bundle(
+    name: str,
+    cfg: DataConfig,
+    seed: int,
+    frames: tuple[np.ndarray, np.ndarray, np.ndarray],
+    opts: dict,
+    source: str,
+) -> DataBundle:
+    """A DataBundle of I/Q frames ``(x, y, snr)``: a test split stratified by class and SNR
+    (``opts["test_fraction"]``, seeded by ``opts["data_seed"]``), per-frame SNR kept."""
+    test_fraction = test_fraction_of(name, opts)
+    x, y, snr = frames
     train_idx, test_idx = split_by_class_and_snr(y, snr, test_fraction, int(opts["data_seed"]))
     full = ArrayDataset(
         torch.from_numpy(x), torch.from_numpy(y), extras={"snr": torch.from_numpy(snr)}
     )
-    length = x.shape[-1]
     return assemble_bundle(
-        "modulation",
+        name,
         cfg,
         seed,
         train=full.select(torch.from_numpy(train_idx)),
         test=full.select(torch.from_numpy(test_idx)),
         class_names=list(opts["classes"]),
         augment=None,
-        preprocessing=iq_preprocessing(length),
-        source=(
-            f"generated: {len(opts['classes'])} modulations, SNR {opts['snr_min']}..{opts['snr_max']} dB "
-            f"step {opts['snr_step']}, {opts['frames_per_class_snr']} frames per class and SNR, "
-            f"data_seed {opts['data_seed']}"
-        ),
+        preprocessing=iq_preprocessing(x.shape[-1]),
+        source=source,
     )
+
+
+@register_dataset("modulation")
+def build_modulation(cfg: DataConfig, *, seed: int = 0) -> DataBundle:
+    """Generated frames; the data and the 70/30 train/test split depend on ``data_seed`` only."""
+    opts = resolve_options("modulation", cfg.options, DEFAULTS)
+    test_fraction_of("modulation", opts)  # fail before generating
+    source = (
+        f"generated: {len(opts['classes'])} modulations, SNR {opts['snr_min']}..{opts['snr_max']} dB "
+        f"step {opts['snr_step']}, {opts['frames_per_class_snr']} frames per class and SNR, "
+        f"data_seed {opts['data_seed']}"
+    )
+    return iq_bundle("modulation", cfg, seed, generate_dataset(opts), opts, source)
 
 
 def iq_preprocessing(length: int) -> dict[str, Any]:

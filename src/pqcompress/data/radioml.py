@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pqcompress.config import DataConfig
-from pqcompress.data.arrays import ArrayDataset
-from pqcompress.data.assemble import assemble_bundle
 from pqcompress.data.bundle import DataBundle
-from pqcompress.data.modulation import iq_preprocessing, split_by_class_and_snr
+from pqcompress.data.modulation import iq_bundle, test_fraction_of
 from pqcompress.data.options import name_list, number, resolve_options
 from pqcompress.data.registry import register_dataset
 from pqcompress.data.sources import describe, search_roots
@@ -138,23 +135,7 @@ def _read_rows(dataset: Any, rows: np.ndarray) -> np.ndarray:
 def build_radioml(cfg: DataConfig, *, seed: int = 0) -> DataBundle:
     """RadioML 2018.01A subset (default 7 digital classes, SNR >= -10 dB), 70/30 train/test."""
     opts = resolve_options("radioml", cfg.options, DEFAULTS)
-    test_fraction = number("radioml", "test_fraction", opts["test_fraction"])
-    if not 0 < test_fraction < 1:
-        raise ConfigError(f"radioml: test_fraction={test_fraction} must be in (0, 1)")
+    test_fraction_of("radioml", opts)  # fail before reading
     path = find_file(cfg.root)
-    x, y, snr = read_subset(path, opts)
-    train_idx, test_idx = split_by_class_and_snr(y, snr, test_fraction, int(opts["data_seed"]))
-    full = ArrayDataset(
-        torch.from_numpy(x), torch.from_numpy(y), extras={"snr": torch.from_numpy(snr)}
-    )
-    return assemble_bundle(
-        "radioml",
-        cfg,
-        seed,
-        train=full.select(torch.from_numpy(train_idx)),
-        test=full.select(torch.from_numpy(test_idx)),
-        class_names=list(opts["classes"]),
-        augment=None,
-        preprocessing=iq_preprocessing(x.shape[-1]),
-        source=f"RadioML 2018.01A from {path.resolve()}",
-    )
+    frames = read_subset(path, opts)
+    return iq_bundle("radioml", cfg, seed, frames, opts, f"RadioML 2018.01A from {path.resolve()}")
