@@ -25,6 +25,9 @@ _EXPORTS = {
     "Trainer": "pqcompress.train.trainer",
     "RunResult": "pqcompress.train.result",
     "train_model": "pqcompress.train.trainer",
+    "save": "pqcompress.codec",
+    "load": "pqcompress.codec",
+    "load_into": "pqcompress.codec",
     "PQCError": "pqcompress.errors",
     "ConfigError": "pqcompress.errors",
 }

@@ -14,7 +14,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pqcompress.cli import info, quickstart, train
+    from pqcompress.cli import export, info, quickstart, train
 
     parser = argparse.ArgumentParser(
         prog="pqcompress",
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.register(sub)
     quickstart.register(sub)
     info.register(sub)
+    export.register(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -57,6 +58,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else value.tolist()
     return value
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain Python data (numpy scalars become floats) that ``torch.load(weights_only=True)``
+    accepts, or None when ``value`` is not JSON-like."""
+    try:
+        return json.loads(json.dumps(value, default=float))
+    except (TypeError, ValueError):
+        return None
 
 
 class Trainer:
@@ -323,7 +333,12 @@ class Trainer:
             if is_best:
                 save_checkpoint(
                     self.run_dir.best,
-                    {"epoch": epoch + 1, "model": self.model.state_dict(), "config": self.config},
+                    {
+                        "epoch": epoch + 1,
+                        "model": self.model.state_dict(),
+                        "config": self.config,
+                        **self._export_info(),
+                    },
                 )
             save_checkpoint(self.run_dir.checkpoint, self._checkpoint_state(epoch + 1))
         self.epochs_done = epoch + 1
@@ -341,7 +356,23 @@ class Trainer:
             "rng": capture_rng(),
             "config": self.config,
             "wall_time_s": self._wall_time(),
+            **self._export_info(),
         }
+
+    def _export_info(self) -> dict[str, Any]:
+        """What ``pqcompress.codec.export_run`` needs beside the weights: the model's
+        num_classes/input_shape, the data's class names and preprocessing, and the
+        compressor's latest parameters (so best.pt can be exported as integer codes)."""
+        info: dict[str, Any] = {
+            "num_classes": int(self.bundle.num_classes),
+            "input_shape": [int(d) for d in self.bundle.input_shape],
+            "class_names": [str(c) for c in self.bundle.class_names],
+            "preprocessing": _json_safe(self.bundle.preprocessing),
+        }
+        applied = getattr(self.compressor, "applied", None)
+        if isinstance(applied, Mapping):
+            info["compressor_applied"] = {k: _plain(v) for k, v in applied.items()}
+        return info
 
     def _rollback_to_committed(self) -> None:
         """After Ctrl-C: forget a half-recorded epoch so the result matches the checkpoint."""

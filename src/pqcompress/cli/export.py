@@ -1,0 +1,107 @@
+"""``pqcompress export`` (a run to a .pqz file) and ``pqcompress inspect`` (a .pqz file's sizes)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+LAYOUTS = ("auto", "dense", "bitmap", "csr", "csc")
+CODECS = ("auto", "deflate", "zstd", "lzma", "raw")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a run's best (or last) model as a compressed .pqz file",
+        description="Export RUN_DIR (its best.pt or checkpoint.pt) or one checkpoint file "
+        "to a .pqz file: compressed tensors as bit-packed integer codes, the rest as float32.",
+    )
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("-o", "--output", required=True, help="the .pqz file to write")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto")
+    p.add_argument("--codec", choices=CODECS, default="auto")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.add_argument("--float16", action="store_true", help="store float tensors as float16 (lossy)")
+    p.add_argument("--num-classes", type=int, default=None, help="for runs that lack it")
+    p.add_argument("--input-shape", type=int, nargs="+", default=None, help="for runs that lack it")
+    p.set_defaults(func=_export)
+    p = sub.add_parser("inspect", help="per-tensor sizes, layouts and codecs of a .pqz file")
+    p.add_argument("path", metavar="MODEL.pqz")
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the studies' baseline and entropy bound (they decode the whole file)",
+    )
+    p.set_defaults(func=_inspect)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pqcompress.codec import export_run, inspect
+
+    path = export_run(
+        args.source,
+        args.output,
+        which=args.which,
+        layout=args.layout,
+        codec=args.codec,
+        float_dtype="float16" if args.float16 else "float32",
+        num_classes=args.num_classes,
+        input_shape=tuple(args.input_shape) if args.input_shape else None,
+    )
+    totals = inspect(path, baseline=False)["totals"]
+    print(
+        f"wrote {path}: {totals['file_bytes']:,} bytes, {totals['ratio_float32']:.2f}x smaller "
+        "than float32 dense"
+    )
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from pqcompress.cli.report import make_console
+    from pqcompress.codec import inspect
+
+    report = inspect(args.path, baseline=not args.no_baseline)
+    console = make_console()
+    table = Table(title=f"{args.path} ({_model(report['model'])})")
+    cols = ("tensor", "shape", "form", "bits", "sparsity", "layout", "codec", "bytes")
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("bits", "sparsity", "bytes") else "left")
+    for r in report["tensors"]:
+        table.add_row(
+            r["name"],
+            "x".join(str(d) for d in r["shape"]) or "scalar",
+            r["kind"],
+            "-" if r["bits"] is None else str(r["bits"]),
+            f"{100 * r['sparsity']:.2f}%",
+            r["layout"],
+            r["codec"],
+            f"{r['stored_bytes']:,}",
+        )
+    console.print(table)
+    t = report["totals"]
+    lines = [
+        f"file {t['file_bytes']:,} bytes; {t['params']:,} elements, "
+        f"{100 * (1 - t['nnz'] / max(t['params'], 1)):.2f}% zeros"
+        + ("; LOSSY (float16 tensors)" if t["lossy"] else ""),
+        f"float32 dense: {t['float32_bytes']:,} bytes -> {t['ratio_float32']:.2f}x smaller",
+    ]
+    if "studies_bytes" in t:
+        lines.append(
+            f"studies' dense int8 + Deflate: {t['studies_bytes']:,} bytes -> "
+            f"{t['ratio_studies']:.2f}x smaller"
+        )
+        lines.append(
+            f"order-0 entropy bound of the stored symbols: {t['entropy_bound_bytes']:,.0f} bytes "
+            f"(file = {t['ratio_to_bound']:.3f}x the bound)"
+        )
+    for line in lines:
+        console.print(line)
+    return 0
+
+
+def _model(spec: Any) -> str:
+    if not isinstance(spec, dict):
+        return "unknown model"
+    return str(spec.get("name", "custom"))

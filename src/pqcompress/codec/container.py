@@ -1,0 +1,267 @@
+"""The .pqz byte layout: fixed header, JSON manifest, payload area; manifest validation.
+
+::
+
+    offset  size  field
+    0       8     magic b"\\x89PQZ\\r\\n\\x1a\\n"
+    8       4     format version, uint32 little-endian
+    12      4     flags, uint32 little-endian: bit 0 = the manifest is Deflate-compressed
+                  (zlib stream); other bits must be 0
+    16      8     manifest length M in bytes (as stored), uint64 little-endian
+    24      32    SHA-256 of the M stored manifest bytes
+    56      M     manifest: UTF-8 JSON (zlib-compressed when flag bit 0 is set)
+    56 + M  P     payload area (P = manifest["payload_bytes"]); section offsets are relative
+                  to its start. The file ends exactly at 56 + M + P.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+import zlib
+from typing import Any
+
+from pqcompress.codec import bitpack, entropy, layouts
+from pqcompress.codec.errors import ChecksumError, DecompressionBombError, FormatError, VersionError
+from pqcompress.codec.symbols import SymbolMap, parse_symbol_map
+from pqcompress.codec.tensorcode import CODE_KINDS, DTYPES, numel, value_count
+from pqcompress.errors import ConfigError
+
+MAGIC = b"\x89PQZ\r\n\x1a\n"
+FORMAT_VERSION = 1
+HEADER = struct.Struct("<8sIIQ32s")
+HEADER_SIZE = HEADER.size  # 56
+MAX_MANIFEST_BYTES = 64 << 20
+DEFAULT_MAX_DECODED_BYTES = 16 << 30
+VALUE_KINDS = ("prune", "none")
+ROLES = {
+    "dense": ("values",),
+    "bitmap": ("mask", "values"),
+    "csr": ("indptr", "indices", "values"),
+    "csc": ("indptr", "indices", "values"),
+}
+
+
+FLAG_DEFLATED_MANIFEST = 1
+
+
+def header(stored_manifest: bytes, flags: int = FLAG_DEFLATED_MANIFEST) -> bytes:
+    digest = hashlib.sha256(stored_manifest).digest()
+    return HEADER.pack(MAGIC, FORMAT_VERSION, flags, len(stored_manifest), digest)
+
+
+def store_manifest(text: bytes) -> bytes:
+    """The manifest as stored (Deflate, flag bit 0)."""
+    return zlib.compress(text, 9)
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    try:
+        text = json.dumps(manifest, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"metadata/preprocessing/class_names must be plain JSON data: {exc}"
+        ) from None
+    return text.encode("utf-8")
+
+
+def split_file(data: bytes, where: str) -> tuple[dict[str, Any], memoryview]:
+    """Check header, manifest checksum and total size; return (manifest, payload area)."""
+    if len(data) < HEADER_SIZE:
+        if not MAGIC.startswith(bytes(data[: len(MAGIC)])):
+            raise FormatError(f"'{where}' is not a .pqz file (bad magic bytes)")
+        raise FormatError(f"'{where}' is truncated: {len(data)} bytes, shorter than the header")
+    magic, version, flags, mlen, digest = HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise FormatError(f"'{where}' is not a .pqz file (bad magic bytes)")
+    if version != FORMAT_VERSION:
+        raise VersionError(
+            f"'{where}' has .pqz format version {version}; this pqcompress reads version "
+            f"{FORMAT_VERSION}"
+        )
+    if mlen > MAX_MANIFEST_BYTES:
+        raise FormatError(f"'{where}' declares a {mlen}-byte manifest (limit {MAX_MANIFEST_BYTES})")
+    if HEADER_SIZE + mlen > len(data):
+        raise FormatError(f"'{where}' is truncated inside its manifest")
+    if flags & ~FLAG_DEFLATED_MANIFEST:
+        raise FormatError(f"'{where}' sets unknown header flags {flags:#x}")
+    raw = bytes(data[HEADER_SIZE : HEADER_SIZE + mlen])
+    if hashlib.sha256(raw).digest() != digest:
+        raise ChecksumError(
+            f"'{where}': the manifest does not match its checksum (corrupt or tampered)"
+        )
+    if flags & FLAG_DEFLATED_MANIFEST:
+        d = zlib.decompressobj()
+        try:
+            raw = d.decompress(raw, MAX_MANIFEST_BYTES + 1)
+        except zlib.error as exc:
+            raise FormatError(f"'{where}': the manifest cannot be inflated: {exc}") from None
+        if len(raw) > MAX_MANIFEST_BYTES or d.unconsumed_tail:
+            raise DecompressionBombError(
+                f"'{where}': the manifest inflates beyond {MAX_MANIFEST_BYTES} bytes"
+            )
+        if not d.eof:
+            raise FormatError(f"'{where}': the compressed manifest is incomplete")
+    try:
+        manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"'{where}': the manifest is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "pqz":
+        raise FormatError(f"'{where}': the manifest is not a .pqz manifest")
+    if manifest.get("format_version") != version:
+        raise VersionError(
+            f"'{where}': manifest format version {manifest.get('format_version')!r} differs "
+            f"from the header's {version}"
+        )
+    payload_bytes = manifest.get("payload_bytes")
+    if not _is_int(payload_bytes) or payload_bytes < 0:
+        raise FormatError(f"'{where}': manifest payload_bytes is missing or invalid")
+    end = HEADER_SIZE + mlen + payload_bytes
+    if len(data) < end:
+        raise FormatError(f"'{where}' is truncated: {len(data)} bytes, expected {end}")
+    if len(data) > end:
+        raise FormatError(f"'{where}' has {len(data) - end} unexpected bytes after its payloads")
+    return manifest, memoryview(data)[HEADER_SIZE + mlen : end]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} in the manifest")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def validate(
+    manifest: dict[str, Any], max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+) -> list[SymbolMap | None]:
+    """Check every entry against its shape and the payload area BEFORE inflating anything.
+
+    Returns each entry's symbol map (None for raw values). Raises FormatError on an
+    inconsistent manifest and DecompressionBombError when the declared decoded sizes
+    exceed ``max_decoded_bytes``.
+    """
+    tensors = manifest.get("tensors")
+    if not isinstance(tensors, list):
+        raise FormatError("manifest has no tensor list")
+    payload_bytes = manifest["payload_bytes"]
+    seen: set[str] = set()
+    maps: list[SymbolMap | None] = []
+    declared = 0
+    for e in tensors:
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+            raise FormatError("manifest tensor entry without a name")
+        name = e["name"]
+        if name in seen:
+            raise FormatError(f"tensor '{name}' appears twice in the manifest")
+        seen.add(name)
+        smap, raw_total = _validate_entry(e, payload_bytes)
+        maps.append(smap)
+        declared += raw_total
+    if declared > max_decoded_bytes:
+        raise DecompressionBombError(
+            f"the file declares {declared} decoded bytes, above the limit of {max_decoded_bytes} "
+            "(pass a larger max_decoded_bytes if this file is trusted)"
+        )
+    return maps
+
+
+def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | None, int]:
+    name = e["name"]
+
+    def bad(msg: str) -> FormatError:
+        return FormatError(f"manifest disagrees with its payloads: tensor '{name}': {msg}")
+
+    shape = e.get("shape")
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        raise bad(f"invalid shape {shape!r}")
+    n = numel(shape)
+    if e.get("dtype") not in DTYPES:
+        raise bad(f"unsupported dtype {e.get('dtype')!r}")
+    if e.get("layout") not in ROLES:
+        raise bad(f"unknown layout {e.get('layout')!r}")
+    nnz = e.get("nnz")
+    if not _is_int(nnz) or not 0 <= nnz <= n:
+        raise bad(f"nnz {nnz!r} is not within 0..{n}")
+    smap = None
+    count = value_count(e)
+    if e.get("encoding") == "codes":
+        if e.get("kind") not in CODE_KINDS:
+            raise bad(f"kind {e.get('kind')!r} has no integer codes")
+        bits = e.get("bits")
+        if not _is_int(bits) or not 1 <= bits <= 16:
+            raise bad(f"bits {bits!r} not in 1..16")
+        if not (_is_num(e.get("scale")) and _is_num(e.get("threshold"))):
+            raise bad("scale/threshold missing or not finite")
+        try:
+            smap = parse_symbol_map(e.get("symbols"), e["kind"], bits)
+        except FormatError as exc:
+            raise bad(str(exc)) from None
+        if (e["layout"] == "dense") != (smap.map == "zero_sign_magnitude") and e["kind"] == "exact":
+            raise bad("exact codes use zero_sign_magnitude in the dense layout only")
+        values_size = bitpack.packed_size(count, smap.width)
+        values_dtype = "symbols"
+    elif e.get("encoding") == "values":
+        if e.get("storage_dtype") not in DTYPES:
+            raise bad(f"unsupported storage dtype {e.get('storage_dtype')!r}")
+        import torch
+
+        itemsize = torch.empty((), dtype=DTYPES[e["storage_dtype"]]).element_size()
+        values_size = count * itemsize
+        values_dtype = "bytes"
+    else:
+        raise bad(f"unknown encoding {e.get('encoding')!r}")
+    sections = e.get("sections")
+    if not isinstance(sections, list) or [
+        s.get("role") if isinstance(s, dict) else None for s in sections
+    ] != list(ROLES[e["layout"]]):
+        raise bad(f"sections must be {list(ROLES[e['layout']])} for layout {e['layout']}")
+    expected = layouts.structure_sizes(e["layout"], tuple(shape), nnz)
+    total = 0
+    for s in sections:
+        role = s["role"]
+        for key in ("offset", "length", "raw_length"):
+            if not _is_int(s.get(key)) or s[key] < 0:
+                raise bad(f"section {role}: invalid {key} {s.get(key)!r}")
+        if s["offset"] + s["length"] > payload_bytes:
+            raise bad(f"section {role} lies beyond the payload area")
+        if s.get("codec") not in entropy.CODECS:
+            raise bad(f"section {role}: unknown codec {s.get('codec')!r}")
+        digest = s.get("sha256")
+        if not (isinstance(digest, str) and len(digest) == 64):
+            raise bad(f"section {role}: missing sha256")
+        if role == "values":
+            if s.get("dtype") != values_dtype:
+                raise bad(f"values section dtype {s.get('dtype')!r}, expected {values_dtype!r}")
+            want = values_size
+        elif role == "mask":
+            want = expected["mask"]
+        else:
+            dt = s.get("dtype")
+            if dt not in layouts.INDEX_DTYPES:
+                raise bad(f"section {role}: index dtype {dt!r} is not an unsigned integer type")
+            want = expected[role] * layouts.INDEX_DTYPES[dt].itemsize
+        if s["raw_length"] != want:
+            raise bad(
+                f"section {role} declares {s['raw_length']} decoded bytes, but shape "
+                f"{shape} with nnz={nnz} implies {want}"
+            )
+        total += want
+    return smap, total
+
+
+def check_payload(where: str, name: str, section: dict[str, Any], data: memoryview) -> bytes:
+    """The section's stored bytes after checking their SHA-256."""
+    chunk = bytes(data[section["offset"] : section["offset"] + section["length"]])
+    if hashlib.sha256(chunk).hexdigest() != section["sha256"]:
+        raise ChecksumError(
+            f"'{where}': payload '{section['role']}' of tensor '{name}' does not match its "
+            "checksum (corrupt or tampered)"
+        )
+    return chunk

@@ -1,0 +1,113 @@
+"""``export_run``: a training run's best or last model, as integer codes, into a .pqz file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pqcompress.errors import CheckpointError, ConfigError
+
+WHICH = {"best": "best.pt", "last": "checkpoint.pt"}
+
+
+def export_run(
+    run_dir_or_checkpoint: str | Path,
+    out_path: str | Path,
+    *,
+    which: str = "best",
+    layout: str = "auto",
+    codec: str = "auto",
+    float_dtype: str = "float32",
+    num_classes: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> Path:
+    """Export a run directory (``which``: best.pt or checkpoint.pt) or one checkpoint file.
+
+    Reads the experiment config (from the checkpoint, else config.yaml beside it), rebuilds
+    the model from the registry, loads the weights with ``torch.load(weights_only=True)``,
+    rebuilds the Compressor with the run's compression settings and restores its latest
+    parameters, then :func:`pqcompress.codec.save` stores the compressed tensors as codes.
+    ``num_classes``/``input_shape`` are read from the checkpoint (runs from older versions
+    lack them: pass them here).
+    """
+    from pqcompress.aware.compressor import Compressor
+    from pqcompress.codec.writer import save
+    from pqcompress.config import ExperimentConfig
+    from pqcompress.models.registry import build_model
+    from pqcompress.ops.fused import Applied
+    from pqcompress.train.checkpoint import load_checkpoint
+    from pqcompress.train.rundir import RunDir
+
+    src = Path(run_dir_or_checkpoint)
+    if which not in WHICH:
+        raise ConfigError(f"which={which!r} is not accepted; use 'best' or 'last'")
+    ckpt_path = src / WHICH[which] if src.is_dir() else src
+    if not ckpt_path.is_file():
+        raise CheckpointError(f"'{ckpt_path}' does not exist; nothing to export")
+    ckpt = load_checkpoint(ckpt_path)
+    cfg_dict = ckpt.get("config") or RunDir(ckpt_path.parent).read_config()
+    if not cfg_dict:
+        raise CheckpointError(f"no experiment config in '{ckpt_path}' or beside it (config.yaml)")
+    cfg = ExperimentConfig.from_dict(cfg_dict)
+    num_classes = num_classes if num_classes is not None else ckpt.get("num_classes")
+    shape = input_shape if input_shape is not None else ckpt.get("input_shape")
+    if num_classes is None or shape is None:
+        raise CheckpointError(
+            f"'{ckpt_path}' does not record num_classes/input_shape (written by an older "
+            "pqcompress); pass num_classes= and input_shape= (CLI: --num-classes, --input-shape)"
+        )
+    shape = tuple(int(d) for d in shape)
+    model = build_model(
+        cfg.model, num_classes=int(num_classes), input_shape=shape, **cfg.model_args
+    )
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"'{ckpt_path}' does not fit model {cfg.model}: {exc}") from None
+    compressor = None
+    if cfg.compression is not None:
+        compressor = Compressor(model, cfg.compression)
+        if ckpt.get("compressor") is not None:
+            _restore(compressor, ckpt["compressor"], ckpt_path)
+        elif ckpt.get("compressor_applied") is not None:
+            compressor.applied = {k: Applied(**v) for k, v in ckpt["compressor_applied"].items()}
+        else:
+            raise CheckpointError(
+                f"'{ckpt_path}' holds no compressor parameters (written by an older pqcompress); "
+                "export the last checkpoint instead (which='last', CLI: --which last)"
+            )
+        pending = [
+            t.name
+            for t in compressor.targets
+            if t.spec.kind != "none" and t.name not in compressor.applied
+        ]
+        if pending:
+            raise CheckpointError(
+                f"the compressor was never applied to {pending[:3]} in '{ckpt_path}' "
+                f"(schedule={cfg.compression.schedule!r}); nothing to store as codes"
+            )
+    meta: dict[str, Any] = {"source": str(ckpt_path), "epoch": ckpt.get("epoch")}
+    if cfg.compression is not None:
+        meta["compression"] = cfg_dict.get("compression")
+    return save(
+        model,
+        out_path,
+        compressor,
+        layout=layout,
+        codec=codec,
+        float_dtype=float_dtype,
+        model_name=cfg.model,
+        model_args=cfg.model_args,
+        num_classes=int(num_classes),
+        input_shape=shape,
+        preprocessing=ckpt.get("preprocessing"),
+        class_names=ckpt.get("class_names"),
+        metadata=meta,
+    )
+
+
+def _restore(compressor: Any, state: dict[str, Any], where: Path) -> None:
+    try:
+        compressor.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"compressor state in '{where}' is unusable: {exc}") from None

@@ -1,0 +1,126 @@
+"""Reading .pqz files: ``read`` (manifest + tensors), ``load`` (registry model), ``load_into``.
+
+Nothing in the file is executed: the manifest is JSON, payloads are integers and raw
+little-endian values. Every check that can be made before inflating is made first
+(header, manifest checksum, sizes against shapes, the decoded-size limit), then each
+payload's SHA-256 is verified before it is decompressed with a bounded decompressor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pqcompress.codec import container, entropy
+from pqcompress.codec.errors import FormatError
+from pqcompress.codec.symbols import SymbolMap
+from pqcompress.codec.tensorcode import decode_tensor
+
+DEFAULT_MAX_DECODED_BYTES = container.DEFAULT_MAX_DECODED_BYTES
+INFLATE_THREADS = min(4, os.cpu_count() or 1)
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError(f"'{p}' does not exist or is not a file")
+    return p.read_bytes()
+
+
+def sections(
+    path: str | Path, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+) -> tuple[dict[str, Any], Iterator[tuple[dict, SymbolMap | None, dict[str, bytes]]]]:
+    """(manifest, iterator of (entry, symbol map, inflated sections by role)), all checked."""
+    data = _read_bytes(path)
+    where = str(path)
+    manifest, payload = container.split_file(data, where)
+    maps = container.validate(manifest, max_decoded_bytes)
+
+    def inflate(entry: dict) -> dict[str, bytes]:
+        raws = {}
+        for s in entry["sections"]:
+            stored = container.check_payload(where, entry["name"], s, payload)
+            try:
+                raws[s["role"]] = entropy.decompress(s["codec"], stored, s["raw_length"])
+            except FormatError as exc:
+                raise type(exc)(f"'{where}': tensor '{entry['name']}': {exc}") from None
+        return raws
+
+    def items():
+        # hashing and inflating release the GIL: run them on worker threads, in file order,
+        # while the caller decodes the tensors already inflated
+        with ThreadPoolExecutor(max_workers=INFLATE_THREADS) as pool:
+            futures = [pool.submit(inflate, entry) for entry in manifest["tensors"]]
+            try:
+                for entry, smap, future in zip(manifest["tensors"], maps, futures, strict=True):
+                    yield entry, smap, future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    return manifest, items()
+
+
+def read(
+    path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(manifest, {name: tensor}) of a .pqz file; FormatError (or a subclass) if refused."""
+    manifest, items = sections(path, max_decoded_bytes)
+    tensors = {}
+    for entry, smap, raws in items:
+        tensors[entry["name"]] = decode_tensor(entry, smap, raws)
+    return manifest, tensors
+
+
+def load_into(
+    model: nn.Module, path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+) -> nn.Module:
+    """Load the file's tensors into ``model`` (strict: names and shapes must match)."""
+    _, tensors = read(path, max_decoded_bytes=max_decoded_bytes)
+    _load_state(model, tensors, path, assign=False)
+    return model
+
+
+def load(path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> nn.Module:
+    """Rebuild the registry model the file names and load its tensors (in eval mode)."""
+    manifest, tensors = read(path, max_decoded_bytes=max_decoded_bytes)
+    spec = manifest.get("model") or {}
+    name = spec.get("name")
+    if not isinstance(name, str) or name == "custom":
+        raise FormatError(
+            f"'{path}' holds a custom model (no registry name); build the model yourself and "
+            "call pqcompress.codec.load_into(model, path)"
+        )
+    from pqcompress.models.registry import build_model
+
+    kwargs: dict[str, Any] = dict(spec.get("model_args") or {})
+    if spec.get("num_classes") is not None:
+        kwargs["num_classes"] = int(spec["num_classes"])
+    if spec.get("input_shape") is not None:
+        kwargs["input_shape"] = tuple(int(d) for d in spec["input_shape"])
+    try:  # skip the random init: parameters are allocated on "meta" and replaced by the file's
+        with torch.device("meta"):
+            model = build_model(name, **kwargs)
+        _load_state(model, tensors, path, assign=True)
+        if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+            raise RuntimeError("tensors left on the meta device")
+    except FormatError:
+        raise
+    except Exception:  # a builder that cannot run on meta: build normally
+        model = build_model(name, **kwargs)
+        _load_state(model, tensors, path, assign=False)
+    return model.eval()
+
+
+def _load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: Any, assign: bool):
+    try:
+        model.load_state_dict(tensors, strict=True, assign=assign)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise FormatError(f"'{path}' does not fit this model: {detail}") from None

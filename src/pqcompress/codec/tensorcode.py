@@ -1,0 +1,326 @@
+"""One tensor <-> its manifest entry and payload sections (codes or raw values, any layout)."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pqcompress.codec import bitpack, entropy, kernels, layouts
+from pqcompress.codec.errors import FormatError
+from pqcompress.codec.symbols import SymbolMap, symbol_map
+from pqcompress.ops.pq import PQResult, decode
+
+CODE_KINDS = ("exact", "literal", "uniform", "quantize")
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+LUT_MAX_WIDTH = 18  # decode through a lookup table of 2**width values up to this width
+EXHAUSTIVE_BYTES = 1 << 18  # below this raw size, "auto" tries every layout x codec pair
+AUTO_TOLERANCE = 0.01  # "auto" codec: a slower decoder must save more than 1% ...
+AUTO_SLACK_BYTES = 16  # ... and more than 16 bytes
+SECTION_OVERHEAD = (
+    64  # manifest bytes (after Deflate) one section costs, counted when ranking layouts
+)
+
+
+@dataclass
+class Section:
+    role: str  # "values", "mask", "indptr", "indices"
+    raw: bytes
+    dtype: str  # "symbols", "bytes", "bits", or an index dtype such as "uint16"
+    shuffle: bool = False
+    codec: str = "raw"
+    data: bytes = b""
+
+    def meta(self) -> dict:
+        out = {"role": self.role, "dtype": self.dtype, "codec": self.codec}
+        if self.shuffle:
+            out["shuffle"] = True
+        return out
+
+
+@dataclass
+class Encoded:
+    entry: dict
+    sections: list[Section] = field(default_factory=list)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    if dtype not in DTYPE_NAMES:
+        raise FormatError(f"tensors of dtype {dtype} cannot be stored; supported: {list(DTYPES)}")
+    return DTYPE_NAMES[dtype]
+
+
+def element_bytes(t: torch.Tensor) -> np.ndarray:
+    """The tensor's elements as little-endian byte rows, shape (n, itemsize)."""
+    flat = t.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().reshape(flat.numel(), flat.element_size())
+
+
+def encode_tensor(
+    name: str,
+    tensor: torch.Tensor,
+    result: PQResult | None,
+    *,
+    layout: str = "auto",
+    codec: str = "auto",
+    float_dtype: str = "float32",
+) -> Encoded:
+    """Entry (without offsets/checksums) and compressed sections for one state-dict tensor."""
+    t = tensor.detach().cpu()
+    shape = tuple(int(d) for d in t.shape)
+    entry: dict = {"name": name, "shape": list(shape), "dtype": dtype_name(t.dtype)}
+    if result is not None and result.codes is not None:
+        codes = result.codes.detach().cpu().reshape(-1).numpy().astype(np.int64)
+        back = decode(
+            result.codes, result.kind, result.scale, result.threshold, t.dtype, result.bits
+        )
+        if not np.array_equal(element_bytes(back.reshape(shape)), element_bytes(t)):
+            raise FormatError(
+                f"the compressor's codes for '{name}' do not reproduce the tensor bit for bit; "
+                "call compressor.apply() after the last optimizer step before saving"
+            )
+        entry.update(
+            encoding="codes",
+            kind=result.kind,
+            bits=int(result.bits),
+            scale=float(result.scale),
+            threshold=float(result.threshold),
+        )
+        mask = codes != 0
+        make = _code_sections(codes, result.kind, int(result.bits))
+        lossy = False
+    else:
+        kind = result.kind if result is not None else "none"
+        store = t
+        lossy = False
+        if float_dtype == "float16" and t.dtype == torch.float32:
+            store = t.to(torch.float16)
+            lossy = not torch.equal(store.to(torch.float32), t)
+        rows = element_bytes(store)
+        entry.update(encoding="values", kind=kind, storage_dtype=dtype_name(store.dtype))
+        if result is not None and kind == "prune":
+            entry.update(bits=32, threshold=float(result.threshold))
+        mask = rows.any(axis=1)
+        make = _value_sections(rows)
+    entry["lossy"] = bool(lossy)
+    entry["nnz"] = int(np.count_nonzero(mask))
+    n = mask.size
+    names = layouts.LAYOUTS if layout == "auto" else (layout,)
+    if layout not in ("auto", *layouts.LAYOUTS):
+        raise FormatError(
+            f"layout={layout!r} is not accepted; use auto, {', '.join(layouts.LAYOUTS)}"
+        )
+    if n == 0:
+        names = ("dense",)
+    codecs = entropy.auto_candidates() if codec == "auto" else [codec]
+    for c in codecs:
+        entropy.get_codec(c)
+    candidates = {}
+    for lay in names:
+        order, struct = layouts.split(lay, mask, shape)
+        sections = [Section(role, raw, dt) for role, (raw, dt) in struct.items()]
+        values, extra = make(order, lay == "dense")
+        sections.append(values)
+        candidates[lay] = (sections, extra)
+    if len(candidates) > 1:
+        total_raw = max(sum(len(s.raw) for s in secs) for secs, _ in candidates.values())
+        if total_raw <= EXHAUSTIVE_BYTES:
+            best = min(
+                candidates,
+                key=lambda lay: (
+                    _compress_all(candidates[lay][0], codecs)
+                    + SECTION_OVERHEAD * len(candidates[lay][0])
+                ),
+            )
+        else:
+            probe = _probe(codecs)
+            best = min(
+                candidates,
+                key=lambda lay: sum(probe(s.raw) + SECTION_OVERHEAD for s in candidates[lay][0]),
+            )
+    else:
+        best = next(iter(candidates))
+    sections, extra = candidates[best]
+    _compress_all(sections, codecs)
+    entry["layout"] = best
+    entry.update(extra)
+    return Encoded(entry, sections)
+
+
+def _probe(codecs: list[str]):
+    """A fast size estimate used to rank layouts of large tensors."""
+    if len(codecs) == 1 and codecs[0] in ("raw", "deflate"):
+        c = entropy.get_codec(codecs[0])
+        return lambda raw: len(c.compress(raw))
+    if "zstd" in codecs:
+        import zstandard
+
+        cctx = zstandard.ZstdCompressor(level=3)
+        return lambda raw: len(cctx.compress(raw))
+    return lambda raw: len(zlib.compress(raw, 1))
+
+
+def _compress_all(sections: list[Section], codecs: list[str]) -> int:
+    """Compress each section with every codec; keep the fastest-to-decode codec whose
+    output is within ``AUTO_TOLERANCE`` of the smallest. Returns the total size."""
+    total = 0
+    for s in sections:
+        outs = {name: entropy.get_codec(name).compress(s.raw) for name in codecs}
+        smallest = min(len(d) for d in outs.values())
+        limit = smallest + max(AUTO_SLACK_BYTES, AUTO_TOLERANCE * smallest)
+        ranked = sorted(outs, key=lambda c: entropy.DECODE_SPEED_ORDER.index(c))
+        s.codec = next(c for c in ranked if len(outs[c]) <= limit)
+        s.data = outs[s.codec]
+        total += len(s.data)
+    return total
+
+
+def _code_sections(codes: np.ndarray, kind: str, bits: int):
+    def make(order: np.ndarray | None, dense: bool):
+        smap = symbol_map(kind, bits, codes, dense)
+        chosen = codes if order is None else codes[order]
+        symbols = smap.encode(chosen)
+        raw = bitpack.pack(symbols, smap.width)
+        return Section("values", raw, "symbols"), {"symbols": smap.to_json()}
+
+    return make
+
+
+def _value_sections(rows: np.ndarray):
+    def make(order: np.ndarray | None, dense: bool):
+        chosen = rows if order is None else rows[order]
+        shuffle = chosen.shape[1] > 1
+        raw = np.ascontiguousarray(chosen.T).tobytes() if shuffle else chosen.tobytes()
+        return Section("values", raw, "bytes", shuffle=shuffle), {}
+
+    return make
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def numel(shape: list[int]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def value_count(entry: dict) -> int:
+    return numel(entry["shape"]) if entry["layout"] == "dense" else int(entry["nnz"])
+
+
+def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -> torch.Tensor:
+    """The tensor of a validated entry from its inflated sections."""
+    shape = tuple(entry["shape"])
+    n = numel(entry["shape"])
+    nnz = int(entry["nnz"])
+    layout = entry["layout"]
+    count = value_count(entry)
+    dtype = DTYPES[entry["dtype"]]
+    raw = raws["values"]
+    bitmap = counts = None
+    if layout == "bitmap":
+        bitmap = np.frombuffer(raws["mask"], dtype=np.uint8)
+        counts = kernels.bitmap_prefix(bitmap)
+        if int(counts[-1]) != nnz:
+            raise FormatError(
+                f"tensor '{entry['name']}': bitmap marks {int(counts[-1])} elements, nnz={nnz}"
+            )
+    if entry["encoding"] == "codes":
+        assert smap is not None
+        if smap.width <= LUT_MAX_WIDTH and layout in ("dense", "bitmap"):
+            lut = _lut(entry, smap)
+            packed = np.frombuffer(raw + bytes(8), dtype=np.uint8)  # padded for 5-byte reads
+            out = np.empty(n, dtype=np.float32)
+            if layout == "dense":
+                kernels.dense_lut(packed, n, smap.width, lut, out)
+            else:
+                lut0 = np.append(lut, np.float32(0.0))  # the entry a clear mask bit selects
+                kernels.bitmap_lut(bitmap, counts, n, packed, smap.width, lut0, out)
+        else:
+            vals = _decode_symbols(entry, smap, bitpack.unpack(raw, count, smap.width))
+            out = _place(entry, vals, n, raws)
+        if layout == "dense":
+            _check_nnz(entry, np.count_nonzero(out.view(np.int32)))
+        return torch.from_numpy(out).reshape(shape).to(dtype)
+    storage = DTYPES[entry["storage_dtype"]]
+    k = torch.empty((), dtype=storage).element_size()
+    shuffled = bool(next(s for s in entry["sections"] if s["role"] == "values").get("shuffle"))
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    if layout == "bitmap" and shuffled:
+        full = np.empty((n, k), dtype=np.uint8)
+        kernels.bitmap_rows(bitmap, counts, n, arr, count, k, full)
+    else:
+        rows = arr.reshape(k, count).T if shuffled else arr.reshape(count, k)
+        full = _place(entry, rows, n, raws) if layout != "dense" else np.array(rows, order="C")
+    if layout == "dense":
+        _check_nnz(entry, np.count_nonzero(full.reshape(-1).view(f"u{k}")))
+    t = torch.from_numpy(full.reshape(-1)).view(storage).reshape(shape)
+    return t.to(dtype)
+
+
+def _check_nnz(entry: dict, found: int) -> None:
+    if int(found) != int(entry["nnz"]):
+        raise FormatError(
+            f"manifest disagrees with its payloads: tensor '{entry['name']}' declares "
+            f"nnz={entry['nnz']} but its dense payload holds {int(found)} nonzero elements"
+        )
+
+
+def _place(entry: dict, vals: np.ndarray, n: int, raws: dict[str, bytes]) -> np.ndarray:
+    """Scatter the stored elements (numpy path: CSR/CSC and wide symbols)."""
+    where = _positions(entry, raws)
+    if where is None:
+        return np.array(vals, order="C")
+    out = np.zeros((n, *vals.shape[1:]), dtype=vals.dtype)
+    out[where] = vals
+    return out
+
+
+def _positions(entry: dict, raws: dict[str, bytes]):
+    struct = {
+        s["role"]: (raws[s["role"]], s["dtype"]) for s in entry["sections"] if s["role"] != "values"
+    }
+    return layouts.positions(entry["layout"], tuple(entry["shape"]), int(entry["nnz"]), struct)
+
+
+def _lut(entry: dict, smap: SymbolMap) -> np.ndarray:
+    """Float32 value of every possible symbol, computed by ``pq.decode`` (so the table is the
+    decode formula itself, evaluated once per symbol)."""
+    table_codes = smap.decode(np.arange(1 << smap.width, dtype=np.int64))
+    table_codes = np.clip(table_codes, -(2**31), 2**31 - 1).astype(np.int32)
+    kind, bits = entry["kind"], int(entry["bits"])
+    scale, threshold = float(entry["scale"]), float(entry["threshold"])
+    return decode(torch.from_numpy(table_codes), kind, scale, threshold, bits=bits).numpy()
+
+
+def _decode_symbols(entry: dict, smap: SymbolMap, symbols: np.ndarray) -> np.ndarray:
+    if smap.width <= LUT_MAX_WIDTH:
+        return _lut(entry, smap)[symbols]
+    kind, bits = entry["kind"], int(entry["bits"])
+    scale, threshold = float(entry["scale"]), float(entry["threshold"])
+    codes = torch.from_numpy(smap.decode(symbols).astype(np.int32))
+    return decode(codes, kind, scale, threshold, bits=bits).numpy()
+
+
+def codes_of(entry: dict, smap: SymbolMap, raws: dict[str, bytes]) -> np.ndarray:
+    """Dense int64 codes of a code entry (for statistics and baselines)."""
+    codes = smap.decode(bitpack.unpack(raws["values"], value_count(entry), smap.width))
+    where = _positions(entry, raws)
+    if where is None:
+        return codes
+    out = np.zeros(numel(entry["shape"]), dtype=np.int64)
+    out[where] = codes
+    return out

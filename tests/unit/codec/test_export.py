@@ -1,0 +1,88 @@
+"""export_run from a real (tiny) training run, and the export/inspect CLI commands."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from pqcompress import codec
+from pqcompress.cli import export as cli_export
+from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig
+from pqcompress.errors import CheckpointError, ConfigError
+from pqcompress.train.checkpoint import load_checkpoint
+from pqcompress.train.trainer import train
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    cfg = ExperimentConfig(
+        model="student_cnn",
+        dataset="digits",
+        train=TrainConfig(
+            epochs=2, batch_size=32, max_steps_per_epoch=2, device="cpu", threads=1, lr=0.01
+        ),
+        compression=CompressionConfig(alpha=0.5, bits=4),
+    )
+    train(cfg, out, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_export_run_round_trips_the_checkpoint(run_dir, tmp_path, which):
+    path = codec.export_run(run_dir, tmp_path / "m.pqz", which=which)
+    ckpt = load_checkpoint(run_dir / ("best.pt" if which == "best" else "checkpoint.pt"))
+    model = codec.load(path)
+    for name, t in ckpt["model"].items():
+        assert torch.equal(model.state_dict()[name], t), name
+    manifest, _ = codec.read(path)
+    assert manifest["model"]["name"] == "student_cnn"
+    assert manifest["model"]["num_classes"] == ckpt["num_classes"]
+    assert manifest["class_names"] == ckpt["class_names"]
+    encodings = {e["name"]: e["encoding"] for e in manifest["tensors"]}
+    assert encodings["features.0.weight"] == "codes"
+
+
+def test_export_a_checkpoint_file_with_fixed_layout(run_dir, tmp_path):
+    path = codec.export_run(
+        run_dir / "checkpoint.pt", tmp_path / "m.pqz", layout="dense", codec="deflate"
+    )
+    manifest, _ = codec.read(path)
+    assert {e["layout"] for e in manifest["tensors"]} == {"dense"}
+    assert {s["codec"] for e in manifest["tensors"] for s in e["sections"]} == {"deflate"}
+
+
+def test_export_refusals(run_dir, tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        codec.export_run(tmp_path, tmp_path / "m.pqz")
+    with pytest.raises(ConfigError, match="which"):
+        codec.export_run(run_dir, tmp_path / "m.pqz", which="first")
+    old = load_checkpoint(run_dir / "best.pt")
+    for key in ("compressor_applied", "num_classes", "input_shape"):
+        old.pop(key)
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="num_classes"):
+        codec.export_run(tmp_path / "old.pt", tmp_path / "m.pqz")
+    with pytest.raises(CheckpointError, match="no compressor parameters"):
+        codec.export_run(
+            tmp_path / "old.pt", tmp_path / "m.pqz", num_classes=10, input_shape=(1, 8, 8)
+        )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pqcompress")
+    cli_export.register(p.add_subparsers(dest="command"))
+    return p
+
+
+def test_cli_export_and_inspect(run_dir, tmp_path, capsys):
+    out = tmp_path / "cli.pqz"
+    args = parser().parse_args(["export", str(run_dir), "-o", str(out), "--codec", "zstd"])
+    assert args.func(args) == 0
+    assert "wrote" in capsys.readouterr().out and out.is_file()
+    args = parser().parse_args(["inspect", str(out)])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "features.0.weight" in text and "dense int8 + Deflate" in text and "float32" in text
