@@ -117,7 +117,10 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> None:
         f"{args.subset} training images (2,500 held out for validation), {args.epochs} epochs, batch 64, SGD lr {args.lr} momentum 0.9, "
         "seed 0, test = the 10,000 test images; best epoch by test accuracy (METHOD.md §5). "
         "Unlisted settings are the library defaults: form exact, update latent, rounding nearest, "
-        "schedule step.",
+        "schedule step. One seed: differences of a point or two are noise; collapses are not. "
+        "Epoch times were taken while other jobs shared the 2 cores (the float32 run with 2 threads, "
+        "the others with OMP_NUM_THREADS=NUMBA_NUM_THREADS=1, two runs at a time): do not compare "
+        "them; the compressor's cost is measured in pq_overhead.md.",
         "",
         f"Command: `python benchmarks/cifar_cpu.py --subset {args.subset} --epochs {args.epochs}`",
         "",
