@@ -17,7 +17,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "to a .pqz file: compressed tensors as bit-packed integer codes, the rest as float32.",
     )
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
-    p.add_argument("-o", "--output", required=True, help="the .pqz file to write")
+    p.add_argument("-o", "--output", required=True, help="the .pqz (or .onnx) file to write")
+    p.add_argument(
+        "--format",
+        choices=("pqz", "onnx"),
+        default="pqz",
+        help="pqz (default): compressed codes; onnx: a graph for ONNX Runtime (docs/export.md)",
+    )
+    p.add_argument("--int8", action="store_true", help="onnx: static int8 QDQ graph")
+    p.add_argument("--calibration-dataset", default=None, help="onnx --int8: calibration data")
+    p.add_argument("--data-root", default=None, help="onnx --int8: the dataset's files")
+    p.add_argument("--calibration-batches", type=int, default=8)
+    p.add_argument("--opset", type=int, default=17)
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument("--codec", choices=CODECS, default="auto")
     p.add_argument("--which", choices=("best", "last"), default="best")
@@ -38,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> int:
     from pqcompress.codec import export_run, inspect
 
+    if getattr(args, "format", "pqz") == "onnx":
+        return _export_onnx(args)
+    if getattr(args, "int8", False):
+        from pqcompress.errors import ConfigError
+
+        raise ConfigError("--int8 applies to --format onnx only")
+
     path = export_run(
         args.source,
         args.output,
@@ -53,6 +71,53 @@ def _export(args: argparse.Namespace) -> int:
         f"wrote {path}: {totals['file_bytes']:,} bytes, {totals['ratio_float32']:.2f}x smaller "
         "than float32 dense"
     )
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from pqcompress.errors import ConfigError
+    from pqcompress.export import export_onnx
+    from pqcompress.posttrain.io import load_model
+
+    if args.int8 and not args.calibration_dataset:
+        raise ConfigError("--format onnx --int8 needs --calibration-dataset NAME")
+    src = Path(args.source)
+    with tempfile.TemporaryDirectory(prefix="pqc-export-") as tmp:
+        if src.is_file() and src.suffix == ".pqz":
+            model, manifest = load_model(src)
+        else:
+            from pqcompress.codec import export_run
+
+            pqz = export_run(
+                src,
+                Path(tmp) / "model.pqz",
+                which=args.which,
+                num_classes=args.num_classes,
+                input_shape=tuple(args.input_shape) if args.input_shape else None,
+            )
+            model, manifest = load_model(pqz)
+    shape = tuple(int(d) for d in (manifest.get("model") or {}).get("input_shape") or ())
+    calib = None
+    if args.int8:
+        from pqcompress.cli.deploy import calibration_batches
+
+        calib = calibration_batches(
+            args.calibration_dataset, root=args.data_root, batches=args.calibration_batches
+        )
+    path = export_onnx(
+        model,
+        args.output,
+        input_shape=shape,
+        int8=args.int8,
+        calibration=calib,
+        opset=args.opset,
+        compressed=manifest,
+    )
+    kind = "int8 QDQ" if args.int8 else "float32"
+    print(f"wrote {path}: {kind} ONNX graph, {path.stat().st_size:,} bytes")
     return 0
 
 

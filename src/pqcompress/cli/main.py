@@ -14,7 +14,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pqcompress.cli import export, info, quickstart, train
+    from pqcompress.cli import deploy, export, info, quickstart, train
 
     parser = argparse.ArgumentParser(
         prog="pqcompress",
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.register(sub)
     info.register(sub)
     export.register(sub)
+    deploy.register(sub)
     return parser
 
 

@@ -1,0 +1,404 @@
+"""ONNX export: a float32 graph with the decoded weights, or an int8 QDQ graph for ONNX Runtime.
+
+``export_onnx(model, path, input_shape=...)`` writes a float32 graph (dynamic batch axis).
+``export_onnx(..., int8=True, calibration=batches)`` writes a static int8 QDQ graph:
+activations are calibrated by ONNX Runtime's ``quantize_static`` (MinMax, uint8), weights are
+per-tensor symmetric int8. With ``compressed=`` (a Compressor, a .pqz manifest or a .pqz path)
+weights trained with the ``uniform``/``quantize`` forms at <= 8 bits become their trained
+integer codes with the stored scale (``w = scale * k``, no second quantization); weights of the
+other forms (exact, literal, prune, > 8 bits) are not on a zero-containing linear int8 grid,
+so their layers are left in float (decoded, exact) instead of being quantized again.
+``load_onnx(path)`` opens an ``onnxruntime.InferenceSession`` wrapped as an ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pqcompress.errors import ConfigError, PQCError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+NATIVE_KINDS = ("uniform", "quantize")
+
+
+class ExportError(PQCError):
+    """The model could not be exported to ONNX (missing packages, unsupported graph)."""
+
+
+def _require(module: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ExportError(
+            f"ONNX export needs the '{module}' package: pip install onnx onnxruntime "
+            "(or pip install 'pqcompress[onnx]')"
+        ) from None
+
+
+@dataclass(frozen=True)
+class CodedTensor:
+    """Integer codes of one compressed tensor and the parameters that decode them."""
+
+    name: str
+    codes: torch.Tensor
+    kind: str
+    bits: int
+    scale: float
+    threshold: float
+
+    @property
+    def native_int8(self) -> bool:
+        """True when ``value = scale * code`` with |code| <= 127: runs as-is on int8 kernels."""
+        return self.kind in NATIVE_KINDS and self.bits <= 8
+
+
+def native_int8(kind: str, bits: int) -> bool:
+    """Whether a tensor of this form/bit width runs natively on int8 kernels."""
+    return kind in NATIVE_KINDS and int(bits) <= 8
+
+
+def coded_tensors(model: nn.Module, compressed: Any) -> tuple[dict[str, CodedTensor], set[str]]:
+    """({name: CodedTensor} for tensors stored as codes, {names of other compressed tensors}).
+
+    ``compressed``: a Compressor (``names()``/``compressed(name)``), a .pqz manifest dict
+    (codes recovered from the model's values with ``pq.codes_from_values``) or a .pqz path.
+    """
+    from pqcompress.ops.pq import codes_from_values
+
+    if compressed is None:
+        return {}, set()
+    coded: dict[str, CodedTensor] = {}
+    floats: set[str] = set()
+    if isinstance(compressed, (str, os.PathLike)):
+        from pqcompress.codec import read
+
+        compressed, _ = read(compressed)
+    if hasattr(compressed, "compressed") and hasattr(compressed, "names"):
+        for name in compressed.names():
+            r = compressed.compressed(name)
+            if r.codes is not None:
+                coded[name] = CodedTensor(
+                    name, r.codes, r.kind, int(r.bits), float(r.scale), float(r.threshold)
+                )
+            elif r.kind != "none":
+                floats.add(name)
+        return coded, floats
+    if isinstance(compressed, Mapping) and "tensors" in compressed:
+        state = model.state_dict()
+        for entry in compressed["tensors"]:
+            name = entry["name"]
+            if entry.get("encoding") == "codes":
+                if name not in state:
+                    raise ConfigError(f"manifest tensor '{name}' is not in the model")
+                kind, bits = entry["kind"], int(entry["bits"])
+                scale, thr = float(entry["scale"]), float(entry["threshold"])
+                try:
+                    codes = codes_from_values(state[name], kind, bits, scale, thr)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"the model's '{name}' does not match the manifest's codes: {exc}"
+                    ) from None
+                coded[name] = CodedTensor(name, codes, kind, bits, scale, thr)
+            elif entry.get("kind", "none") != "none":
+                floats.add(name)
+        return coded, floats
+    raise ConfigError(
+        "compressed= must be a Compressor, a .pqz manifest (dict with 'tensors') or a .pqz path; "
+        f"got {type(compressed).__name__}"
+    )
+
+
+def _export_float(
+    model: nn.Module, input_shape: Sequence[int], opset: int, fold_batchnorm: bool
+) -> bytes:
+    model = model.eval()
+    dummy = torch.zeros((1, *[int(d) for d in input_shape]), dtype=torch.float32)
+    buf = io.BytesIO()
+    mode = torch.onnx.TrainingMode.EVAL if fold_batchnorm else torch.onnx.TrainingMode.PRESERVE
+    with warnings.catch_warnings():
+        # the TorchScript-based exporter warns that it is deprecated (torch >= 2.9): it is the
+        # one that needs no onnxscript and keeps state-dict names for initializers
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(
+                model,
+                (dummy,),
+                buf,
+                dynamo=False,
+                opset_version=int(opset),
+                training=mode,
+                do_constant_folding=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
+        except Exception as exc:
+            raise ExportError(f"torch.onnx.export failed: {exc}") from exc
+    return buf.getvalue()
+
+
+def _match_initializers(graph: Any, model: nn.Module, names: Iterable[str]) -> dict[str, tuple]:
+    """{param name: (initializer name, transposed)} for params whose values appear unchanged."""
+    from onnx import numpy_helper
+
+    state = model.state_dict()
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    out: dict[str, tuple] = {}
+    for name in names:
+        v = state[name].detach().cpu().float().numpy()
+        if name in inits and inits[name].shape == v.shape and np.array_equal(inits[name], v):
+            out[name] = (name, False)
+            continue
+        for iname, arr in inits.items():
+            if arr.dtype != np.float32:
+                continue
+            if arr.shape == v.shape and np.array_equal(arr, v):
+                out[name] = (iname, False)
+                break
+            if v.ndim == 2 and arr.shape == v.T.shape and np.array_equal(arr, v.T):
+                out[name] = (iname, True)
+                break
+    return out
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over an iterable of input batches."""
+
+    def __init__(self, batches: Iterable[Any]) -> None:
+        self._it = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        try:
+            b = next(self._it)
+        except StopIteration:
+            return None
+        if isinstance(b, (tuple, list)):
+            b = b[0]
+        x = b.detach().cpu().float().numpy() if torch.is_tensor(b) else np.asarray(b, np.float32)
+        return {INPUT_NAME: x}
+
+    def rewind(self) -> None:  # pragma: no cover - part of the reader protocol
+        pass
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    input_shape: Sequence[int],
+    int8: bool = False,
+    calibration: Iterable[Any] | None = None,
+    opset: int = 17,
+    compressed: Any = None,
+    reduce_range: bool = False,
+) -> Path:
+    """Write ``model`` as ONNX to ``path`` and return the path.
+
+    ``input_shape`` is one sample's shape (no batch dimension); the graph's batch axis is
+    dynamic. Input ``input``, output ``logits``. ``int8=True`` needs ``calibration`` (an
+    iterable of input batches, tensors or (x, y) pairs; a few batches suffice) and writes a
+    QDQ graph (uint8 activations, per-tensor symmetric int8 weights) for ONNX Runtime.
+    ``compressed`` (Compressor, .pqz manifest or path) makes uniform/quantize weights at
+    <= 8 bits use their trained codes and stored scales exactly, and keeps layers whose
+    weights have another compressed form in float.
+
+    ``reduce_range=True`` passes ORT's 7-bit weight range (weights in -63..63): on x86 CPUs
+    without VNNI, ORT's u8 x s8 kernels add pairs of products in int16 and can saturate
+    (large errors for weights with many codes near +-127); 7-bit weights cannot, and then
+    only codes of <= 7 bits are kept as they are (8-bit codes are quantized again, by ORT).
+    """
+    onnx = _require("onnx")
+    path = Path(path)
+    coded, float_named = coded_tensors(model, compressed)
+    model = model.eval()
+    # folding BatchNorm would move coded weights off their grid (and hide decoded ones)
+    keep_bn = bool(int8 and (coded or float_named))
+    blob = _export_float(model, input_shape, opset, fold_batchnorm=not keep_bn)
+    if not int8:
+        path.write_bytes(blob)
+        return path
+    if calibration is None:
+        raise ConfigError("int8=True needs calibration= (an iterable of a few input batches)")
+    _require("onnxruntime")
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.registry import QDQRegistry
+
+    fmodel = onnx.load_from_string(blob)
+    top_bits = 7 if reduce_range else 8
+    native = {n: c for n, c in coded.items() if c.native_int8 and c.bits <= top_bits}
+    other = set(float_named) | {n for n, c in coded.items() if not c.native_int8}
+    matched = _match_initializers(fmodel.graph, model, [*native, *other])
+    missing = sorted(n for n in native if n not in matched)
+    if missing:
+        raise ExportError(
+            f"cannot find the exported initializers of {missing[:3]} (folded into other "
+            "constants?); their codes cannot be kept"
+        )
+    exclude = []
+    other_inits = {matched[n][0] for n in other if n in matched}
+    for node in fmodel.graph.node:
+        if node.op_type in ("Conv", "Gemm", "MatMul") and other_inits & set(node.input):
+            exclude.append(node.name)
+    with tempfile.TemporaryDirectory(prefix="pqc-onnx-") as tmp:
+        fpath = Path(tmp) / "float.onnx"
+        fpath.write_bytes(blob)
+        qpath = Path(tmp) / "int8.onnx"
+        op_types = [op for op in QDQRegistry if op != "BatchNormalization"]
+        with _quiet():
+            quantize_static(
+                str(fpath),
+                str(qpath),
+                _Reader(calibration),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=False,
+                reduce_range=bool(reduce_range),
+                op_types_to_quantize=op_types,
+                calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=exclude,
+                extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+            )
+        qmodel = onnx.load(str(qpath))
+    _substitute_codes(qmodel, fmodel, native, matched)
+    onnx.save(qmodel, str(path))
+    return path
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence ORT's quantizer: root-logger advice to pre-process, warnings, prints."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _substitute_codes(
+    qmodel: Any, fmodel: Any, native: Mapping[str, CodedTensor], matched: Mapping[str, tuple]
+) -> None:
+    """Replace ORT's int8 weights by the trained codes, their scales by the stored scales, and
+    re-quantize the int32 biases that depend on those scales."""
+    from onnx import numpy_helper
+
+    g = qmodel.graph
+    inits = {i.name: i for i in g.initializer}
+    dq_by_out = {n.output[0]: n for n in g.node if n.op_type == "DequantizeLinear"}
+    float_inits = {i.name: numpy_helper.to_array(i) for i in fmodel.graph.initializer}
+    by_init = {matched[n][0]: (native[n], matched[n][1]) for n in native if n in matched}
+
+    def set_init(name: str, arr: np.ndarray) -> None:
+        inits[name].CopyFrom(numpy_helper.from_array(arr, name))
+
+    for node in g.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
+            continue
+        wdq = dq_by_out.get(node.input[1])
+        if wdq is None or wdq.input[0] not in inits:
+            continue
+        qname = wdq.input[0]
+        base = qname[: -len("_quantized")] if qname.endswith("_quantized") else qname
+        if base not in by_init:
+            continue
+        ct, transposed = by_init[base]
+        codes = ct.codes.detach().cpu().numpy().astype(np.int8)
+        if transposed:
+            codes = np.ascontiguousarray(codes.T)
+        old = numpy_helper.to_array(inits[qname])
+        if old.shape != codes.shape:
+            raise ExportError(f"shape mismatch substituting codes for '{ct.name}'")
+        set_init(qname, codes)
+        scale = np.array(ct.scale, dtype=np.float32).reshape(
+            numpy_helper.to_array(inits[wdq.input[1]]).shape
+        )
+        set_init(wdq.input[1], scale)
+        if len(wdq.input) > 2 and wdq.input[2] in inits:
+            zp = numpy_helper.to_array(inits[wdq.input[2]])
+            set_init(wdq.input[2], np.zeros(zp.shape, dtype=zp.dtype))
+        # bias: int32 with scale = input scale * weight scale
+        if len(node.input) > 2 and node.input[2] in dq_by_out:
+            bdq = dq_by_out[node.input[2]]
+            xdq = dq_by_out.get(node.input[0])
+            bname = bdq.input[0]
+            bbase = bname[: -len("_quantized")] if bname.endswith("_quantized") else bname
+            if xdq is None or bbase not in float_inits or bdq.input[1] not in inits:
+                continue
+            xs = float(numpy_helper.to_array(inits[xdq.input[1]]))
+            bs = np.float32(xs * ct.scale)
+            bias = float_inits[bbase].astype(np.float64)
+            q = np.clip(np.round(bias / float(bs)), -(2**31), 2**31 - 1).astype(np.int32)
+            set_init(bname, q)
+            old_bs = numpy_helper.to_array(inits[bdq.input[1]])
+            set_init(bdq.input[1], np.full(old_bs.shape, bs, dtype=np.float32))
+
+
+def weight_codes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{weight initializer: (int8 values, scale)} of the weights a QDQ graph dequantizes."""
+    onnx = _require("onnx")
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    inits = {i.name: i for i in m.graph.initializer}
+    out = {}
+    for n in m.graph.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits:
+            arr = numpy_helper.to_array(inits[n.input[0]])
+            if arr.dtype == np.int8:
+                out[n.input[0]] = (arr, numpy_helper.to_array(inits[n.input[1]]))
+    return out
+
+
+class OrtModel(nn.Module):
+    """An ONNX Runtime session used like a model: ``logits = m(x)`` on CPU tensors.
+
+    ``load_s`` is the seconds ``InferenceSession`` took to build (graph optimizations
+    included). Works with :func:`pqcompress.metrics.classification.evaluate_model`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+        super().__init__()
+        ort = _require("onnxruntime")
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+        start = time.perf_counter()
+        self.session = ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self.load_s = time.perf_counter() - start
+        self.path = Path(path)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().cpu().float().numpy()
+        (out,) = self.session.run(None, {self.input_name: arr})
+        return torch.from_numpy(out)
+
+
+def load_onnx(path: str | os.PathLike, *, threads: int | None = None) -> OrtModel:
+    """Open an exported graph in ONNX Runtime (CPU) as an :class:`OrtModel`."""
+    return OrtModel(path, threads=threads)
