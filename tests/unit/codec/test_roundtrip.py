@@ -181,3 +181,12 @@ def test_literal_codes_wider_than_the_lookup_table(tmp_path, layout) -> None:
     manifest, tensors = codec.read(path)
     assert next(e for e in manifest["tensors"] if e["name"] == "w")["symbols"]["width"] > 18
     assert same_bits(tensors["w"], model.w.detach())
+
+
+def test_auto_codec_skips_lzma_on_large_sections_but_honours_an_explicit_choice():
+    from pqcompress.codec.tensorcode import AUTO_LZMA_MAX_BYTES, auto_codecs_for
+
+    auto = ["raw", "deflate", "lzma", "zstd"]
+    assert "lzma" in auto_codecs_for(auto, AUTO_LZMA_MAX_BYTES)
+    assert "lzma" not in auto_codecs_for(auto, AUTO_LZMA_MAX_BYTES + 1)
+    assert auto_codecs_for(["lzma"], 10 * AUTO_LZMA_MAX_BYTES) == ["lzma"]
