@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pqcompress.ops.pq import KIND_ID, compute_params, decode, encode, grid_terms
+from pqcompress.ops.pq import KIND_ID, NonFiniteError, compress_kind, grid_terms, tensor_stats
 from pqcompress.ops.rounding import rounding_terms
 
 BACKENDS = ("auto", "numba", "torch")
@@ -31,10 +31,6 @@ class Applied:
     scale: float
     std: float
     maxabs: float
-
-
-class NonFiniteError(ValueError):
-    """A tensor holds NaN or inf (typically: training diverged)."""
 
 
 def numba_eligible(p: torch.Tensor) -> bool:
@@ -105,21 +101,11 @@ def _compress_torch(
 ) -> Applied:
     with torch.no_grad():
         w = p.detach().float() if residual is None else p.detach().float() + residual.float()
-        wd = w.double()
-        std = float(wd.std(correction=0)) if w.numel() > 1 else 0.0
-        maxabs = float(w.abs().max()) if w.numel() else 0.0
-        if not (torch.isfinite(torch.tensor([std, maxabs])).all()):
-            raise NonFiniteError("weights hold NaN or inf")
-        beta, scale = compute_params(std, maxabs, spec.alpha, spec.bits, KIND_ID[spec.kind])
-        beta, scale = float(beta), float(scale)
-        codes = encode(w, spec.kind, spec.bits, scale, beta, spec.rounding, generator)
-        if codes is None:
-            values = torch.where(
-                w.abs() >= beta, w, torch.zeros((), dtype=w.dtype, device=w.device)
-            )
-        else:
-            values = decode(codes, spec.kind, scale, beta, torch.float32, spec.bits)
+        std, maxabs = tensor_stats(w)
+        res = compress_kind(
+            w, spec.kind, spec.alpha, spec.bits, spec.rounding, generator, (std, maxabs)
+        )
         if residual is not None:
-            residual.copy_(w - values)
-        p.copy_(values)
-    return Applied(beta, scale, std, maxabs)
+            residual.copy_(w - res.values)
+        p.copy_(res.values)
+    return Applied(res.threshold, res.scale, std, maxabs)

@@ -95,6 +95,19 @@ class PQResult:
         )
 
 
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or inf (typically: training diverged)."""
+
+
+def tensor_stats(x: torch.Tensor) -> tuple[float, float]:
+    """(population std in float64, max|x|): the statistics a P->Q application uses."""
+    std = layer_std(x)
+    maxabs = float(x.abs().max()) if x.numel() else 0.0
+    if not (math.isfinite(std) and math.isfinite(maxabs)):
+        raise NonFiniteError("tensor has non-finite values (NaN or inf); cannot compress it")
+    return std, maxabs
+
+
 def pq_compress(
     w: torch.Tensor,
     alpha: float,
@@ -112,23 +125,32 @@ def pq_compress(
     ``stats=(std, maxabs)`` overrides them (to reproduce another backend's parameters).
     """
     kind = resolve_kind(mode, form, alpha, bits)
+    return compress_kind(w, kind, alpha, bits, rounding, generator, stats)
+
+
+def compress_kind(
+    w: torch.Tensor,
+    kind: str,
+    alpha: float,
+    bits: int,
+    rounding: str = "nearest",
+    generator: torch.Generator | None = None,
+    stats: tuple[float, float] | None = None,
+) -> PQResult:
+    """One application of an already resolved ``kind`` (see ``resolve_kind``) to ``w``."""
     x = w.detach().float() if w.dtype != torch.float32 else w.detach()
     if kind == "none":
         return PQResult(x.clone(), None, kind, 32, 0.0, 0.0)
-    if stats is None:
-        std = layer_std(x)
-        maxabs = float(x.abs().max()) if x.numel() else 0.0
-    else:
-        std, maxabs = stats
-    if not (math.isfinite(std) and math.isfinite(maxabs)):
-        raise ValueError("tensor has non-finite values (NaN or inf); cannot compress it")
+    std, maxabs = tensor_stats(x) if stats is None else stats
     beta, scale = compute_params(std, maxabs, alpha, bits, KIND_ID[kind])
-    codes = encode(x, kind, bits, float(scale), float(beta), rounding, generator)
+    beta, scale = float(beta), float(scale)
+    codes = encode(x, kind, bits, scale, beta, rounding, generator)
     if codes is None:
-        values = torch.where(x.abs() >= beta, x, torch.zeros((), dtype=x.dtype))
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        values = torch.where(x.abs() >= beta, x, zero)
     else:
-        values = decode(codes, kind, float(scale), float(beta), x.dtype, bits)
-    return PQResult(values, codes, kind, bits, float(scale), float(beta))
+        values = decode(codes, kind, scale, beta, x.dtype, bits)
+    return PQResult(values, codes, kind, bits, scale, beta)
 
 
 def grid_terms(kind: str, bits: int, threshold: float) -> tuple[float, float, int]:

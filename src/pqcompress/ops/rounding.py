@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 ROUNDINGS: tuple[str, ...] = ("floor", "ceil", "trunc", "nearest", "stochastic")
-ROUNDING_ID: dict[str, int] = {name: i for i, name in enumerate(ROUNDINGS)}
 
 
 def rounding_terms(rounding: str) -> tuple[float, float, float]:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pqcompress.errors import ConfigError
-from pqcompress.ops.prune import layer_std, std_threshold
+from pqcompress.ops.prune import std_threshold
 
 Layers = Literal["linear", "conv", "both"]
 Params = Literal["weights", "biases", "both"]
@@ -179,7 +179,7 @@ def prune_std(
     tensors = select_tensors(model, layers, params, modules=modules)
     if scope == "global" and tensors:
         allv = torch.cat([t.detach().reshape(-1).float() for t in tensors.values()])
-        beta_g = float(torch.tensor(alpha * layer_std(allv), dtype=torch.float32))
+        beta_g = std_threshold(allv, alpha)
     for t in tensors.values():
         beta = beta_g if scope == "global" else std_threshold(t, alpha)
         _zero_(t, t.abs() >= beta)
