@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import platform
 import tempfile
 import time
@@ -95,11 +96,21 @@ def main() -> None:
         default=[8, 4],
         help="bit widths whose settings get the full layout x codec grid (32-bit rows: auto only)",
     )
+    ap.add_argument(
+        "--settings",
+        nargs="+",
+        default=None,
+        metavar="ALPHA:BITS",
+        help="only these settings (default: all of SETTINGS), e.g. 0.5:8 1.25:4",
+    )
     args = ap.parse_args()
+    settings = SETTINGS
+    if args.settings:
+        settings = [(float(a), int(b)) for a, b in (x.split(":") for x in args.settings)]
     rows, grids = [], []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for alpha, bits in SETTINGS:
+        for alpha, bits in settings:
             t0 = time.perf_counter()
             model = model_for(args.run)
             comp = Compressor(model, CompressionConfig(alpha=alpha, bits=bits, update="inplace"))
@@ -141,6 +152,8 @@ def write_report(args, rows, grids) -> None:
         "(form `exact`, rounding `nearest`). Command: "
         "`nice -n 19 python benchmarks/file_sizes.py"
         + (f" --run {args.run}" if args.run else "")
+        + (f" --settings {' '.join(args.settings)}" if args.settings else "")
+        + (f" --grid-bits {' '.join(map(str, args.grid_bits))}" if args.grid_bits != [8, 4] else "")
         + "`.",
         f"Machine: {platform.machine()}, Python {platform.python_version()}, torch "
         f"{torch.__version__}. Sizes in MB (10^6 bytes), all measured in the same run.",
@@ -181,7 +194,16 @@ def write_report(args, rows, grids) -> None:
             lines.append(f"| {layout} | " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    record = {
+        "weights": src,
+        "rows": rows,
+        "grids": [
+            {"alpha": a, "bits": b, "mb": {f"{lay}/{c}": v / MB for (lay, c), v in g.items()}}
+            for (a, b), g in grids
+        ],
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} and its .json")
 
 
 if __name__ == "__main__":

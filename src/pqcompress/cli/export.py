@@ -25,8 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pqz (default): compressed codes; onnx: a graph for ONNX Runtime (docs/export.md)",
     )
     p.add_argument("--int8", action="store_true", help="onnx: static int8 QDQ graph")
-    p.add_argument("--calibration-dataset", default=None, help="onnx --int8: calibration data")
-    p.add_argument("--data-root", default=None, help="onnx --int8: the dataset's files")
+    p.add_argument(
+        "--onnx",
+        choices=("auto", "none", "float32", "all"),
+        default="auto",
+        help="pqz: ONNX graphs to embed for serving without torch (default auto: float32, plus "
+        "int8 when every compressed tensor is uniform/quantize <= 8 bits and the run's dataset "
+        "can be loaded for calibration; all: both, none: weights only)",
+    )
+    p.add_argument(
+        "--calibration-dataset",
+        default=None,
+        help="onnx --int8: calibration data (pqz: defaults to the run's dataset)",
+    )
+    p.add_argument("--data-root", default=None, help="the calibration dataset's files")
     p.add_argument("--calibration-batches", type=int, default=8)
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
@@ -47,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pqcompress.codec import export_run, inspect
+    from pqcompress.codec import export_run
 
     if getattr(args, "format", "pqz") == "onnx":
         return _export_onnx(args)
@@ -56,6 +68,13 @@ def _export(args: argparse.Namespace) -> int:
 
         raise ConfigError("--int8 applies to --format onnx only")
 
+    calibration = None
+    if args.calibration_dataset and args.onnx in ("auto", "all"):
+        from pqcompress.cli.deploy import calibration_batches
+
+        calibration = calibration_batches(
+            args.calibration_dataset, root=args.data_root, batches=args.calibration_batches
+        )
     path = export_run(
         args.source,
         args.output,
@@ -65,11 +84,18 @@ def _export(args: argparse.Namespace) -> int:
         float_dtype="float16" if args.float16 else "float32",
         num_classes=args.num_classes,
         input_shape=tuple(args.input_shape) if args.input_shape else None,
+        onnx=args.onnx,
+        calibration=calibration,
+        calibration_batches=args.calibration_batches,
+        data_root=args.data_root,
     )
-    totals = inspect(path, baseline=False)["totals"]
+    from pqcompress.codec.portable import model_info
+
+    info = model_info(path)
+    graphs = ", ".join(f"{g['name']} ({g['stored_bytes']:,} bytes)" for g in info["graphs"])
     print(
-        f"wrote {path}: {totals['file_bytes']:,} bytes, {totals['ratio_float32']:.2f}x smaller "
-        "than float32 dense"
+        f"wrote {path}: {info['file_bytes']:,} bytes, {info['ratio_float32']:.2f}x smaller "
+        f"than float32 dense; embedded ONNX graphs: {graphs or 'none'}"
     )
     return 0
 
@@ -151,6 +177,8 @@ def _inspect(args: argparse.Namespace) -> int:
         f"{100 * (1 - t['nnz'] / max(t['params'], 1)):.2f}% zeros"
         + ("; LOSSY (float16 tensors)" if t["lossy"] else ""),
         f"float32 dense: {t['float32_bytes']:,} bytes -> {t['ratio_float32']:.2f}x smaller",
+        "embedded ONNX graphs: "
+        + (", ".join(f"{k} ({v:,} bytes)" for k, v in t["graphs"].items()) or "none"),
     ]
     if "studies_bytes" in t:
         lines.append(

@@ -4,30 +4,41 @@ checksums; a JSON manifest and no pickle (docs/format.md).
 ``save(model, path, compressor)`` writes a file, ``load(path)`` rebuilds a registry model,
 ``load_into(model, path)`` fills any module, ``read(path)`` returns (manifest, tensors),
 ``inspect(path)`` summarises sizes, ``export_run(run_dir, out)`` exports a training run.
+``pqcompress.codec.portable`` reads files with numpy only (no torch), for serving.
+
+Names are imported lazily, so ``import pqcompress.codec.portable`` never imports torch.
 """
 
 from __future__ import annotations
 
-from pqcompress.codec.errors import (
-    ChecksumError,
-    DecompressionBombError,
-    FormatError,
-    VersionError,
-)
-from pqcompress.codec.export import export_run
-from pqcompress.codec.reader import load, load_into, read
-from pqcompress.codec.summary import inspect
-from pqcompress.codec.writer import save
+import importlib
+from typing import Any
 
-__all__ = [
-    "ChecksumError",
-    "DecompressionBombError",
-    "FormatError",
-    "VersionError",
-    "export_run",
-    "inspect",
-    "load",
-    "load_into",
-    "read",
-    "save",
-]
+_EXPORTS = {
+    "ChecksumError": "pqcompress.codec.errors",
+    "DecompressionBombError": "pqcompress.codec.errors",
+    "FormatError": "pqcompress.codec.errors",
+    "GraphError": "pqcompress.codec.errors",
+    "VersionError": "pqcompress.codec.errors",
+    "export_run": "pqcompress.codec.export",
+    "inspect": "pqcompress.codec.summary",
+    "load": "pqcompress.codec.reader",
+    "load_into": "pqcompress.codec.reader",
+    "read": "pqcompress.codec.reader",
+    "save": "pqcompress.codec.writer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pqcompress.codec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

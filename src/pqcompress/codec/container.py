@@ -24,13 +24,17 @@ import zlib
 from typing import Any
 
 from pqcompress.codec import bitpack, entropy, layouts
+from pqcompress.codec.entries import CODE_KINDS, ITEMSIZE, numel, value_count
 from pqcompress.codec.errors import ChecksumError, DecompressionBombError, FormatError, VersionError
 from pqcompress.codec.symbols import SymbolMap, parse_symbol_map
-from pqcompress.codec.tensorcode import CODE_KINDS, DTYPES, numel, value_count
 from pqcompress.errors import ConfigError
 
 MAGIC = b"\x89PQZ\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # files without embedded graphs: readable by every pqcompress reader
+GRAPHS_FORMAT_VERSION = 2  # version 1 plus the optional "graphs" list (embedded ONNX graphs)
+READABLE_VERSIONS = (FORMAT_VERSION, GRAPHS_FORMAT_VERSION)
+GRAPH_NAMES = ("float32", "int8")
+GRAPH_INIT_SOURCES = ("values", "codes")
 HEADER = struct.Struct("<8sIIQ32s")
 HEADER_SIZE = HEADER.size  # 56
 MAX_MANIFEST_BYTES = 64 << 20
@@ -47,9 +51,11 @@ ROLES = {
 FLAG_DEFLATED_MANIFEST = 1
 
 
-def header(stored_manifest: bytes, flags: int = FLAG_DEFLATED_MANIFEST) -> bytes:
+def header(
+    stored_manifest: bytes, flags: int = FLAG_DEFLATED_MANIFEST, version: int = FORMAT_VERSION
+) -> bytes:
     digest = hashlib.sha256(stored_manifest).digest()
-    return HEADER.pack(MAGIC, FORMAT_VERSION, flags, len(stored_manifest), digest)
+    return HEADER.pack(MAGIC, version, flags, len(stored_manifest), digest)
 
 
 def store_manifest(text: bytes) -> bytes:
@@ -76,10 +82,10 @@ def split_file(data: bytes, where: str) -> tuple[dict[str, Any], memoryview]:
     magic, version, flags, mlen, digest = HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise FormatError(f"'{where}' is not a .pqz file (bad magic bytes)")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise VersionError(
-            f"'{where}' has .pqz format version {version}; this pqcompress reads version "
-            f"{FORMAT_VERSION}"
+            f"'{where}' has .pqz format version {version}; this pqcompress reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (upgrade pqcompress to read it)"
         )
     if mlen > MAX_MANIFEST_BYTES:
         raise FormatError(f"'{where}' declares a {mlen}-byte manifest (limit {MAX_MANIFEST_BYTES})")
@@ -151,7 +157,7 @@ def validate(
     if not isinstance(tensors, list):
         raise FormatError("manifest has no tensor list")
     payload_bytes = manifest["payload_bytes"]
-    seen: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}
     maps: list[SymbolMap | None] = []
     declared = 0
     for e in tensors:
@@ -160,10 +166,11 @@ def validate(
         name = e["name"]
         if name in seen:
             raise FormatError(f"tensor '{name}' appears twice in the manifest")
-        seen.add(name)
+        seen[name] = e
         smap, raw_total = _validate_entry(e, payload_bytes)
         maps.append(smap)
         declared += raw_total
+    declared += _validate_graphs(manifest, seen)
     if declared > max_decoded_bytes:
         raise DecompressionBombError(
             f"the file declares {declared} decoded bytes, above the limit of {max_decoded_bytes} "
@@ -182,7 +189,7 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise bad(f"invalid shape {shape!r}")
     n = numel(shape)
-    if e.get("dtype") not in DTYPES:
+    if e.get("dtype") not in ITEMSIZE:
         raise bad(f"unsupported dtype {e.get('dtype')!r}")
     if e.get("layout") not in ROLES:
         raise bad(f"unknown layout {e.get('layout')!r}")
@@ -208,12 +215,9 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
         values_size = bitpack.packed_size(count, smap.width)
         values_dtype = "symbols"
     elif e.get("encoding") == "values":
-        if e.get("storage_dtype") not in DTYPES:
+        if e.get("storage_dtype") not in ITEMSIZE:
             raise bad(f"unsupported storage dtype {e.get('storage_dtype')!r}")
-        import torch
-
-        itemsize = torch.empty((), dtype=DTYPES[e["storage_dtype"]]).element_size()
-        values_size = count * itemsize
+        values_size = count * ITEMSIZE[e["storage_dtype"]]
         values_dtype = "bytes"
     else:
         raise bad(f"unknown encoding {e.get('encoding')!r}")
@@ -256,12 +260,80 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
     return smap, total
 
 
+def _validate_graphs(manifest: dict[str, Any], tensors: dict[str, dict[str, Any]]) -> int:
+    """Check the optional ``graphs`` list (format version 2); return its declared raw bytes."""
+    graphs = manifest.get("graphs")
+    if graphs is None:
+        return 0
+    if manifest["format_version"] < GRAPHS_FORMAT_VERSION:
+        raise FormatError(
+            f"manifest of format version {manifest['format_version']} has a 'graphs' list "
+            f"(embedded graphs need version {GRAPHS_FORMAT_VERSION})"
+        )
+    if not isinstance(graphs, list):
+        raise FormatError("manifest 'graphs' is not a list")
+    total, names = 0, set()
+    for g in graphs:
+        if not isinstance(g, dict) or g.get("name") not in GRAPH_NAMES or g["name"] in names:
+            raise FormatError(
+                f"embedded graph {g.get('name') if isinstance(g, dict) else g!r}: the name must "
+                f"be one of {', '.join(GRAPH_NAMES)}, each at most once"
+            )
+        name = g["name"]
+        names.add(name)
+
+        def bad(msg: str, name: str = name) -> FormatError:
+            return FormatError(f"manifest disagrees with its payloads: graph '{name}': {msg}")
+
+        if g.get("format") != "onnx":
+            raise bad(f"unknown graph format {g.get('format')!r} (expected 'onnx')")
+        for key in ("offset", "length", "raw_length"):
+            if not _is_int(g.get(key)) or g[key] < 0:
+                raise bad(f"invalid {key} {g.get(key)!r}")
+        if g["offset"] + g["length"] > manifest["payload_bytes"]:
+            raise bad("its section lies beyond the payload area")
+        if g.get("codec") not in entropy.CODECS:
+            raise bad(f"unknown codec {g.get('codec')!r}")
+        if not (isinstance(g.get("sha256"), str) and len(g["sha256"]) == 64):
+            raise bad("missing sha256")
+        if not isinstance(g.get("input_name"), str) or not isinstance(g.get("output_name"), str):
+            raise bad("input_name/output_name missing")
+        inits = g.get("initializers")
+        if not isinstance(inits, list):
+            raise bad("no initializers list")
+        for i in inits:
+            if not isinstance(i, dict) or not isinstance(i.get("name"), str):
+                raise bad("an initializer record without a name")
+            entry = tensors.get(i.get("tensor"))  # type: ignore[arg-type]
+            if entry is None:
+                raise bad(f"initializer '{i['name']}' names unknown tensor {i.get('tensor')!r}")
+            if i.get("source") not in GRAPH_INIT_SOURCES or not isinstance(
+                i.get("transpose"), bool
+            ):
+                raise bad(f"initializer '{i['name']}': bad source/transpose")
+            if i["transpose"] and len(entry["shape"]) != 2:
+                raise bad(f"initializer '{i['name']}': only 2-D tensors can be transposed")
+            if i["source"] == "codes" and not (
+                entry.get("encoding") == "codes"
+                and entry.get("kind") in ("uniform", "quantize")
+                and _is_int(entry.get("bits"))
+                and entry["bits"] <= 8
+            ):
+                raise bad(
+                    f"initializer '{i['name']}' takes int8 codes from tensor '{i['tensor']}', "
+                    "which is not stored as uniform/quantize codes of <= 8 bits"
+                )
+        total += g["raw_length"]
+    return total
+
+
 def check_payload(where: str, name: str, section: dict[str, Any], data: memoryview) -> bytes:
     """The section's stored bytes after checking their SHA-256."""
     chunk = bytes(data[section["offset"] : section["offset"] + section["length"]])
     if hashlib.sha256(chunk).hexdigest() != section["sha256"]:
+        what = section.get("role", "graph")
         raise ChecksumError(
-            f"'{where}': payload '{section['role']}' of tensor '{name}' does not match its "
-            "checksum (corrupt or tampered)"
+            f"'{where}': payload '{what}' of {name} does not match its checksum "
+            "(corrupt or tampered)"
         )
     return chunk

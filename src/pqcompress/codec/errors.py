@@ -19,3 +19,7 @@ class VersionError(FormatError):
 
 class DecompressionBombError(FormatError):
     """A payload inflates beyond its declared size, or the declared sizes exceed the limit."""
+
+
+class GraphError(PQCError):
+    """A .pqz file has no embedded graph of the kind asked for (re-export it with one)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pqcompress.errors import CheckpointError, ConfigError
+from pqcompress.errors import CheckpointError, ConfigError, PQCError
 
 WHICH = {"best": "best.pt", "last": "checkpoint.pt"}
 
@@ -20,6 +22,10 @@ def export_run(
     float_dtype: str = "float32",
     num_classes: int | None = None,
     input_shape: tuple[int, ...] | None = None,
+    onnx: str = "auto",
+    calibration: Iterable[Any] | None = None,
+    calibration_batches: int = 8,
+    data_root: str | None = None,
 ) -> Path:
     """Export a run directory (``which``: best.pt or checkpoint.pt) or one checkpoint file.
 
@@ -29,6 +35,13 @@ def export_run(
     parameters, then :func:`pqcompress.codec.save` stores the compressed tensors as codes.
     ``num_classes``/``input_shape`` are read from the checkpoint (runs from older versions
     lack them: pass them here).
+
+    ``onnx`` (default ``"auto"``) embeds ONNX graphs as :func:`pqcompress.codec.save` does.
+    The int8 graph needs calibration batches: ``calibration`` if given, else
+    ``calibration_batches`` batches of the run's training set (``data_root`` overrides the
+    run's data root). With ``"auto"`` the int8 graph is embedded only when every compressed
+    tensor is uniform/quantize codes of <= 8 bits, and a dataset that cannot be loaded means
+    the float32 graph only (with a warning).
     """
     from pqcompress.aware.compressor import Compressor
     from pqcompress.codec.writer import save
@@ -86,6 +99,8 @@ def export_run(
                 f"the compressor was never applied to {pending[:3]} in '{ckpt_path}' "
                 f"(schedule={cfg.compression.schedule!r}); nothing to store as codes"
             )
+    if onnx in ("auto", "all") and calibration is None and _wants_int8(onnx, compressor):
+        calibration = _run_calibration(cfg, data_root, calibration_batches, required=onnx == "all")
     meta: dict[str, Any] = {"source": str(ckpt_path), "epoch": ckpt.get("epoch")}
     if cfg.compression is not None:
         meta["compression"] = cfg_dict.get("compression")
@@ -103,7 +118,40 @@ def export_run(
         preprocessing=ckpt.get("preprocessing"),
         class_names=ckpt.get("class_names"),
         metadata=meta,
+        onnx=onnx,
+        calibration=calibration,
     )
+
+
+def _wants_int8(onnx: str, compressor: Any) -> bool:
+    if onnx == "all":
+        return True
+    if compressor is None:
+        return False
+    results = [compressor.compressed(n) for n in compressor.names()]
+    compressed = [r for r in results if r.codes is not None or r.kind != "none"]
+    return bool(compressed) and all(
+        r.codes is not None and r.kind in ("uniform", "quantize") and int(r.bits) <= 8
+        for r in compressed
+    )
+
+
+def _run_calibration(cfg: Any, root: str | None, batches: int, *, required: bool) -> Any:
+    """A few training batches of the run's dataset, or None (with a warning) under "auto"."""
+    from pqcompress.cli.deploy import calibration_batches
+
+    try:
+        return calibration_batches(
+            cfg.dataset, root=root if root is not None else cfg.data.root, batches=batches
+        )
+    except (PQCError, OSError) as exc:
+        if required:
+            raise
+        warnings.warn(
+            f"no int8 graph embedded: calibration data of '{cfg.dataset}' unavailable ({exc})",
+            stacklevel=3,
+        )
+        return None
 
 
 def _restore(compressor: Any, state: dict[str, Any], where: Path) -> None:

@@ -45,7 +45,7 @@ def sections(
     def inflate(entry: dict) -> dict[str, bytes]:
         raws = {}
         for s in entry["sections"]:
-            stored = container.check_payload(where, entry["name"], s, payload)
+            stored = container.check_payload(where, f"tensor '{entry['name']}'", s, payload)
             try:
                 raws[s["role"]] = entropy.decompress(s["codec"], stored, s["raw_length"])
             except FormatError as exc:
@@ -72,10 +72,11 @@ def read(
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(manifest, {name: tensor}) of a .pqz file; FormatError (or a subclass) if refused."""
     manifest, items = sections(path, max_decoded_bytes)
-    tensors = {}
-    for entry, smap, raws in items:
-        tensors[entry["name"]] = decode_tensor(entry, smap, raws)
-    return manifest, tensors
+    return manifest, _decode_all(items)
+
+
+def _decode_all(items: Iterator[tuple[dict, SymbolMap | None, dict[str, bytes]]]):
+    return {entry["name"]: decode_tensor(entry, smap, raws) for entry, smap, raws in items}
 
 
 def load_into(
@@ -88,8 +89,13 @@ def load_into(
 
 
 def load(path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> nn.Module:
-    """Rebuild the registry model the file names and load its tensors (in eval mode)."""
-    manifest, tensors = read(path, max_decoded_bytes=max_decoded_bytes)
+    """Rebuild the registry model the file names and load its tensors (in eval mode).
+
+    The model is built on the "meta" device (no random init) on a helper thread while the
+    tensors decode (the decode kernels, hashing and inflation release the GIL), then the
+    decoded tensors are assigned to it.
+    """
+    manifest, items = sections(path, max_decoded_bytes)
     spec = manifest.get("model") or {}
     name = spec.get("name")
     if not isinstance(name, str) or name == "custom":
@@ -104,15 +110,30 @@ def load(path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
         kwargs["num_classes"] = int(spec["num_classes"])
     if spec.get("input_shape") is not None:
         kwargs["input_shape"] = tuple(int(d) for d in spec["input_shape"])
-    try:  # skip the random init: parameters are allocated on "meta" and replaced by the file's
-        with torch.device("meta"):
-            model = build_model(name, **kwargs)
-        _load_state(model, tensors, path, assign=True)
-        if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
-            raise RuntimeError("tensors left on the meta device")
-    except FormatError:
-        raise
-    except Exception:  # a builder that cannot run on meta: build normally
+
+    def build_meta() -> nn.Module | None:
+        try:  # the device context is thread-local: the decoding thread is not affected
+            with torch.device("meta"):
+                return build_model(name, **kwargs)
+        except Exception:  # a builder that cannot run on meta: built normally below
+            return None
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqz-build") as pool:
+        future = pool.submit(build_meta)
+        try:
+            tensors = _decode_all(items)
+        finally:
+            model = future.result()
+    if model is not None:
+        try:
+            _load_state(model, tensors, path, assign=True)
+            if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+                raise RuntimeError("tensors left on the meta device")
+        except FormatError:
+            raise
+        except Exception:
+            model = None
+    if model is None:
         model = build_model(name, **kwargs)
         _load_state(model, tensors, path, assign=False)
     return model.eval()

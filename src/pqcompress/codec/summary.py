@@ -119,6 +119,7 @@ def inspect(
         "float32_bytes": float32,
         "ratio_float32": float32 / file_bytes if file_bytes else math.nan,
         "lossy": manifest.get("lossy", False),
+        "graphs": {g["name"]: g["length"] for g in manifest.get("graphs") or []},
     }
     if baseline:
         base = studies_baseline_bytes(blobs)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pqcompress.codec.entries import max_level
 from pqcompress.codec.errors import FormatError
-from pqcompress.ops.pq import max_level
 
 
 @dataclass(frozen=True)

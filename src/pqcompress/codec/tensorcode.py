@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from pqcompress.codec import bitpack, entropy, kernels, layouts
+from pqcompress.codec.entries import numel, value_count
 from pqcompress.codec.errors import FormatError
 from pqcompress.codec.symbols import SymbolMap, symbol_map
 from pqcompress.ops.pq import PQResult, decode
 
-CODE_KINDS = ("exact", "literal", "uniform", "quantize")
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "float64": torch.float64,
@@ -32,6 +35,10 @@ EXHAUSTIVE_BYTES = 1 << 18  # below this raw size, "auto" tries every layout x c
 AUTO_LZMA_MAX_BYTES = 4 << 20  # "auto" codec: no lzma on larger sections (too slow to write)
 AUTO_TOLERANCE = 0.01  # "auto" codec: a slower decoder must save more than 1% ...
 AUTO_SLACK_BYTES = 16  # ... and more than 16 bytes
+DECODE_THREADS = min(4, os.cpu_count() or 1)  # threads decoding one large tensor's ranges
+RANGE_ELEMENTS = 1 << 20  # elements per decode range (a multiple of 8 * kernels.CHUNK_BYTES)
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 SECTION_OVERHEAD = (
     64  # manifest bytes (after Deflate) one section costs, counted when ranking layouts
 )
@@ -224,14 +231,6 @@ def _value_sections(rows: np.ndarray):
 # ----------------------------------------------------------------------------- decoding
 
 
-def numel(shape: list[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
-
-
-def value_count(entry: dict) -> int:
-    return numel(entry["shape"]) if entry["layout"] == "dense" else int(entry["nnz"])
-
-
 def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -> torch.Tensor:
     """The tensor of a validated entry from its inflated sections."""
     shape = tuple(entry["shape"])
@@ -241,10 +240,13 @@ def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -
     count = value_count(entry)
     dtype = DTYPES[entry["dtype"]]
     raw = raws["values"]
-    bitmap = counts = None
+    bitmap = counts = words = None
     if layout == "bitmap":
         bitmap = np.frombuffer(raws["mask"], dtype=np.uint8)
-        counts = kernels.bitmap_prefix(bitmap)
+        words = bitmap[: bitmap.size - bitmap.size % 8].view("<u8")  # 64 mask bits a time
+        if n % 8 and bitmap[-1] >> (n % 8):
+            raise FormatError(f"tensor '{entry['name']}': bitmap padding bits are not zero")
+        counts = kernels.bitmap_prefix(bitmap, words)
         if int(counts[-1]) != nnz:
             raise FormatError(
                 f"tensor '{entry['name']}': bitmap marks {int(counts[-1])} elements, nnz={nnz}"
@@ -254,12 +256,42 @@ def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -
         if smap.width <= LUT_MAX_WIDTH and layout in ("dense", "bitmap"):
             lut = _lut(entry, smap)
             packed = np.frombuffer(raw + bytes(8), dtype=np.uint8)  # padded for 5-byte reads
-            out = np.empty(n, dtype=np.float32)
+            width = smap.width
             if layout == "dense":
-                kernels.dense_lut(packed, n, smap.width, lut, out)
+                out = np.empty(n, dtype=np.float32)
+                _run_ranges(
+                    [
+                        (
+                            kernels.dense_lut_range,
+                            (packed, a, min(a + RANGE_ELEMENTS, n), width, lut, out),
+                        )
+                        for a in range(0, n, RANGE_ELEMENTS)
+                    ]
+                )
             else:
-                lut0 = np.append(lut, np.float32(0.0))  # the entry a clear mask bit selects
-                kernels.bitmap_lut(bitmap, counts, n, packed, smap.width, lut0, out)
+                out = np.zeros(n, dtype=np.float32)  # +0.0: what a clear mask bit decodes to
+                step = RANGE_ELEMENTS // (8 * kernels.CHUNK_BYTES)  # prefix chunks per range
+                nbytes = bitmap.size
+                _run_ranges(
+                    [
+                        (
+                            kernels.bitmap_lut_range,
+                            (
+                                bitmap,
+                                words,
+                                c * kernels.CHUNK_BYTES,
+                                min((c + step) * kernels.CHUNK_BYTES, nbytes),
+                                int(counts[c]),
+                                n,
+                                packed,
+                                width,
+                                lut,
+                                out,
+                            ),
+                        )
+                        for c in range(0, max(counts.size - 1, 1), step)
+                    ]
+                )
         else:
             vals = _decode_symbols(entry, smap, bitpack.unpack(raw, count, smap.width))
             out = _place(entry, vals, n, raws)
@@ -280,6 +312,31 @@ def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -
         _check_nnz(entry, np.count_nonzero(full.reshape(-1).view(f"u{k}")))
     t = torch.from_numpy(full.reshape(-1)).view(storage).reshape(shape)
     return t.to(dtype)
+
+
+def _run_ranges(tasks: list) -> None:
+    """Run ``(kernel, args)`` tasks (GIL-free numba kernels writing disjoint output ranges) on
+    up to DECODE_THREADS threads; the caller's thread works too, and every thread pulls the
+    next task from the shared list, so a descheduled thread holds up one range at most."""
+    global _POOL, _POOL_PID
+    if len(tasks) <= 1 or DECODE_THREADS <= 1:
+        for fn, args in tasks:
+            fn(*args)
+        return
+    if _POOL is None or os.getpid() != _POOL_PID:  # a forked child has no pool threads
+        _POOL = ThreadPoolExecutor(DECODE_THREADS - 1, thread_name_prefix="pqz-decode")
+        _POOL_PID = os.getpid()
+    counter = itertools.count()  # next() is atomic under the GIL
+
+    def work() -> None:
+        while (i := next(counter)) < len(tasks):
+            fn, args = tasks[i]
+            fn(*args)
+
+    helpers = [_POOL.submit(work) for _ in range(min(DECODE_THREADS - 1, len(tasks) - 1))]
+    work()
+    for h in helpers:
+        h.result()
 
 
 def _check_nnz(entry: dict, found: int) -> None:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from pqcompress.codec import container, entropy, layouts
 from pqcompress.codec.errors import FormatError
-from pqcompress.codec.tensorcode import encode_tensor
+from pqcompress.codec.tensorcode import DTYPES, Section, _compress_all, encode_tensor
 from pqcompress.errors import ConfigError
 from pqcompress.train.atomic import atomic_write
 
 FLOAT_DTYPES = ("float32", "float16")
+ONNX_CHOICES = ("none", "auto", "float32", "all")
 
 
 def _writer_name() -> str:
@@ -41,6 +45,9 @@ def save(
     preprocessing: Mapping[str, Any] | None = None,
     class_names: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    onnx: str = "none",
+    calibration: Iterable[Any] | None = None,
+    opset: int = 17,
 ) -> Path:
     """Write ``model.state_dict()`` to ``path`` as a .pqz file and return the path.
 
@@ -53,6 +60,15 @@ def save(
     :func:`pqcompress.codec.load` rebuild the model; without it the file is "custom" and is
     read with :func:`pqcompress.codec.load_into`. The file is written to a temporary file in
     the same directory, fsynced and renamed over ``path``: a crash never leaves a partial file.
+
+    ``onnx`` embeds ONNX graphs (format version 2; docs/format.md §8) whose weights are the
+    file's own tensors, attached again by ``pqcompress.codec.portable.onnx_model_bytes``:
+    ``"none"`` (default here; ``export_run`` defaults to ``"auto"``), ``"float32"`` (the
+    float32 graph), ``"all"`` (float32 plus the static int8 QDQ graph, calibrated on
+    ``calibration``, a few input batches), ``"auto"`` (the float32 graph when the onnx package
+    is importable and the input shape is known, plus the int8 graph when ``calibration`` is
+    given and every compressed tensor is uniform/quantize codes of <= 8 bits; an export
+    failure is a warning, not an error).
     """
     if layout not in ("auto", *layouts.LAYOUTS):
         raise ConfigError(
@@ -64,14 +80,27 @@ def save(
         raise ConfigError("codec='zstd' needs the 'zstandard' package (pip install zstandard)")
     if float_dtype not in FLOAT_DTYPES:
         raise ConfigError(f"float_dtype={float_dtype!r} is not accepted; use float32 or float16")
+    if onnx not in ONNX_CHOICES:
+        raise ConfigError(f"onnx={onnx!r} is not accepted; use {', '.join(ONNX_CHOICES)}")
+    if onnx == "all" and calibration is None:
+        raise ConfigError("onnx='all' embeds the int8 graph and needs calibration= (input batches)")
     path = Path(path)
     state = model.state_dict()
     results = _compressed(compressor, state)
     entries, chunks, offset = [], [], 0
+    decoded: dict[str, torch.Tensor] = {}
+    native: dict[str, np.ndarray] = {}
     for name, tensor in state.items():
         enc = encode_tensor(
             name, tensor, results.get(name), layout=layout, codec=codec, float_dtype=float_dtype
         )
+        e = enc.entry
+        if e["encoding"] == "values" and e["storage_dtype"] != e["dtype"]:
+            decoded[name] = tensor.detach().to(DTYPES[e["storage_dtype"]]).to(tensor.dtype)
+        else:
+            decoded[name] = tensor.detach()
+        if e["encoding"] == "codes" and e["kind"] in ("uniform", "quantize") and e["bits"] <= 8:
+            native[name] = results[name].codes.detach().cpu().numpy().reshape(tensor.shape)
         metas = []
         for s in enc.sections:
             meta = s.meta()
@@ -86,11 +115,30 @@ def save(
             offset += len(s.data)
         enc.entry["sections"] = metas
         entries.append(enc.entry)
+    model_record = _model_record(model_name, model_args, num_classes, input_shape)
+    graphs = []
+    shape = model_record.get("input_shape")
+    for record, raw in _graphs(
+        onnx, model, decoded, native, results, compressor, shape, calibration, opset
+    ):
+        section = Section("graph", raw, "onnx")
+        _compress_all([section], entropy.auto_candidates() if codec == "auto" else [codec])
+        record.update(
+            codec=section.codec,
+            offset=offset,
+            length=len(section.data),
+            raw_length=len(raw),
+            sha256=hashlib.sha256(section.data).hexdigest(),
+        )
+        graphs.append(record)
+        chunks.append(section.data)
+        offset += len(section.data)
+    version = container.GRAPHS_FORMAT_VERSION if graphs else container.FORMAT_VERSION
     manifest = {
         "format": "pqz",
-        "format_version": container.FORMAT_VERSION,
+        "format_version": version,
         "writer": _writer_name(),
-        "model": _model_record(model_name, model_args, num_classes, input_shape),
+        "model": model_record,
         "preprocessing": dict(preprocessing) if preprocessing is not None else None,
         "class_names": list(class_names) if class_names is not None else None,
         "metadata": dict(metadata) if metadata is not None else None,
@@ -99,8 +147,10 @@ def save(
         "payload_bytes": offset,
         "tensors": entries,
     }
+    if graphs:
+        manifest["graphs"] = graphs
     body = container.store_manifest(container.manifest_bytes(manifest))
-    head = container.header(body)
+    head = container.header(body, version=version)
 
     def write(fh: Any) -> None:
         fh.write(head)
@@ -110,6 +160,58 @@ def save(
 
     atomic_write(path, write)
     return path
+
+
+def _graphs(
+    which: str,
+    model: nn.Module,
+    decoded: dict[str, torch.Tensor],
+    native: dict[str, np.ndarray],
+    results: dict[str, Any],
+    compressor: Any,
+    input_shape: Sequence[int] | None,
+    calibration: Iterable[Any] | None,
+    opset: int,
+) -> list[tuple[dict[str, Any], bytes]]:
+    """The embedded graphs ``onnx=which`` asks for (see ``save``)."""
+    if which == "none":
+        return []
+    if which == "auto":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            return []
+        if input_shape is None:
+            return []
+        compressed = [n for n, r in results.items() if r.codes is not None or r.kind != "none"]
+        int8 = calibration is not None and bool(compressed) and all(n in native for n in compressed)
+    elif input_shape is None:
+        raise ConfigError(
+            f"onnx={which!r} needs the model's input shape: pass input_shape= (one sample's "
+            "shape) or a registry model_name="
+        )
+    else:
+        int8 = which == "all"
+    from pqcompress.export.embed import graph_payloads
+
+    for with_int8 in (True, False) if int8 else (False,):
+        try:
+            return graph_payloads(
+                model,
+                decoded,
+                native,
+                compressor,
+                input_shape=input_shape,
+                int8=with_int8,
+                calibration=calibration,
+                opset=opset,
+            )
+        except Exception as exc:  # "auto" embeds what it can; an explicit request fails loudly
+            if which != "auto":
+                raise
+            what = "no int8 ONNX graph" if with_int8 else "no ONNX graph"
+            warnings.warn(f"{what} embedded: {exc}", stacklevel=3)
+    return []
 
 
 def _compressed(compressor: Any, state: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,7 +238,12 @@ def _model_record(
     input_shape: Sequence[int] | None,
 ) -> dict[str, Any]:
     if name is None or name == "custom":
-        return {"name": "custom", "model_args": dict(args or {})}
+        record: dict[str, Any] = {"name": "custom", "model_args": dict(args or {})}
+        if num_classes is not None:
+            record["num_classes"] = int(num_classes)
+        if input_shape is not None:
+            record["input_shape"] = [int(d) for d in input_shape]
+        return record
     from pqcompress.models.registry import default_input_shape
 
     default = default_input_shape(name)  # RegistryError for unknown names

@@ -86,3 +86,37 @@ def test_cli_export_and_inspect(run_dir, tmp_path, capsys):
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "features.0.weight" in text and "dense int8 + Deflate" in text and "float32" in text
+
+
+def test_export_embeds_graphs_by_default(run_dir, tmp_path, capsys):
+    from pqcompress.codec import portable
+
+    path = codec.export_run(run_dir, tmp_path / "m.pqz")  # exact form: float32 graph only
+    assert [g["name"] for g in portable.read_manifest(path)["graphs"]] == ["float32"]
+    out = tmp_path / "none.pqz"
+    args = parser().parse_args(["export", str(run_dir), "-o", str(out), "--onnx", "none"])
+    assert args.func(args) == 0
+    assert "graphs: none" in capsys.readouterr().out
+    assert portable.read_manifest(out)["format_version"] == 1
+
+
+def test_export_uniform_run_embeds_the_int8_graph(tmp_path_factory, capsys):
+    from pqcompress.codec import portable
+
+    run = tmp_path_factory.mktemp("run") / "u"
+    cfg = ExperimentConfig(
+        model="student_cnn",
+        dataset="digits",
+        train=TrainConfig(
+            epochs=1, batch_size=32, max_steps_per_epoch=2, device="cpu", threads=1, lr=0.01
+        ),
+        compression=CompressionConfig(alpha=0.5, bits=8, form="uniform"),
+    )
+    train(cfg, run, progress=False)
+    out = run / "m.pqz"
+    args = parser().parse_args(["export", str(run), "-o", str(out), "--calibration-batches", "2"])
+    assert args.func(args) == 0
+    assert "int8 (" in capsys.readouterr().out  # calibrated on the run's dataset (digits)
+    info = portable.model_info(out)
+    assert info["default_graph"] == "int8" and info["compression"]["alpha"] == 0.5
+    assert info["architecture"]["name"] == "student_cnn" and info["class_names"]

@@ -222,3 +222,28 @@ def test_codes_that_do_not_reproduce_the_tensor_are_refused(tmp_path):
     model = OneTensor(result.values + 1e-3)  # trained further after the last compression
     with pytest.raises(FormatError, match="bit for bit"):
         codec.save(model, tmp_path / "m.pqz", StubCompressor({"w": result}))
+
+
+def test_bitmap_padding_bits_are_refused_by_both_readers(tmp_path):
+    from pqcompress.codec import portable
+
+    result = pq_compress(torch.randn(61), 1.0, 4)  # 61 elements: 3 padding bits
+    path = codec.save(
+        OneTensor(result.values),
+        tmp_path / "b.pqz",
+        StubCompressor({"w": result}),
+        layout="bitmap",
+        codec="raw",
+    )
+    manifest, payload = split(path.read_bytes())
+    mask = entry(manifest)["sections"][0]
+    forged = bytearray(payload)
+    forged[mask["offset"] + mask["length"] - 1] |= 0x80  # a padding bit
+    mask["sha256"] = hashlib.sha256(
+        bytes(forged[mask["offset"] : mask["offset"] + mask["length"]])
+    ).hexdigest()
+    path.write_bytes(join(manifest, bytes(forged)))
+    with pytest.raises(FormatError, match="padding bits"):
+        codec.read(path)
+    with pytest.raises(FormatError, match="padding bits"):
+        portable.read_arrays(path)

@@ -190,3 +190,25 @@ def test_auto_codec_skips_lzma_on_large_sections_but_honours_an_explicit_choice(
     assert "lzma" in auto_codecs_for(auto, AUTO_LZMA_MAX_BYTES)
     assert "lzma" not in auto_codecs_for(auto, AUTO_LZMA_MAX_BYTES + 1)
     assert auto_codecs_for(["lzma"], 10 * AUTO_LZMA_MAX_BYTES) == ["lzma"]
+
+
+@pytest.mark.parametrize("bits", [8, 4, 3])
+@pytest.mark.parametrize("layout", ["dense", "bitmap"])
+def test_large_tensors_decode_in_ranges_on_threads(tmp_path, monkeypatch, bits, layout) -> None:
+    """Ranges of 65,536 elements on 3 threads (the last range partial, n not a multiple of
+    8) give the same bits as the torch-free numpy decoder and the original tensor."""
+    from pqcompress.codec import kernels, portable, tensorcode
+
+    monkeypatch.setattr(tensorcode, "RANGE_ELEMENTS", 8 * kernels.CHUNK_BYTES)
+    monkeypatch.setattr(tensorcode, "DECODE_THREADS", 3)
+    monkeypatch.setattr(tensorcode, "_POOL", None)
+    w = torch.randn(301, 1003, generator=torch.Generator().manual_seed(bits)) * 0.1
+    result = pq_compress(w, 1.25, bits, form="uniform")
+    model = OneTensor(result.values)
+    path = codec.save(
+        model, tmp_path / "m.pqz", StubCompressor({"w": result}), layout=layout, codec="raw"
+    )
+    _, tensors = codec.read(path)
+    assert same_bits(tensors["w"], model.w.detach())
+    _, arrays = portable.read_arrays(path)
+    assert arrays["w"].tobytes() == tensors["w"].numpy().tobytes()
