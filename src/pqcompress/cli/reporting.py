@@ -1,0 +1,50 @@
+"""``pqcompress report``: tables, plots and a self-contained index.html from a results store."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="tables, plots and an HTML report of a sweep's results store",
+        description="Read a results store (SQLite, written by `pqcompress sweep`) and write the "
+        "grid study's tables (Markdown, CSV, JSON), plots (PNG, SVG) and one self-contained "
+        "index.html into OUT_DIR (docs/report.md).",
+    )
+    p.add_argument("store", metavar="RESULTS.db")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="report directory")
+    p.add_argument("--sweep", default=None, help="sweep name (needed when the store holds several)")
+    p.add_argument(
+        "--layer",
+        default=None,
+        help="tensor of the weight histogram, e.g. features.0.weight (default: the largest "
+        "compressed tensor of the most compressed finished run)",
+    )
+    p.add_argument(
+        "--rho",
+        type=float,
+        nargs="+",
+        default=[1.0, 2.0, 3.0],
+        help="rho values of the Efficiency Score (default: 1 2 3)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="tables and HTML only (no matplotlib)")
+    p.set_defaults(func=_report)
+
+
+def _report(args: Any) -> int:
+    from pqcompress.report import ReportOptions, build_report
+
+    options = ReportOptions(
+        sweep=args.sweep, layer=args.layer, rhos=tuple(args.rho), plots=not args.no_plots
+    )
+    result = build_report(args.store, args.output, options, log=print)
+    for note in result.skipped:
+        print(f"note: {note}")
+    print(
+        f"wrote {result.index_html} ({len(result.tables)} tables, {len(result.plots)} plots, "
+        f"{result.runs} runs of sweep '{result.sweep}')"
+    )
+    return 0

@@ -1,0 +1,234 @@
+"""Read one sweep from a results store (SQLite, schema in pqcompress.sweep.schema), read-only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pqcompress.report.errors import ReportError
+
+SCHEMA_VERSION = 1  # the version of pqcompress/sweep/schema.py this reader understands
+FINISHED = ("completed", "early_stopped")
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One metrics line of a run (accuracies and density are fractions)."""
+
+    epoch: int
+    train_acc: float | None
+    test_acc: float | None
+    val_acc: float | None
+    density: float | None
+    lr: float | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the ``runs`` table, with the grid coordinates read from its config."""
+
+    run_id: str
+    point_index: int
+    params: dict[str, Any]
+    config: dict[str, Any]
+    status: str
+    error: str | None
+    run_dir: str | None
+    best_epoch: int | None
+    best_test_acc: float | None
+    train_acc_at_best: float | None
+    density_at_best: float | None
+    epochs_run: int | None
+    pqz_path: str | None
+    pqz_bytes: int | None
+    float32_bytes: int | None
+    wall_time_s: float | None
+    finished_at: str | None
+    result: dict[str, Any]
+    epochs: tuple[Epoch, ...] = field(default=(), repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def compression(self) -> dict[str, Any] | None:
+        comp = self.config.get("compression")
+        return comp if isinstance(comp, dict) else None
+
+    @property
+    def alpha(self) -> float:
+        """Pruning aggressiveness; 0 without compression or in quantize-only mode."""
+        comp = self.compression
+        if comp is None or comp.get("mode") == "quantize":
+            return 0.0
+        return float(comp.get("alpha", 0.0))
+
+    @property
+    def bits(self) -> int:
+        """Bits per weight; 32 without compression or in prune-only mode."""
+        comp = self.compression
+        if comp is None or comp.get("mode") == "prune":
+            return 32
+        return int(comp.get("bits", 32))
+
+    @property
+    def lr(self) -> float | None:
+        train = self.config.get("train") or {}
+        return train.get("lr")
+
+    @property
+    def rc(self) -> float | None:
+        """RC = density * bits / 32 (METHOD.md §2); None until the run has a density."""
+        if self.density_at_best is None:
+            return None
+        return self.density_at_best * self.bits / 32
+
+    @property
+    def confusion(self) -> tuple[list[list[int]], list[str]] | None:
+        rep = self.result.get("test_report_at_best") or {}
+        cm = rep.get("confusion_matrix")
+        if not cm:
+            return None
+        names = rep.get("class_names") or [str(i) for i in range(len(cm))]
+        return cm, [str(n) for n in names]
+
+    def label(self) -> str:
+        lr = self.lr
+        return f"α={self.alpha:g} b={self.bits}" + (f" lr={lr:g}" if lr is not None else "")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """All runs of one sweep, in point order."""
+
+    store: Path
+    name: str
+    runs: tuple[Run, ...]
+    meta: dict[str, str]
+
+    @property
+    def finished(self) -> tuple[Run, ...]:
+        return tuple(r for r in self.runs if r.finished)
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.runs:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return counts
+
+    def common(self, key: str) -> str:
+        """A top-level config value shared by the runs (model, dataset), or 'a, b' if mixed."""
+        values = sorted({str(r.config.get(key, "?")) for r in self.runs})
+        return ", ".join(values)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise ReportError(f"results store '{path}' does not exist (run `pqcompress sweep` first)")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        con.row_factory = sqlite3.Row
+        con.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ReportError(
+            f"'{path}' is not a pqcompress results store (SQLite with a 'runs' table): {exc}"
+        ) from None
+    return con
+
+
+def _json(text: str | None, what: str, run_id: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"run {run_id}: column '{what}' is not valid JSON: {exc}") from None
+    return value if isinstance(value, dict) else {}
+
+
+def list_sweeps(path: str | Path) -> list[str]:
+    """Names of the sweeps in a store, sorted."""
+    con = _connect(Path(path))
+    try:
+        return [row[0] for row in con.execute("SELECT DISTINCT sweep FROM runs ORDER BY sweep")]
+    finally:
+        con.close()
+
+
+def read_sweep(path: str | Path, sweep: str | None = None) -> Sweep:
+    """Load a sweep's runs and epochs; ``sweep`` may be omitted when the store holds only one."""
+    path = Path(path)
+    con = _connect(path)
+    try:
+        meta = {row["key"]: row["value"] for row in con.execute("SELECT key, value FROM meta")}
+        version = meta.get("schema_version")
+        if version is not None and str(version) != str(SCHEMA_VERSION):
+            raise ReportError(
+                f"results store '{path}' has schema version {version}; this pqcompress reads "
+                f"version {SCHEMA_VERSION}"
+            )
+        names = [row[0] for row in con.execute("SELECT DISTINCT sweep FROM runs ORDER BY sweep")]
+        if not names:
+            raise ReportError(f"results store '{path}' holds no runs; nothing to report")
+        if sweep is None:
+            if len(names) > 1:
+                raise ReportError(
+                    f"results store '{path}' holds {len(names)} sweeps ({', '.join(names)}); "
+                    "choose one with --sweep NAME"
+                )
+            sweep = names[0]
+        elif sweep not in names:
+            raise ReportError(f"sweep '{sweep}' is not in '{path}'; it holds: {', '.join(names)}")
+        epochs: dict[str, list[Epoch]] = {}
+        for row in con.execute(
+            "SELECT e.* FROM epochs e JOIN runs r ON r.run_id = e.run_id "
+            "WHERE r.sweep = ? ORDER BY e.run_id, e.epoch",
+            (sweep,),
+        ):
+            epochs.setdefault(row["run_id"], []).append(
+                Epoch(
+                    row["epoch"],
+                    row["train_acc"],
+                    row["test_acc"],
+                    row["val_acc"],
+                    row["density"],
+                    row["lr"],
+                )
+            )
+        runs = []
+        for row in con.execute(
+            "SELECT * FROM runs WHERE sweep = ? ORDER BY point_index, run_id", (sweep,)
+        ):
+            rid = row["run_id"]
+            runs.append(
+                Run(
+                    run_id=rid,
+                    point_index=int(row["point_index"]),
+                    params=_json(row["params"], "params", rid),
+                    config=_json(row["config"], "config", rid),
+                    status=row["status"],
+                    error=row["error"],
+                    run_dir=row["run_dir"],
+                    best_epoch=row["best_epoch"],
+                    best_test_acc=row["best_test_acc"],
+                    train_acc_at_best=row["train_acc_at_best"],
+                    density_at_best=row["density_at_best"],
+                    epochs_run=row["epochs_run"],
+                    pqz_path=row["pqz_path"],
+                    pqz_bytes=row["pqz_bytes"],
+                    float32_bytes=row["float32_bytes"],
+                    wall_time_s=row["wall_time_s"],
+                    finished_at=row["finished_at"],
+                    result=_json(row["result"], "result", rid),
+                    epochs=tuple(epochs.get(rid, ())),
+                )
+            )
+    except sqlite3.DatabaseError as exc:
+        raise ReportError(f"cannot read results store '{path}': {exc}") from None
+    finally:
+        con.close()
+    return Sweep(store=path, name=sweep, runs=tuple(runs), meta=meta)

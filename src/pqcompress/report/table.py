@@ -1,0 +1,100 @@
+"""A report table: a display matrix (Markdown/HTML) plus tidy records (CSV/JSON), and writers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Table:
+    """``header``/``body`` are what people read; ``records`` are one dict per fact, raw values.
+
+    Markdown shows the matrix and the notes; CSV holds the records (columns ``columns``);
+    JSON holds title, notes, records and the display matrix.
+    """
+
+    name: str
+    title: str
+    header: tuple[str, ...]
+    body: tuple[tuple[str, ...], ...]
+    columns: tuple[str, ...]
+    records: tuple[dict[str, Any], ...]
+    notes: tuple[str, ...] = ()
+
+    def to_markdown(self) -> str:
+        lines = [f"## {self.title}", ""]
+        if self.body:
+            lines.append("| " + " | ".join(_md(h) for h in self.header) + " |")
+            lines.append("|" + "|".join(" --- " for _ in self.header) + "|")
+            lines.extend("| " + " | ".join(_md(c) for c in row) + " |" for row in self.body)
+        else:
+            lines.append("(no rows)")
+        if self.notes:
+            lines.append("")
+            lines.extend(f"- {n}" for n in self.notes)
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "notes": list(self.notes),
+            "columns": list(self.columns),
+            "records": [{k: _json_value(v) for k, v in r.items()} for r in self.records],
+            "display": {"header": list(self.header), "body": [list(r) for r in self.body]},
+        }
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """Write ``<name>.md``, ``<name>.csv`` and ``<name>.json`` into ``out_dir``."""
+        md, cs, js = (out_dir / f"{self.name}.{ext}" for ext in ("md", "csv", "json"))
+        md.write_text(self.to_markdown(), encoding="utf-8")
+        with cs.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(self.columns), extrasaction="ignore")
+            writer.writeheader()
+            for r in self.records:
+                writer.writerow({k: _csv_value(r.get(k)) for k in self.columns})
+        js.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n", "utf-8")
+        return [md, cs, js]
+
+
+def _md(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    return v
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, dict):
+        return json.dumps(v, sort_keys=True)
+    return v
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    """A fraction as a percentage without the sign (0.8721 -> '87.21'); '-' for None."""
+    return "-" if x is None else f"{100 * x:.{digits}f}"
+
+
+def num(x: float | None, fmt: str = ".2f") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return format(x, fmt)
+
+
+def pct_value(x: float | None) -> float | None:
+    """Fraction -> percent, rounded to 4 decimals, for records."""
+    return None if x is None else round(100 * x, 4)

@@ -1,0 +1,300 @@
+"""The report's tables: accuracy (density) grid, Efficiency Score, run list, Table I comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pqcompress.report import reference
+from pqcompress.report.grid import Grid, Score, efficiency_scores
+from pqcompress.report.store import Run, Sweep
+from pqcompress.report.table import Table, num, pct, pct_value
+
+
+def _axes_note(grid: Grid) -> str:
+    if grid.best_over:
+        return (
+            "Each cell is the finished run with the highest test accuracy among the runs at that "
+            f"(alpha, bits), i.e. best over: {', '.join(grid.best_over)}."
+        )
+    return "Each cell holds one run (no other axis varies between runs at the same (alpha, bits))."
+
+
+def accuracy_table(grid: Grid) -> Table:
+    """Test accuracy % (density %) at the best epoch, alpha rows x bits columns."""
+    header = ("alpha \\ bits", *(str(b) for b in grid.bits))
+    body, records = [], []
+    for alpha in grid.alphas:
+        row = [f"{alpha:g}"]
+        for bits in grid.bits:
+            cell = grid.cell(alpha, bits)
+            if cell is None:
+                row.append("")
+                continue
+            best = cell.best
+            if best is None:
+                row.append(cell.status)
+            else:
+                more = f" (+{cell.pending} unfinished)" if cell.pending else ""
+                row.append(f"{pct(best.best_test_acc)} ({pct(best.density_at_best)}){more}")
+            records.append(
+                {
+                    "alpha": alpha,
+                    "bits": bits,
+                    "status": cell.status,
+                    "test_acc_pct": pct_value(best.best_test_acc) if best else None,
+                    "density_pct": pct_value(best.density_at_best) if best else None,
+                    "train_acc_pct": pct_value(best.train_acc_at_best) if best else None,
+                    "best_epoch": best.best_epoch if best else None,
+                    "lr": best.lr if best else None,
+                    "params": best.params if best else None,
+                    "run_id": best.run_id if best else None,
+                    "runs": len(cell.runs),
+                    "finished_runs": sum(r.finished for r in cell.runs),
+                    "unfinished_runs": cell.pending,
+                }
+            )
+        body.append(tuple(row))
+    notes = [
+        "Test accuracy % at the best epoch (highest test accuracy, METHOD.md §5) and, in "
+        "parentheses, the density % (share of nonzero compressed weights) at that epoch.",
+        _axes_note(grid),
+        "A cell without a finished run shows its status (running, interrupted, pending, failed).",
+    ]
+    return Table(
+        "accuracy_density",
+        "Accuracy (density) per alpha x bits",
+        header,
+        tuple(body),
+        tuple(records[0]) if records else ("alpha", "bits", "status"),
+        tuple(records),
+        tuple(notes),
+    )
+
+
+def efficiency_table(grid: Grid, rhos: Sequence[float]) -> Table:
+    """PE = (acc / acc_base)^rho / (density * bits / 32) per rho, alpha and bits."""
+    scores = efficiency_scores(grid, rhos)
+    base = grid.baseline
+    by_key: dict[tuple[float, float, int], Score] = {(s.rho, s.alpha, s.bits): s for s in scores}
+    header = ("rho", "alpha \\ bits", *(str(b) for b in grid.bits))
+    body = []
+    if base is not None:
+        for rho in rhos:
+            for alpha in grid.alphas:
+                row = [f"{rho:g}", f"{alpha:g}"]
+                for bits in grid.bits:
+                    s = by_key.get((rho, alpha, bits))
+                    cell = grid.cell(alpha, bits)
+                    row.append(num(s.value) if s else (cell.status if cell else ""))
+                body.append(tuple(row))
+    records = [
+        {
+            "rho": s.rho,
+            "alpha": s.alpha,
+            "bits": s.bits,
+            "efficiency_score": s.value,
+            "test_acc_pct": pct_value(s.run.best_test_acc),
+            "density_pct": pct_value(s.run.density_at_best),
+            "rc": s.run.rc,
+            "baseline_acc_pct": pct_value(base.best_test_acc) if base else None,
+            "run_id": s.run.run_id,
+        }
+        for s in scores
+    ]
+    if base is None:
+        notes = [
+            "No finished uncompressed run (alpha 0, 32 bits) in this sweep: the Efficiency Score "
+            "needs its accuracy as acc_base (METHOD.md §2), so no scores are given."
+        ]
+    else:
+        notes = [
+            "PE = (acc / acc_base)^rho / RC with RC = density * bits / 32 (METHOD.md §2); "
+            'PE > 1 reads as "worth it".',
+            f"acc_base = {pct(base.best_test_acc)}%: the best uncompressed run (alpha 0, 32 bits"
+            f"{', best over ' + ', '.join(grid.best_over) if grid.best_over else ''}), "
+            f"run {base.run_id[:12]} ({base.label()}).",
+            "Each cell scores the run chosen in the accuracy table (highest test accuracy).",
+        ]
+    columns = (
+        "rho",
+        "alpha",
+        "bits",
+        "efficiency_score",
+        "test_acc_pct",
+        "density_pct",
+        "rc",
+        "baseline_acc_pct",
+        "run_id",
+    )
+    return Table(
+        "efficiency_score",
+        "Efficiency Score (PE) per alpha x bits, rho = " + ", ".join(f"{r:g}" for r in rhos),
+        header,
+        tuple(body),
+        columns,
+        tuple(records),
+        tuple(notes),
+    )
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _ratio(run: Run) -> float | None:
+    if not run.pqz_bytes or not run.float32_bytes:
+        return None
+    return run.float32_bytes / run.pqz_bytes
+
+
+def runs_table(sweep: Sweep) -> Table:
+    """Every point of the sweep with its status, error, best epoch, accuracy, size and time."""
+    header = (
+        "#",
+        "run",
+        "params",
+        "status",
+        "best epoch",
+        "epochs",
+        "test acc %",
+        "train acc %",
+        "density %",
+        ".pqz bytes",
+        "x smaller than float32",
+        "wall s",
+        "error",
+    )
+    body, records = [], []
+    for r in sweep.runs:
+        ratio = _ratio(r)
+        error = (r.error or "").strip().splitlines()
+        body.append(
+            (
+                str(r.point_index),
+                r.run_id[:12],
+                _params_text(r.params),
+                r.status,
+                num(r.best_epoch, "d") if r.best_epoch else "-",
+                num(r.epochs_run, "d") if r.epochs_run is not None else "-",
+                pct(r.best_test_acc),
+                pct(r.train_acc_at_best),
+                pct(r.density_at_best),
+                f"{r.pqz_bytes:,}" if r.pqz_bytes else "-",
+                num(ratio, ".2f") if ratio else "-",
+                num(r.wall_time_s, ".1f"),
+                (error[0][:160] if error else ""),
+            )
+        )
+        records.append(
+            {
+                "point_index": r.point_index,
+                "run_id": r.run_id,
+                "params": r.params,
+                "alpha": r.alpha,
+                "bits": r.bits,
+                "lr": r.lr,
+                "status": r.status,
+                "best_epoch": r.best_epoch,
+                "epochs_run": r.epochs_run,
+                "test_acc_pct": pct_value(r.best_test_acc),
+                "train_acc_pct": pct_value(r.train_acc_at_best),
+                "density_pct": pct_value(r.density_at_best),
+                "pqz_bytes": r.pqz_bytes,
+                "float32_bytes": r.float32_bytes,
+                "ratio_to_float32": ratio,
+                "wall_time_s": r.wall_time_s,
+                "run_dir": r.run_dir,
+                "error": r.error,
+            }
+        )
+    counts = sweep.status_counts()
+    notes = [
+        "Status counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
+        "x smaller than float32 = bytes of the same parameters as dense float32 / .pqz bytes. "
+        "The error column shows the first line; the CSV/JSON hold the whole message.",
+    ]
+    return Table(
+        "runs", "All runs", header, tuple(body), tuple(records[0]), tuple(records), tuple(notes)
+    )
+
+
+def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table:
+    """The study's Table I (CNN5, CIFAR-10) beside ours for the grid points both have."""
+    scores = {(s.rho, s.alpha, s.bits): s.value for s in efficiency_scores(grid, rhos)}
+    header = (
+        "alpha",
+        "bits",
+        "acc % theirs",
+        "acc % ours",
+        "Δ acc (pp)",
+        "density % theirs",
+        "density % ours",
+        "PE ρ=1 theirs",
+        "PE ρ=1 ours",
+    )
+    body, records = [], []
+    base = grid.baseline
+    for alpha in grid.alphas:
+        for bits in grid.bits:
+            theirs = reference.acc_density(alpha, bits)
+            cell = grid.cell(alpha, bits)
+            if theirs is None or cell is None:
+                continue
+            best = cell.best
+            ours_acc = 100 * best.best_test_acc if best and best.best_test_acc is not None else None
+            ours_den = (
+                100 * best.density_at_best if best and best.density_at_best is not None else None
+            )
+            delta = None if ours_acc is None else ours_acc - theirs[0]
+            rec: dict[str, Any] = {
+                "alpha": alpha,
+                "bits": bits,
+                "acc_pct_theirs": theirs[0],
+                "acc_pct_ours": None if ours_acc is None else round(ours_acc, 4),
+                "delta_acc_pp": None if delta is None else round(delta, 4),
+                "density_pct_theirs": theirs[1],
+                "density_pct_ours": None if ours_den is None else round(ours_den, 4),
+                "status_ours": cell.status,
+            }
+            for rho in rhos:
+                rec[f"pe_rho{rho:g}_theirs"] = reference.efficiency(alpha, bits, rho)
+                rec[f"pe_rho{rho:g}_ours"] = scores.get((rho, alpha, bits))
+            records.append(rec)
+            body.append(
+                (
+                    f"{alpha:g}",
+                    str(bits),
+                    num(theirs[0]),
+                    num(ours_acc) if ours_acc is not None else cell.status,
+                    num(delta, "+.2f"),
+                    num(theirs[1]),
+                    num(ours_den),
+                    num(reference.efficiency(alpha, bits, 1)),
+                    num(scores.get((1, alpha, bits))),
+                )
+            )
+    model, dataset = sweep.common("model"), sweep.common("dataset")
+    notes = [
+        f"Theirs: CNN5 on CIFAR-10, up to 200 epochs with early stopping, best over 6 learning "
+        f"rates; baseline {reference.BASELINE_ACC}% (ours: "
+        f"{pct(base.best_test_acc) + '%' if base else 'no finished baseline'}).",
+        f"{len(records)} of the {len(reference.ACC_DENSITY) * len(reference.BITS)} Table I "
+        "cells are in this sweep; PE is published for 8, 4 and 3 bits only (all rhos are in the "
+        "CSV/JSON).",
+    ]
+    if (model, dataset) != (reference.MODEL, reference.DATASET):
+        notes.append(
+            f"This sweep trains {model} on {dataset}, not CNN5 on CIFAR-10: compare trends "
+            "(where accuracy drops, how density falls with alpha), not values."
+        )
+    columns = tuple(records[0]) if records else ("alpha", "bits")
+    return Table(
+        "table_i_comparison",
+        "Comparison with the grid study's Table I (theirs beside ours)",
+        header,
+        tuple(body),
+        columns,
+        tuple(records),
+        tuple(notes),
+    )

@@ -1,0 +1,186 @@
+"""Tables from known stores: best-over-lr cells, the PE baseline, run list, Table I, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from report_support import grid_rows, run_row, write_store
+
+from pqcompress.cli.main import main
+from pqcompress.metrics.efficiency import efficiency_score
+from pqcompress.report import ReportError, ReportOptions, build_report
+
+NO_PLOTS = ReportOptions(plots=False)
+
+
+def _records(out: Path, name: str) -> list[dict]:
+    return json.loads((out / f"{name}.json").read_text())["records"]
+
+
+def _cell(records: list[dict], alpha: float, bits: int) -> dict:
+    return next(r for r in records if r["alpha"] == alpha and r["bits"] == bits)
+
+
+def test_accuracy_table_is_best_over_learning_rate(grid_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    build_report(grid_store, out, NO_PLOTS)
+    recs = _records(out, "accuracy_density")
+    assert len(recs) == 9
+    base = _cell(recs, 0.0, 32)
+    assert (base["test_acc_pct"], base["lr"], base["runs"]) == (92.0, 0.05, 2)
+    odd = _cell(recs, 0.5, 4)  # lr 0.01 wins here (0.70 vs 0.60)
+    assert (odd["test_acc_pct"], odd["lr"], odd["density_pct"]) == (70.0, 0.01, 33.0)
+    md = (out / "accuracy_density.md").read_text()
+    assert "| 0.5 | 88.00 (30.00) | 87.00 (30.00) | 70.00 (33.00) |" in md
+    assert "best over: train.lr" in md
+    with (out / "accuracy_density.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["alpha"], r["bits"]) for r in rows} >= {("0.5", "4"), ("0.0", "32")}
+
+
+def test_efficiency_scores_use_the_best_uncompressed_run_as_baseline(
+    grid_store: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rep"
+    build_report(grid_store, out, ReportOptions(plots=False, rhos=(1, 2)))
+    recs = _records(out, "efficiency_score")
+    assert {r["rho"] for r in recs} == {1.0, 2.0}
+    assert all(r["baseline_acc_pct"] == 92.0 for r in recs)  # lr 0.05 baseline, not 0.90
+    pe = next(r for r in recs if (r["rho"], r["alpha"], r["bits"]) == (2.0, 0.75, 4))
+    assert pe["efficiency_score"] == pytest.approx((0.80 / 0.92) ** 2 / (0.10 * 4 / 32))
+    md = (out / "efficiency_score.md").read_text()
+    assert "acc_base = 92.00%" in md
+
+
+def test_efficiency_score_reproduces_the_study_check(tmp_path: Path) -> None:
+    """METHOD.md §2: alpha .625, 4 bits, 79.20% vs base 87.21%, density 6.925% -> 104.9."""
+    store = write_store(
+        tmp_path / "r.db",
+        [
+            run_row(0, alpha=0.0, bits=32, acc=0.8721, density=1.0),
+            run_row(1, alpha=0.625, bits=4, acc=0.7920, density=0.06925),
+        ],
+    )
+    build_report(store, tmp_path / "rep", NO_PLOTS)
+    recs = _records(tmp_path / "rep", "efficiency_score")
+    got = {r["rho"]: round(r["efficiency_score"], 1) for r in recs if r["bits"] == 4}
+    assert got == {1.0: 104.9, 2.0: 95.3, 3.0: 86.5}
+    table_i = _records(tmp_path / "rep", "table_i_comparison")
+    row = _cell(table_i, 0.625, 4)
+    assert (row["acc_pct_theirs"], row["pe_rho1_theirs"]) == (79.2, 104.9)
+    assert row["pe_rho1_ours"] == pytest.approx(efficiency_score(0.792, 0.8721, 0.06925, 4))
+
+
+def test_no_baseline_means_no_scores_and_a_note(tmp_path: Path) -> None:
+    rows = [r for r in grid_rows() if '"alpha": 0.0' not in r["params"]]
+    store = write_store(tmp_path / "r.db", rows)
+    build_report(store, tmp_path / "rep", NO_PLOTS)
+    data = json.loads((tmp_path / "rep" / "efficiency_score.json").read_text())
+    assert data["records"] == []
+    assert "alpha 0, 32 bits" in data["notes"][0]
+
+
+def test_run_list_has_every_point_status_error_and_ratio(tmp_path: Path) -> None:
+    rows = grid_rows()
+    rows.append(
+        run_row(
+            len(rows), alpha=0.25, bits=8, status="failed", acc=None, error="Boom: nan\nTrace | x"
+        )
+    )
+    store = write_store(tmp_path / "r.db", rows)
+    build_report(store, tmp_path / "rep", NO_PLOTS)
+    recs = _records(tmp_path / "rep", "runs")
+    assert len(recs) == len(rows)
+    failed = recs[-1]
+    assert (failed["status"], failed["error"]) == ("failed", "Boom: nan\nTrace | x")
+    first = recs[0]
+    assert first["ratio_to_float32"] == pytest.approx(400_000 / first["pqz_bytes"])
+    md = (tmp_path / "rep" / "runs.md").read_text()
+    assert "| failed |" in md and "Boom: nan |" in md and "Trace" not in md
+
+
+def test_partial_store_shows_unfinished_cells_by_status(tmp_path: Path) -> None:
+    rows = [
+        run_row(0, alpha=0.0, bits=32, acc=0.9),
+        run_row(1, alpha=0.0, bits=32, lr=0.01, status="running", acc=None),
+        run_row(2, alpha=0.5, bits=8, status="failed", acc=None, error="x"),
+        run_row(3, alpha=0.5, bits=4, status="pending", acc=None),
+        run_row(4, alpha=0.5, bits=32, status="interrupted", acc=None),
+    ]
+    store = write_store(tmp_path / "r.db", rows)
+    res = build_report(store, tmp_path / "rep", NO_PLOTS)
+    md = (tmp_path / "rep" / "accuracy_density.md").read_text()
+    assert "| 0 | 90.00 (100.00) (+1 unfinished) |" in md
+    assert "| 0.5 | interrupted | failed | pending |" in md
+    assert res.index_html.is_file()
+    assert "failed" in res.index_html.read_text()
+
+
+def test_report_leaves_the_store_untouched(grid_store: Path, tmp_path: Path) -> None:
+    before = grid_store.read_bytes()
+    build_report(grid_store, tmp_path / "rep", NO_PLOTS)
+    assert grid_store.read_bytes() == before
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="does not exist"):
+        build_report(tmp_path / "nope.db", tmp_path / "rep", NO_PLOTS)
+
+
+def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
+    store = write_store(tmp_path / "r.db", [])
+    with pytest.raises(ReportError, match="holds no runs"):
+        build_report(store, tmp_path / "rep", NO_PLOTS)
+    assert not (tmp_path / "rep").exists()
+
+
+def test_unknown_or_ambiguous_sweep_names_the_sweeps(tmp_path: Path) -> None:
+    rows = [run_row(0, alpha=0, bits=32), run_row(1, alpha=0, bits=32, sweep="other")]
+    rows[1]["run_id"] = "x" * 64
+    store = write_store(tmp_path / "r.db", rows)
+    with pytest.raises(ReportError, match=r"sweep 'nope' is not in .*grid, other"):
+        build_report(store, tmp_path / "rep", ReportOptions(sweep="nope", plots=False))
+    with pytest.raises(ReportError, match=r"2 sweeps .*--sweep"):
+        build_report(store, tmp_path / "rep", NO_PLOTS)
+    res = build_report(store, tmp_path / "rep", ReportOptions(sweep="other", plots=False))
+    assert (res.sweep, res.runs) == ("other", 1)
+
+
+def test_not_a_store_and_newer_schema_are_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("not sqlite")
+    with pytest.raises(ReportError, match="not a pqcompress results store"):
+        build_report(junk, tmp_path / "rep", NO_PLOTS)
+    store = write_store(tmp_path / "r.db", [run_row(0, alpha=0, bits=32)])
+    with sqlite3.connect(store) as con:
+        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ReportError, match="schema version 99"):
+        build_report(store, tmp_path / "rep", NO_PLOTS)
+
+
+@pytest.mark.parametrize("rhos", [(), (0,), (-1.0,), ("2",)])
+def test_bad_rho_is_refused(rhos: tuple) -> None:
+    with pytest.raises(ReportError, match="rho"):
+        ReportOptions(rhos=rhos)
+
+
+def test_cli_report_writes_the_tables_and_exits_0(
+    grid_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rep"
+    assert main(["report", str(grid_store), "-o", str(out), "--no-plots", "--rho", "1"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    recs = _records(out, "efficiency_score")
+    assert {r["rho"] for r in recs} == {1.0}
+
+
+def test_cli_errors_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path / "none.db"), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pqcompress: error: results store") and "\n" not in err
