@@ -1,0 +1,199 @@
+"""Load a model for serving: ONNX Runtime (no torch) or torch, warmed up, with its manifest summary.
+
+``load_served_model(settings)`` returns a :class:`ServedModel` or raises ModelLoadError; a
+model is either fully loaded and warmed up or not served at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pqcompress.serve.errors import ModelLoadError
+from pqcompress.serve.preprocess import Preprocessing
+from pqcompress.serve.settings import ServeSettings
+
+METADATA_KEY = "pqcompress.manifest"  # ONNX custom metadata: JSON model summary (optional)
+QDQ_OP = b"DequantizeLinear"
+
+
+@dataclass
+class ServedModel:
+    """A loaded model: ``logits(x)`` on a float32 batch, its preprocessing and summary."""
+
+    logits: Callable[[np.ndarray], np.ndarray]
+    preprocessing: Preprocessing
+    class_names: list[str]
+    info: dict[str, Any]
+    load_s: float = 0.0
+    warmup_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_served_model(settings: ServeSettings) -> ServedModel:
+    """Load ``settings.model`` with ``settings.runtime`` and run one warm-up batch."""
+    path = Path(settings.model)
+    if not path.is_file():
+        raise ModelLoadError(f"model file '{path}' does not exist (expected a .pqz or .onnx file)")
+    loader = _RUNTIMES[settings.runtime]
+    start = time.perf_counter()
+    try:
+        served = loader(path, settings)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # corrupt file, unsupported graph: never serve half a model
+        raise ModelLoadError(f"cannot load model '{path}': {_reason(exc)}") from exc
+    served.load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    try:
+        x = np.zeros((1, *served.preprocessing.input_shape), dtype=np.float32)
+        out = np.asarray(served.logits(x))
+    except Exception as exc:
+        raise ModelLoadError(f"model '{path}' fails its warm-up inference: {_reason(exc)}") from exc
+    if out.ndim != 2 or out.shape[0] != 1 or out.shape[1] != served.num_classes:
+        raise ModelLoadError(
+            f"model '{path}' returns shape {list(out.shape)} for one input; expected "
+            f"[1, {served.num_classes}] (one logit per class)"
+        )
+    served.warmup_s = time.perf_counter() - start
+    served.info.update(
+        runtime=settings.runtime,
+        load_seconds=round(served.load_s, 4),
+        warmup_seconds=round(served.warmup_s, 4),
+    )
+    _release_freed_memory()
+    return served
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _release_freed_memory() -> None:
+    """Give the decoder's freed buffers back to the OS (glibc keeps them in its arenas)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+def _ort_session(model: bytes | str, settings: ServeSettings) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(settings.threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _load_onnxruntime(path: Path, settings: ServeSettings) -> ServedModel:
+    if path.suffix.lower() == ".onnx":
+        blob = path.read_bytes()
+        session = _ort_session(blob, settings)
+        meta = session.get_modelmeta().custom_metadata_map
+        info = json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+        info.setdefault("format", "onnx")
+    else:
+        portable = _portable()
+        info = dict(portable.model_info(str(path)))
+        info.setdefault("format", "pqz")
+        blob = portable.onnx_model_bytes(str(path), int8=settings.int8)
+        session = _ort_session(blob, settings)
+    info.setdefault("file_bytes", path.stat().st_size)
+    # a QDQ graph names its op types as plain strings in the protobuf
+    info["int8"] = QDQ_OP in blob
+    if settings.int8 and not info["int8"]:
+        raise ModelLoadError(
+            f"int8 kernels were required (PQC_INT8=1) but '{path}' has no int8 (QDQ) graph"
+        )
+    del blob
+    inp = session.get_inputs()[0]
+    out = session.get_outputs()[0]
+    shape = info.get("input_shape") or [d for d in inp.shape[1:]]
+    if not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ModelLoadError(
+            f"model '{path}' has no fixed input shape (graph input {inp.shape}); export it "
+            "with a fixed sample shape"
+        )
+    num_classes = info.get("num_classes") or (
+        out.shape[-1] if isinstance(out.shape[-1], int) else 0
+    )
+    names = _class_names(info.get("class_names"), int(num_classes or 0))
+    info.update(input_shape=[int(d) for d in shape], num_classes=len(names), class_names=names)
+    name = inp.name
+
+    def logits(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: x})[0]
+
+    pre = Preprocessing.from_manifest(shape, info.get("preprocessing"))
+    return ServedModel(logits, pre, names, info, extra={"session": session})
+
+
+def _load_torch(path: Path, settings: ServeSettings) -> ServedModel:
+    if path.suffix.lower() == ".onnx":
+        raise ModelLoadError(
+            f"--runtime torch needs a .pqz file; '{path}' is ONNX (serve it with onnxruntime)"
+        )
+    import torch
+
+    import pqcompress
+
+    torch.set_num_threads(int(settings.threads))
+    info = _pqz_info(path)
+    model = pqcompress.load(str(path)).eval()
+
+    def logits(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    shape = info["input_shape"]
+    names = _class_names(info.get("class_names"), int(info.get("num_classes") or 0))
+    info.update(num_classes=len(names), class_names=names, int8=False)
+    pre = Preprocessing.from_manifest(shape, info.get("preprocessing"))
+    return ServedModel(logits, pre, names, info, extra={"module": model})
+
+
+def _pqz_info(path: Path) -> dict[str, Any]:
+    info = dict(_portable().model_info(str(path)))
+    info.setdefault("format", "pqz")
+    return info
+
+
+def _portable() -> Any:
+    try:
+        from pqcompress.codec import portable
+    except ImportError as exc:  # pragma: no cover - part of this package
+        raise ModelLoadError(f"reading .pqz files needs pqcompress.codec.portable: {exc}") from None
+    return portable
+
+
+def _class_names(names: Any, num_classes: int) -> list[str]:
+    if (
+        isinstance(names, (list, tuple))
+        and names
+        and (not num_classes or len(names) == num_classes)
+    ):
+        return [str(n) for n in names]
+    return [str(i) for i in range(num_classes)]
+
+
+_RUNTIMES: dict[str, Callable[[Path, ServeSettings], ServedModel]] = {
+    "onnxruntime": _load_onnxruntime,
+    "torch": _load_torch,
+}

@@ -1,0 +1,575 @@
+"""The inference service end to end: real `pqcompress serve` processes on 127.0.0.1, HTTP only."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("onnxruntime")
+from PIL import Image  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+MAX_BATCH = 4
+MAX_BODY = 64 * 1024
+START_DEADLINE_S = 120.0  # generous: the suite shares a busy machine; not a timed assertion
+PROB_ATOL = 1e-4
+
+
+# ---------------------------------------------------------------- model and server fixtures
+
+
+def _build_model(out: Path) -> dict:
+    """cnn5 on digits, a few P->Q steps (uniform, 8 bits), saved with both ONNX graphs."""
+    from pqcompress import codec
+    from pqcompress.aware.compressor import Compressor
+    from pqcompress.config import CompressionConfig, DataConfig
+    from pqcompress.data import build_dataset, make_loader
+    from pqcompress.models.registry import build_model
+
+    torch.manual_seed(0)
+    data = build_dataset("digits", DataConfig(augment=False, val_fraction=0.0))
+    model = build_model("cnn5", num_classes=10, input_shape=(1, 8, 8))
+    comp = Compressor(model, CompressionConfig(form="uniform", bits=8, alpha=0.5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    model.train()
+    for (x, y), _ in zip(make_loader(data.train, 64, shuffle=True, seed=0), range(12)):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        comp.step()
+    comp.apply()
+    model.eval()
+    calib = [x for (x, _), _ in zip(make_loader(data.train, 64, shuffle=False), range(2))]
+    path = codec.save(
+        model,
+        out / "cnn5.pqz",
+        comp,
+        model_name="cnn5",
+        num_classes=10,
+        input_shape=(1, 8, 8),
+        preprocessing=data.preprocessing,
+        class_names=data.class_names,
+        onnx="all",
+        calibration=calib,
+    )
+    x_test, y_test = next(iter(make_loader(data.test, 64, shuffle=False)))
+    return {"path": path, "data": data, "x": x_test.numpy(), "y": y_test.numpy()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return _build_model(tmp_path_factory.mktemp("serve-model"))
+
+
+@pytest.fixture(scope="module")
+def library_model(built):
+    import pqcompress
+
+    return pqcompress.load(built["path"]).eval()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `pqcompress serve` subprocess and an HTTP client for it."""
+
+    def __init__(self, model: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "pqcompress.cli.main", "serve", str(model)]
+        cmd += ["--port", str(self.port), "--log-level", "warning", *args]
+        full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=60.0)
+
+    def wait_ready(self) -> Server:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}: {self.stop()[1]}")
+            try:
+                if self.client.get("/readyz").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready: {self.stop()[1]}")
+
+    def stop(self) -> tuple[str, str]:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            self.proc.kill()
+            return self.proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def server(built):
+    """Default runtime (onnxruntime), float32 graph, small limits, test debug endpoint."""
+    srv = Server(
+        built["path"],
+        "--no-int8",
+        "--max-batch", str(MAX_BATCH),
+        "--max-body-bytes", str(MAX_BODY),
+        env={"PQC_DEBUG": "1"},
+    ).wait_ready()  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def int8_server(built):
+    srv = Server(built["path"]).wait_ready()
+    yield srv
+    srv.stop()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _softmax(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits.double(), dim=1).float().numpy()
+
+
+def _library_probs(model, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return _softmax(model(torch.from_numpy(np.ascontiguousarray(x, np.float32))))
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _png(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _digit_pixels(built, i: int) -> np.ndarray:
+    """Test digit i as an 8-bit grayscale image (training pixels 0..16 scaled to 0..255)."""
+    pre = built["data"].preprocessing
+    raw = built["x"][i, 0] * pre["std"][0] + pre["mean"][0]  # back to [0, 1] intensity
+    return np.clip(np.round(raw * 255.0), 0, 255).astype(np.uint8)
+
+
+def _image_input(built, pixels: np.ndarray) -> np.ndarray:
+    """What the manifest's preprocessing makes of 8x8 grayscale pixels: (1, 1, 8, 8)."""
+    pre = built["data"].preprocessing
+    x = (pixels.astype(np.float32) / 255.0 - pre["mean"][0]) / pre["std"][0]
+    return x[None, None].astype(np.float32)
+
+
+def _probs(resp) -> np.ndarray:
+    assert resp.status_code == 200, resp.text
+    return np.array([p["probabilities"] for p in resp.json()["predictions"]], dtype=np.float32)
+
+
+def _metrics(srv: Server) -> dict[tuple[str, tuple], float]:
+    text = srv.client.get("/metrics").text
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _count(m: dict, name: str, **labels: str) -> float:
+    want = tuple(sorted(labels.items()))
+    return m.get((name, want), 0.0)
+
+
+# ---------------------------------------------------------------- predictions
+
+
+def test_json_and_npy_match_the_library(server, built, library_model):
+    x = built["x"][:MAX_BATCH]
+    ref = _library_probs(library_model, x)
+    by_json = _probs(server.client.post("/v1/predict", json={"inputs": x.tolist()}))
+    by_npy = _probs(
+        server.client.post(
+            "/v1/predict", content=_npy(x), headers={"Content-Type": "application/x-npy"}
+        )
+    )
+    for got in (by_json, by_npy):
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=PROB_ATOL, rtol=0)
+        assert np.array_equal(got.argmax(1), ref.argmax(1))
+    # one sample without the batch axis
+    one = _probs(server.client.post("/v1/predict", json={"inputs": x[0].tolist()}))
+    np.testing.assert_allclose(one, ref[:1], atol=PROB_ATOL, rtol=0)
+
+
+def test_response_names_labels_and_classes(server, built):
+    body = server.client.post("/v1/predict", json={"inputs": built["x"][:2].tolist()}).json()
+    assert len(body["predictions"]) == 2 and body["runtime"] == "onnxruntime"
+    for p, label, name in zip(body["predictions"], body["labels"], body["class_names"]):
+        assert p["label"] == label and p["class_name"] == name == built["data"].class_names[label]
+        assert math.isclose(sum(p["probabilities"]), 1.0, abs_tol=1e-4)
+        assert p["probability"] == max(p["probabilities"])
+
+
+def test_images_use_the_manifest_preprocessing(server, built, library_model):
+    pixels = [_digit_pixels(built, i) for i in range(3)]
+    ref = np.concatenate([_library_probs(library_model, _image_input(built, p)) for p in pixels])
+    raw = _probs(
+        server.client.post(
+            "/v1/predict", content=_png(pixels[0]), headers={"Content-Type": "image/png"}
+        )
+    )
+    np.testing.assert_allclose(raw, ref[:1], atol=PROB_ATOL, rtol=0)
+    files = [("file", (f"d{i}.png", _png(p), "image/png")) for i, p in enumerate(pixels)]
+    multi = _probs(server.client.post("/v1/predict", files=files))
+    np.testing.assert_allclose(multi, ref, atol=PROB_ATOL, rtol=0)
+    # the image's pixels are close to the dataset's own (normalized) test inputs
+    assert np.array_equal(multi.argmax(1), _library_probs(library_model, built["x"][:3]).argmax(1))
+
+
+def test_jpeg_rgb_and_other_sizes_are_converted(server, built, library_model):
+    big = np.array(Image.fromarray(_digit_pixels(built, 0)).resize((32, 32), Image.NEAREST))
+    rgb = np.repeat(big[:, :, None], 3, axis=2)
+    jpeg = _png(rgb, "JPEG")
+    got = _probs(
+        server.client.post("/v1/predict", content=jpeg, headers={"Content-Type": "image/jpeg"})
+    )
+    img = Image.open(io.BytesIO(jpeg)).convert("L").resize((8, 8), Image.BILINEAR)
+    ref = _library_probs(library_model, _image_input(built, np.asarray(img)))
+    np.testing.assert_allclose(got, ref, atol=PROB_ATOL, rtol=0)
+
+
+def test_int8_service_uses_int8_kernels_and_agrees(int8_server, built, library_model):
+    info = int8_server.client.get("/v1/model").json()
+    assert info["int8"] is True and info["runtime"] == "onnxruntime"
+    assert info["compression"]["form"] == "uniform" and info["compression"]["bits"] == 8
+    x = built["x"]
+    got = np.concatenate(
+        [
+            _probs(int8_server.client.post("/v1/predict", json={"inputs": x[i : i + 4].tolist()}))
+            for i in range(0, 32, 4)
+        ]
+    )
+    ref = _library_probs(library_model, x[:32])
+    assert float((got.argmax(1) == ref.argmax(1)).mean()) >= 0.9
+
+
+def test_model_summary(server, built):
+    info = server.client.get("/v1/model").json()
+    assert info["architecture"]["name"] == "cnn5"
+    assert info["runtime"] == "onnxruntime" and info["int8"] is False
+    assert info["input_shape"] == [1, 8, 8] and info["num_classes"] == 10
+    assert info["file_bytes"] == built["path"].stat().st_size
+    assert info["preprocessing"]["channels"] == "L"
+
+
+def test_default_runtime_never_imports_torch(server):
+    mods = server.client.get("/debug/runtime").json()["modules"]
+    assert mods["onnxruntime"] is True
+    assert mods["torch"] is False and mods["numba"] is False
+
+
+@pytest.mark.slow
+def test_torch_runtime_matches_the_library(built, library_model):
+    srv = Server(built["path"], "--runtime", "torch").wait_ready()
+    try:
+        x = built["x"][:8]
+        got = _probs(srv.client.post("/v1/predict", json={"inputs": x.tolist()}))
+        np.testing.assert_allclose(got, _library_probs(library_model, x), atol=1e-5, rtol=0)
+        assert srv.client.get("/v1/model").json()["runtime"] == "torch"
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _chunks(total: int):
+    for _ in range(total // 4096):
+        yield b"\0" * 4096
+
+
+BAD = {
+    "wrong content type": (
+        {"content": b"hello", "headers": {"Content-Type": "text/plain"}},
+        415,
+        "unsupported_content_type",
+    ),
+    "no content type": ({"content": b"hello"}, 415, "unsupported_content_type"),
+    "not an image": (
+        {"files": [("file", ("a.png", b"this is text", "image/png"))]},
+        415,
+        "not_an_image",
+    ),
+    "not an image raw": (
+        {"content": b"GIF89a....", "headers": {"Content-Type": "image/png"}},
+        415,
+        "not_an_image",
+    ),
+    "undecodable": ("truncated_png", 422, "undecodable_image"),
+    "empty image": ({"content": b"", "headers": {"Content-Type": "image/png"}}, 400, "empty"),
+    "empty tensor": ({"json": {"inputs": []}}, 400, "empty"),
+    "empty multipart": (
+        {"content": b"", "headers": {"Content-Type": "multipart/form-data; boundary=x"}},
+        400,
+        "empty",
+    ),
+    "multipart without file": (
+        {"files": [("image", ("a.png", b"x", "image/png"))]},
+        422,
+        "unexpected_field",
+    ),
+    "wrong shape": ({"json": {"inputs": [[1.0, 2.0]]}}, 422, "wrong_shape"),
+    "wrong channels": ({"json": {"inputs": np.zeros((1, 3, 8, 8)).tolist()}}, 422, "wrong_shape"),
+    "ragged": ({"json": {"inputs": [[1.0], [1.0, 2.0]]}}, 422, "bad_tensor"),
+    "strings": ({"json": {"inputs": [["a"] * 8] * 8}}, 422, "bad_tensor"),
+    "too many images": (
+        {"files": [("file", (f"{i}.png", b"x", "image/png")) for i in range(MAX_BATCH + 1)]},
+        422,
+        "too_many_inputs",
+    ),
+    "too many rows": (
+        {"json": {"inputs": np.zeros((MAX_BATCH + 1, 1, 8, 8)).tolist()}},
+        422,
+        "too_many_inputs",
+    ),
+    "inf in npy": ("inf_npy", 422, "not_finite"),
+    "overflow in json": ("overflow_json", 422, "not_finite"),
+    "bad json": (
+        {"content": b"{inputs:", "headers": {"Content-Type": "application/json"}},
+        400,
+        "bad_json",
+    ),
+    "json not an object": ({"json": [1, 2, 3]}, 422, "bad_json"),
+    "pickled npy": ("object_npy", 422, "bad_npy"),
+    "garbage npy": (
+        {"content": b"\x93NUMPY garbage", "headers": {"Content-Type": "application/x-npy"}},
+        422,
+        "bad_npy",
+    ),
+    "declared body over the limit": (
+        {"content": b"\0" * (MAX_BODY + 1), "headers": {"Content-Type": "image/png"}},
+        413,
+        "body_too_large",
+    ),
+    "streamed body over the limit": ("streamed", 413, "body_too_large"),
+}
+
+
+def _request_kwargs(kind):
+    if kind == "truncated_png":
+        return {"content": _png(np.zeros((8, 8), np.uint8))[:40],
+                "headers": {"Content-Type": "image/png"}}  # fmt: skip
+    if kind == "inf_npy":
+        x = np.zeros((1, 1, 8, 8), np.float32)
+        x[0, 0, 0, 0] = np.inf
+        return {"content": _npy(x), "headers": {"Content-Type": "application/x-npy"}}
+    if kind == "overflow_json":
+        x = np.zeros((1, 1, 8, 8)).tolist()
+        x[0][0][0][0] = 1e300  # finite in JSON, infinite as float32
+        return {"json": {"inputs": x}}
+    if kind == "object_npy":
+        buf = io.BytesIO()
+        np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        return {"content": buf.getvalue(), "headers": {"Content-Type": "application/x-npy"}}
+    if kind == "streamed":  # chunked transfer: no Content-Length to refuse up front
+        return {"content": _chunks(MAX_BODY * 4), "headers": {"Content-Type": "application/x-npy"}}
+    return kind
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_gets_a_json_4xx_that_says_what(server, case):
+    kwargs, status, code = BAD[case]
+    resp = server.client.post("/v1/predict", **_request_kwargs(kwargs))
+    assert resp.status_code == status, resp.text
+    err = resp.json()["error"]
+    assert err["code"] == code and err["status"] == status
+    assert len(err["message"]) > 10
+
+
+def test_nan_tensor_is_refused(server):
+    x = np.zeros((1, 1, 8, 8)).tolist()
+    x[0][0][3][3] = float("nan")
+    body = json.dumps({"inputs": x}).encode()  # Python writes NaN, as many clients do
+    resp = server.client.post(
+        "/v1/predict", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "not_finite"
+
+
+def test_still_serving_after_bad_input(server, built):
+    server.client.post(
+        "/v1/predict", content=b"\x89PNG broken", headers={"Content-Type": "image/png"}
+    )
+    assert server.client.get("/healthz").status_code == 200
+    assert server.client.get("/readyz").status_code == 200
+    resp = server.client.post("/v1/predict", json={"inputs": built["x"][:1].tolist()})
+    assert resp.status_code == 200
+
+
+def test_unknown_route_and_method_are_json(server):
+    r = server.client.get("/nope")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = server.client.get("/v1/predict")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_metrics_count_what_was_sent(server, built):
+    before = _metrics(server)
+    for _ in range(3):
+        server.client.post("/v1/predict", json={"inputs": built["x"][:2].tolist()})
+    server.client.post("/v1/predict", content=b"x", headers={"Content-Type": "text/plain"})
+    after = _metrics(server)
+    route = {"route": "/v1/predict", "method": "POST"}
+
+    def delta(name, **labels):
+        return _count(after, name, **labels) - _count(before, name, **labels)
+
+    assert delta("pqc_http_requests_total", status="200", **route) == 3
+    assert delta("pqc_http_requests_total", status="415", **route) == 1
+    assert delta("pqc_http_request_duration_seconds_count", **route) == 4
+    assert delta("pqc_predict_samples_total") == 6
+    assert delta("pqc_predict_rejected_total", reason="unsupported_content_type") == 1
+    assert _count(after, "pqc_http_requests_in_flight") >= 1  # the scrape itself
+    assert _count(after, "pqc_model_load_seconds") > 0
+    assert _count(after, "pqc_model_ready") == 1
+    assert _count(after, "process_resident_memory_bytes") > 10e6
+    assert _count(after, "process_cpu_seconds_total") > 0
+    info = [k for k in after if k[0] == "pqc_model_info"]
+    assert info and dict(info[0][1])["architecture"] == "cnn5"
+    assert dict(info[0][1])["runtime"] == "onnxruntime"
+
+
+# ---------------------------------------------------------------- load and lifecycle
+
+
+def _in_flight(srv: Server, at_least: int) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if _count(_metrics(srv), "pqc_http_requests_in_flight") >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the slow request never got in flight")
+
+
+def _slow_request(srv: Server, x: np.ndarray, out: dict) -> threading.Thread:
+    def run() -> None:
+        with httpx.Client(base_url=srv.url, timeout=120.0) as c:
+            out["response"] = c.post("/v1/predict", json={"inputs": x.tolist()})
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_overload_gets_503_with_retry_after(built):
+    srv = Server(
+        built["path"], "--max-in-flight", "1", env={"PQC_DEBUG_DELAY_S": "1.5"}
+    ).wait_ready()
+    try:
+        out: dict = {}
+        t = _slow_request(srv, built["x"][:1], out)
+        _in_flight(srv, 2)  # the slow prediction plus the scrape
+        resp = srv.client.post("/v1/predict", json={"inputs": built["x"][:1].tolist()})
+        assert resp.status_code == 503
+        assert resp.json()["error"]["code"] == "overloaded"
+        assert int(resp.headers["Retry-After"]) >= 0
+        assert srv.client.get("/healthz").status_code == 200  # probes are not limited
+        t.join()
+        assert out["response"].status_code == 200
+        assert (
+            srv.client.post("/v1/predict", json={"inputs": built["x"][:1].tolist()}).status_code
+            == 200
+        )
+    finally:
+        srv.stop()
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_0(built):
+    srv = Server(built["path"], env={"PQC_DEBUG_DELAY_S": "2"}).wait_ready()
+    out: dict = {}
+    t = _slow_request(srv, built["x"][:1], out)
+    _in_flight(srv, 2)
+    srv.proc.send_signal(signal.SIGTERM)
+    t.join()
+    assert out["response"].status_code == 200
+    assert len(out["response"].json()["predictions"]) == 1
+    assert srv.proc.wait(timeout=60) == 0
+    srv.stop()
+
+
+@pytest.mark.parametrize("damage", ["flipped", "missing", "not_a_model"])
+def test_corrupt_or_missing_model_exits_at_startup(built, tmp_path, damage):
+    good = built["path"].read_bytes()
+    bad = tmp_path / "bad.pqz"
+    if damage == "truncated":
+        bad.write_bytes(good[: len(good) // 2])
+    elif damage == "flipped":
+        data = bytearray(good)
+        data[-100] ^= 0xFF
+        bad.write_bytes(bytes(data))
+    elif damage == "not_a_model":
+        bad = tmp_path / "bad.onnx"
+        bad.write_bytes(b"not an onnx graph at all")
+    srv = Server(bad)
+    rc = srv.proc.wait(timeout=START_DEADLINE_S)
+    _, err = srv.stop()
+    assert rc != 0
+    assert "pqcompress: error:" in err
+    assert str(bad) in err
+    assert ("does not exist" in err) if damage == "missing" else ("cannot load model" in err)
+
+
+# ---------------------------------------------------------------- fuzzing from the OpenAPI spec
+
+schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+schema = schemathesis.openapi.from_path(str(OPENAPI))
+
+
+@pytest.mark.filterwarnings("ignore:Skipped test cases with unsupported payload")
+@schema.parametrize()
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_fuzz_api_from_openapi_never_5xx(case, server):
+    response = case.call(base_url=server.url, timeout=60)
+    assert response.status_code < 500, (case.method, case.path, response.text[:300])
+    if response.status_code >= 400:
+        ctype = response.headers.get("content-type", [""])
+        assert (ctype[0] if isinstance(ctype, list) else ctype).startswith("application/json")
+        assert "error" in response.json() or "status" in response.json()

@@ -1,0 +1,50 @@
+"""ServeSettings: PQC_* environment variables, flags over environment, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from pqcompress.errors import ConfigError
+from pqcompress.serve.settings import ServeSettings
+
+
+def test_env_is_parsed_and_flags_win():
+    env = {
+        "PQC_MODEL": "m.pqz",
+        "PQC_PORT": "9000",
+        "PQC_MAX_BATCH": "8",
+        "PQC_REQUEST_TIMEOUT_S": "2.5",
+        "PQC_INT8": "auto",
+        "PQC_DEBUG": "yes",
+        "OTHER": "ignored",
+    }
+    s = ServeSettings.from_env(env, port=None, max_batch=16)
+    assert (s.model, s.port, s.max_batch, s.request_timeout_s) == ("m.pqz", 9000, 16, 2.5)
+    assert s.int8 is None and s.debug is True
+    assert ServeSettings.from_env({"PQC_INT8": "0"}, model="x.onnx").int8 is False
+
+
+def test_to_env_round_trips():
+    s = ServeSettings(model="m.pqz", runtime="torch", int8=True, workers=3, debug_delay_s=0.5)
+    assert ServeSettings.from_env(s.to_env()) == s
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PQC_PORT": "eighty"}, "PQC_PORT='eighty' is not a valid int"),
+        ({"PQC_INT8": "maybe"}, "PQC_INT8"),
+        ({"PQC_RUNTIME": "tensorflow"}, "runtime='tensorflow' is not accepted"),
+        ({"PQC_MAX_IN_FLIGHT": "0"}, "max_in_flight=0 must be >= 1"),
+        ({"PQC_REQUEST_TIMEOUT_S": "0"}, "request_timeout_s=0.0 must be > 0"),
+        ({"PQC_PORT": "70000"}, "port=70000"),
+    ],
+)
+def test_bad_values_are_refused_with_what_is_expected(env, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        ServeSettings.from_env({"PQC_MODEL": "m.pqz", **env})
+
+
+def test_a_model_is_required():
+    with pytest.raises(ConfigError, match="no model"):
+        ServeSettings.from_env({})
