@@ -1,0 +1,217 @@
+"""``run_sweep``: plan the points against the store, run the rest on an executor, record results."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pqcompress import __version__
+from pqcompress.registry import Registry
+from pqcompress.sweep.errors import ExecutorError
+from pqcompress.sweep.progress import SweepProgress
+from pqcompress.sweep.spec import SweepPoint, SweepSpec
+from pqcompress.sweep.store import ResultsStore, is_complete, utc_now
+
+EXECUTORS: Registry[Any] = Registry("executor")
+
+
+@EXECUTORS.register("local")
+def _local(workers: int | None, ray_address: str | None) -> Any:
+    from pqcompress.sweep.local import LocalExecutor, gpu_count
+
+    if ray_address:
+        raise ExecutorError("--ray-address applies to --executor ray only")
+    gpus = gpu_count()
+    n = workers or gpus or 1
+    return LocalExecutor(n, gpus=[i % gpus for i in range(n)] if gpus else None)
+
+
+@EXECUTORS.register("ray")
+def _ray(workers: int | None, ray_address: str | None) -> Any:
+    from pqcompress.sweep.local import cpu_count
+    from pqcompress.sweep.ray_executor import RayExecutor, import_ray
+
+    import_ray()  # fail before anything is written when Ray is missing
+    return RayExecutor(workers or (1 if ray_address else cpu_count()), address=ray_address)
+
+
+def available_executors() -> list[str]:
+    return EXECUTORS.names()
+
+
+# Planned actions for a point.
+SKIP, RUN, RESUME, RETRY, SKIP_FAILED = "skip", "run", "resume", "retry", "skip-failed"
+
+
+@dataclass(frozen=True)
+class PlannedPoint:
+    """A point, its stored row (None when new), its run directory and what the sweep will do."""
+
+    point: SweepPoint
+    row: dict[str, Any] | None
+    run_dir: Path
+    action: str
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep ended with: one store row per point (spec order) and the failed ones."""
+
+    sweep: str
+    rows: list[dict[str, Any]]
+    ran: int = 0
+    skipped: int = 0
+    startup_s: float | None = None
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def default_runs_dir(store_path: str | Path) -> Path:
+    """``<store stem>_runs`` beside the database file."""
+    p = Path(store_path)
+    return p.with_name(f"{p.stem}_runs")
+
+
+def plan_sweep(
+    spec: SweepSpec,
+    store: ResultsStore | None,
+    runs_dir: str | Path,
+    *,
+    retry_failed: bool = True,
+) -> list[PlannedPoint]:
+    """Decide per point: skip (finished and complete), run (new), resume (a run was started),
+    retry (failed; ``skip-failed`` with ``retry_failed=False``)."""
+    assert spec.name
+    plans = []
+    for point in spec.points():
+        row = store.run(point.run_id) if store is not None else None
+        run_dir = Path(runs_dir) / spec.name / point.run_id
+        if row and row.get("run_dir") and Path(row["run_dir"]).is_dir():
+            run_dir = Path(row["run_dir"])  # keep resuming where it started
+        if is_complete(row):
+            action = SKIP
+        elif row is not None and row["status"] == "failed":
+            action = RETRY if retry_failed else SKIP_FAILED
+        elif (row is not None and row["status"] in ("running", "interrupted")) or (
+            run_dir / "checkpoint.pt"
+        ).is_file():
+            action = RESUME
+        else:
+            action = RUN
+        plans.append(PlannedPoint(point, row, run_dir, action))
+    return plans
+
+
+def run_sweep(
+    spec: SweepSpec,
+    store: ResultsStore | str | Path,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    runs_dir: str | Path | None = None,
+    ray_address: str | None = None,
+    progress: bool = True,
+    retry_failed: bool = True,
+) -> SweepSummary:
+    """Run every point of ``spec`` that the store does not hold as finished; record each result.
+
+    Every point is validated before anything runs. Each runs ``train_model(config, run_dir,
+    resume=True)`` in ``<runs_dir>/<sweep name>/<run_id>/`` (default runs_dir: ``<store
+    stem>_runs`` beside the database), then its best epoch is exported to ``model.pqz``.
+    A point that raises or whose worker dies is recorded as failed and the sweep goes on;
+    ``SweepSummary.failed`` lists them. Ctrl-C marks the running points interrupted.
+    """
+    assert spec.name
+    with _opened(store) as db:
+        runs_root = Path(runs_dir) if runs_dir is not None else default_runs_dir(db.path)
+        plans = plan_sweep(spec, db, runs_root, retry_failed=retry_failed)  # validates all
+        todo = [p for p in plans if p.action in (RUN, RESUME, RETRY)]
+        make_runner = EXECUTORS.get(executor)
+        runner = make_runner(workers, ray_address) if todo else None  # fails before any write
+        db.set_meta(
+            {
+                f"sweep.{spec.name}.spec": spec.to_yaml(),
+                f"sweep.{spec.name}.updated_at": utc_now(),
+                "pqcompress_version": __version__,
+            }
+        )
+        db.add_points(
+            spec.name,
+            [
+                {
+                    "run_id": p.point.run_id,
+                    "point_index": p.point.index,
+                    "params": p.point.params,
+                    "config": p.point.config.to_dict(),
+                }
+                for p in plans
+            ],
+        )
+        by_id = {p.point.run_id: p for p in todo}
+        tasks = [
+            {
+                "run_id": p.point.run_id,
+                "config": p.point.config.to_dict(),
+                "run_dir": str(p.run_dir),
+            }
+            for p in todo
+        ]
+        running: set[str] = set()
+        done = sum(p.action in (SKIP, SKIP_FAILED) for p in plans)
+        with SweepProgress(progress, len(plans), done=done, name=spec.name) as bar:
+
+            def on_start(task: dict[str, Any]) -> None:
+                db.mark_running(task["run_id"], run_dir=task["run_dir"], executor=executor)
+                running.add(task["run_id"])
+                bar.started(by_id[task["run_id"]].point.label)
+
+            def on_result(outcome: dict[str, Any]) -> None:
+                rid = outcome["run_id"]
+                running.discard(rid)
+                values = dict(outcome.get("values") or {})
+                values["status"] = outcome["status"]
+                values["error"] = outcome.get("error")
+                values["finished_at"] = utc_now()
+                epochs = outcome.get("epochs") or None  # None: keep the stored epoch rows
+                db.record_run(rid, values, epochs)
+                acc = values.get("best_test_acc")
+                detail = f"test {100 * acc:.2f}%" if acc is not None else ""
+                if outcome["status"] == "failed":
+                    detail = (outcome.get("error") or "").splitlines()[0][:200]
+                bar.finished(by_id[rid].point.label, outcome["status"], detail)
+
+            try:
+                if runner is not None:
+                    runner.run(tasks, on_start, on_result)
+            except BaseException:
+                if running:
+                    db.mark(sorted(running), "interrupted")
+                raise
+        stored = {r["run_id"]: r for r in (db.run(p.point.run_id) for p in plans) if r}
+        rows = [stored[p.point.run_id] for p in plans if p.point.run_id in stored]
+        return SweepSummary(
+            sweep=spec.name,
+            rows=rows,
+            ran=len(todo),
+            skipped=len(plans) - len(todo),
+            startup_s=getattr(runner, "startup_s", None),
+            failed=[r for r in rows if r["status"] == "failed"],
+        )
+
+
+@contextlib.contextmanager
+def _opened(store: ResultsStore | str | Path) -> Iterator[ResultsStore]:
+    if isinstance(store, ResultsStore):
+        yield store
+        return
+    db = ResultsStore(store)
+    try:
+        yield db
+    finally:
+        db.close()

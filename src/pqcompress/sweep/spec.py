@@ -1,0 +1,260 @@
+"""Sweep spec: a base experiment plus grid axes and extra points, expanded into validated configs."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pqcompress.config import (
+    CompressionConfig,
+    DataConfig,
+    ExperimentConfig,
+    TrainConfig,
+    dump_yaml,
+    from_dict,
+    to_dict,
+)
+from pqcompress.errors import ConfigError
+
+# Short axis names -> dotted ExperimentConfig paths. Any dotted path is accepted as well.
+AXIS_ALIASES: dict[str, str] = {
+    "alpha": "compression.alpha",
+    "bits": "compression.bits",
+    "form": "compression.form",
+    "rounding": "compression.rounding",
+    "update": "compression.update",
+    "mode": "compression.mode",
+    "schedule": "compression.schedule",
+    "lr": "train.lr",
+    "seed": "train.seed",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "optimizer": "train.optimizer",
+}
+_TOP_KEYS = ("model", "dataset", "model_args", "data", "train", "compression")
+RUN_ID_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One expanded point: its position, its axis values, its full config and its run id."""
+
+    index: int
+    params: dict[str, Any]
+    config: ExperimentConfig
+    run_id: str
+
+    @property
+    def label(self) -> str:
+        """Short human label, e.g. ``alpha=0.5 bits=4``."""
+        return " ".join(f"{k}={_fmt(v)}" for k, v in self.params.items()) or "(base)"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep: the base experiment (ExperimentConfig's keys), ``grid`` axes and ``include`` points.
+
+    ``grid`` maps an axis (a short name from ``AXIS_ALIASES`` or any dotted config path such
+    as ``train.momentum``) to its list of values; the points are the cartesian product in axis
+    order, followed by the ``include`` points (mappings axis -> value applied to the base).
+    Points with identical full configs are collapsed into the first.
+    """
+
+    name: str | None = None
+    model: str = "cnn5"
+    dataset: str = "digits"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    compression: CompressionConfig | None = None
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    include: tuple[dict[str, Any], ...] = ()
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        for axis, values in self.grid.items():
+            _check_axis(axis, "grid")
+            if not isinstance(values, (list, tuple)) or not values:
+                raise ConfigError(
+                    f"grid axis '{axis}' must be a non-empty list of values, got {values!r}"
+                )
+        for i, extra in enumerate(self.include):
+            for axis in extra:
+                _check_axis(axis, f"include[{i}]")
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, default_name: str = "sweep") -> SweepSpec:
+        """Strictly build a spec (unknown keys are errors); ``name`` defaults to ``default_name``."""
+        spec = from_dict(cls, data)
+        if not spec.name:
+            spec = _replace(spec, name=default_name)
+        spec.base()  # validate the base experiment up front
+        return spec
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SweepSpec:
+        """Read a sweep YAML file; the sweep name defaults to the file stem."""
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"sweep file '{p}' does not exist")
+        data = parse_yaml(p.read_text(encoding="utf-8"), str(p))
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"sweep file '{p}' must hold a mapping, got {type(data).__name__}")
+        return cls.from_dict(data, default_name=p.stem)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self)
+
+    # ---------------------------------------------------------------- expansion
+
+    def base_dict(self) -> dict[str, Any]:
+        """The base experiment as plain data (ExperimentConfig keys)."""
+        return {key: to_dict(getattr(self, key)) for key in _TOP_KEYS}
+
+    def base(self) -> ExperimentConfig:
+        return ExperimentConfig.from_dict(self.base_dict())
+
+    def points(self) -> list[SweepPoint]:
+        """Every point, validated: the grid's cartesian product in axis order, then ``include``.
+
+        Raises ConfigError naming the axis, the value and the point when a value is rejected.
+        """
+        base = self.base_dict()
+        for axis, values in self.grid.items():  # name the axis of a bad value precisely
+            for value in values:
+                _build(base, {axis: value}, f"grid axis '{axis}' value {value!r}")
+        raw: list[dict[str, Any]] = []
+        axes = list(self.grid)
+        for combo in itertools.product(*(self.grid[a] for a in axes)):
+            raw.append(dict(zip(axes, combo, strict=True)))
+        raw.extend(dict(extra) for extra in self.include)
+        points: list[SweepPoint] = []
+        seen: set[str] = set()
+        for i, params in enumerate(raw):
+            where = f"point {i} ({_label(params)})"
+            if i >= len(raw) - len(self.include):
+                where = f"include[{i - (len(raw) - len(self.include))}] ({_label(params)})"
+            config = _build(base, params, where)
+            rid = run_id(config)
+            if rid in seen:
+                continue
+            seen.add(rid)
+            points.append(SweepPoint(len(points), params, config, rid))
+        return points
+
+
+def run_id(config: ExperimentConfig) -> str:
+    """Stable short id of a run: the first 12 hex digits of SHA-256 of its canonical config JSON."""
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:RUN_ID_LENGTH]
+
+
+def axis_path(axis: str) -> str:
+    """The dotted config path of an axis name."""
+    return AXIS_ALIASES.get(axis, axis)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML that also reads ``1e-3`` as a number (PyYAML's YAML 1.1 reads it as a string)."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_SweepLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"sweep file '{where}' is not valid YAML: {exc}") from None
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _check_axis(axis: Any, where: str) -> None:
+    if not isinstance(axis, str) or not axis:
+        raise ConfigError(f"{where}: axis names must be strings, got {axis!r}")
+    head = axis_path(axis).split(".")[0]
+    if head not in _TOP_KEYS:
+        names = sorted(set(AXIS_ALIASES) | set(_TOP_KEYS))
+        close = difflib.get_close_matches(axis, names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"{where}: unknown axis '{axis}'{hint}; use one of {', '.join(sorted(AXIS_ALIASES))} "
+            f"or a dotted config path such as 'train.momentum' (sections: {', '.join(_TOP_KEYS)})"
+        )
+
+
+def _build(base: dict[str, Any], params: Mapping[str, Any], where: str) -> ExperimentConfig:
+    data = copy.deepcopy(base)
+    for axis, value in params.items():
+        _set(data, axis_path(axis), copy.deepcopy(value), where)
+    try:
+        return ExperimentConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"sweep {where}: {exc}") from None
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any, where: str) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"sweep {where}: cannot set '{dotted}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _replace(spec: SweepSpec, **changes: Any) -> SweepSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, **changes)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _label(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "base"
+
+
+def _make_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+            |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+            |\.[0-9_]+(?:[eE][-+][0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+            re.X,
+        ),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
+_SweepLoader = _make_loader()

@@ -1,0 +1,134 @@
+"""run_sweep with the local executor: results in the store, resume rules, failure isolation."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sweep_support import tiny_spec
+
+from pqcompress.sweep import ResultsStore, SweepSpec, plan_sweep, run_sweep
+from pqcompress.sweep.local import LocalExecutor
+from pqcompress.sweep.worker import execute_point
+
+pytestmark = pytest.mark.slow
+
+
+def test_sweep_records_results_isolates_failures_and_resumes(tmp_path: Path) -> None:
+    spec = SweepSpec.from_dict(
+        tiny_spec(
+            grid={"alpha": [0.0], "bits": [32]},
+            include=[
+                {"alpha": 0.5, "bits": 4},
+                {"alpha": 0.5, "bits": 4, "model_args.bogus": 1},  # fails in build_model
+            ],
+        )
+    )
+    db = tmp_path / "r.db"
+    summary = run_sweep(spec, db, progress=False)
+    assert (summary.ran, summary.skipped) == (3, 0)
+    assert [r["point_index"] for r in summary.failed] == [2]
+    assert "ConfigError" in summary.failed[0]["error"] and "bogus" in summary.failed[0]["error"]
+    with ResultsStore(db) as store:
+        rows = store.runs(sweep="tiny")
+        assert [r["status"] for r in rows] == ["completed"] * 2 + ["failed"]
+        for r in rows[:2]:
+            assert r["pqz_bytes"] > 0 and r["float32_bytes"] > r["pqz_bytes"] // 2
+            assert Path(r["pqz_path"]).is_file() and r["attempts"] == 1
+            assert r["run_dir"] == str(tmp_path / "r_runs" / "tiny" / r["run_id"])
+            assert r["executor"] == "local" and r["best_epoch"] in (1, 2)
+            assert [e["epoch"] for e in store.epochs(r["run_id"])] == [1, 2]
+        assert rows[1]["pqz_bytes"] < rows[0]["pqz_bytes"]  # 4-bit pruned vs float32
+        assert "bogus" in store.meta()["sweep.tiny.spec"]
+    finished = {
+        r["run_id"]: Path(r["run_dir"], "metrics.jsonl").stat().st_mtime_ns for r in rows[:2]
+    }
+
+    # rerun without retrying failures: nothing runs
+    again = run_sweep(spec, db, progress=False, retry_failed=False)
+    assert (again.ran, again.skipped) == (0, 3) and len(again.failed) == 1
+
+    # the DB says running but the run directory holds the finished result: ingest, no training
+    with ResultsStore(db) as store:
+        store.mark_running(rows[1]["run_id"], run_dir=rows[1]["run_dir"], executor="local")
+        store.record_run(rows[1]["run_id"], {"pqz_bytes": None, "result": None}, [])
+    plans = {
+        p.point.run_id: p.action for p in plan_sweep(spec, ResultsStore(db), tmp_path / "r_runs")
+    }
+    assert plans[rows[1]["run_id"]] == "resume" and plans[rows[0]["run_id"]] == "skip"
+    third = run_sweep(spec, db, progress=False)  # retries the failed point (fails again)
+    assert third.ran == 2 and len(third.failed) == 1
+    with ResultsStore(db) as store:
+        after = store.runs(sweep="tiny")
+        assert [r["status"] for r in after] == ["completed"] * 2 + ["failed"]
+        assert [r["attempts"] for r in after] == [1, 3, 2]
+        assert (
+            after[1]["pqz_bytes"] == rows[1]["pqz_bytes"]
+            and len(store.epochs(after[1]["run_id"])) == 2
+        )
+    for rid, mtime in finished.items():
+        assert (
+            Path(tmp_path / "r_runs" / "tiny" / rid / "metrics.jsonl").stat().st_mtime_ns == mtime
+        )
+
+
+def test_diverged_point_is_a_failed_outcome(tmp_path: Path) -> None:
+    spec = SweepSpec.from_dict(tiny_spec(grid={"alpha": [0.5]}, train={"epochs": 1, "lr": 1e9}))
+    point = spec.points()[0]
+    out = execute_point(
+        {"run_id": point.run_id, "config": point.config.to_dict(), "run_dir": str(tmp_path / "p")}
+    )
+    assert (out["ok"], out["status"]) == (False, "failed")
+    assert out["error"].startswith("DivergedError: ")
+    assert "DivergedError" in (tmp_path / "p" / "sweep.log").read_text(encoding="utf-8")
+
+
+def test_a_dying_worker_fails_its_point_and_is_replaced(tmp_path: Path) -> None:
+    points = SweepSpec.from_dict(
+        tiny_spec(grid={"alpha": [0.0, 0.5]}, train={"epochs": 3})
+    ).points()
+    tasks = [
+        {"run_id": p.run_id, "config": p.config.to_dict(), "run_dir": str(tmp_path / p.run_id)}
+        for p in points
+    ]
+    outcomes = []
+
+    def kill_first_worker(task):
+        if task["run_id"] == points[0].run_id:
+            threading.Timer(1.0, lambda: [c.kill() for c in mp.active_children()]).start()
+
+    LocalExecutor(1, threads=1).run(tasks, kill_first_worker, outcomes.append)
+    by_id = {o["run_id"]: o for o in outcomes}
+    assert by_id[points[0].run_id]["status"] == "failed"
+    assert "worker process died (signal 9)" in by_id[points[0].run_id]["error"]
+    assert by_id[points[1].run_id]["ok"] and by_id[points[1].run_id]["status"] == "completed"
+    assert mp.active_children() == []
+
+
+def test_unknown_executor_and_missing_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pqcompress.errors import RegistryError
+    from pqcompress.sweep.errors import ExecutorError
+
+    spec = SweepSpec.from_dict(tiny_spec(grid={"alpha": [0.5]}))
+    with pytest.raises(RegistryError, match="unknown executor 'slurm'"):
+        run_sweep(spec, tmp_path / "r.db", executor="slurm", progress=False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ExecutorError, match=r"pip install 'pqcompress\[ray\]'"):
+        run_sweep(spec, tmp_path / "r.db", executor="ray", progress=False)
+    with ResultsStore(tmp_path / "r.db") as store:
+        assert store.runs() == []  # nothing recorded before the executor exists
+
+
+def test_ray_executor_runs_points_into_the_same_store(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    spec = SweepSpec.from_dict(tiny_spec(grid={"alpha": [0.0, 0.5]}, train={"epochs": 1}))
+    summary = run_sweep(spec, tmp_path / "r.db", executor="ray", workers=1, progress=False)
+    assert summary.ok and summary.ran == 2 and summary.startup_s is not None
+    with ResultsStore(tmp_path / "r.db") as store:
+        rows = store.runs()
+        assert [r["status"] for r in rows] == ["completed", "completed"]
+        assert all(r["executor"] == "ray" and r["pqz_bytes"] > 0 for r in rows)
+        assert len(store.epochs(rows[0]["run_id"])) == 1

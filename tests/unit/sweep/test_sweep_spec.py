@@ -1,0 +1,110 @@
+"""SweepSpec: strict loading, grid expansion, include points, validation and stable run ids."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sweep_support import MINIMAL_YAML, tiny_spec
+
+from pqcompress.errors import ConfigError
+from pqcompress.sweep import SweepSpec, run_id
+
+
+def test_minimal_yaml_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "mini.yaml"
+    path.write_text(MINIMAL_YAML, encoding="utf-8")
+    spec = SweepSpec.from_yaml(path)
+    points = spec.points()
+    assert spec.name == "mini"
+    assert [p.params for p in points] == [
+        {"alpha": 0.0, "bits": 32},
+        {"alpha": 0.0, "bits": 4},
+        {"alpha": 0.5, "bits": 32},
+        {"alpha": 0.5, "bits": 4},
+    ]
+    assert [p.index for p in points] == [0, 1, 2, 3]
+    cfg = points[3].config
+    assert cfg.compression is not None and (cfg.compression.alpha, cfg.compression.bits) == (0.5, 4)
+    assert (cfg.model, cfg.dataset, cfg.train.epochs, cfg.train.lr) == ("cnn5", "digits", 2, 0.05)
+    assert points[3].label == "alpha=0.5 bits=4"
+
+
+def test_run_ids_are_stable_short_hashes_of_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "mini.yaml"
+    path.write_text(MINIMAL_YAML, encoding="utf-8")
+    first = [p.run_id for p in SweepSpec.from_yaml(path).points()]
+    again = [p.run_id for p in SweepSpec.from_yaml(path).points()]
+    assert first == again and len(set(first)) == 4
+    assert all(re.fullmatch(r"[0-9a-f]{12}", rid) for rid in first)
+    point = SweepSpec.from_yaml(path).points()[0]
+    assert run_id(point.config) == point.run_id
+    renamed = SweepSpec.from_dict({**tiny_spec(), "name": "other"}).points()
+    assert [p.run_id for p in renamed] == [
+        p.run_id for p in SweepSpec.from_dict(tiny_spec()).points()
+    ]
+
+
+def test_dotted_axes_include_points_and_duplicates() -> None:
+    spec = SweepSpec.from_dict(
+        tiny_spec(
+            grid={"bits": [8], "train.momentum": [0.0, 0.9], "lr": [1e-3]},
+            include=[
+                {"bits": 8, "train.momentum": 0.9, "lr": 1e-3},  # duplicate of a grid point
+                {"bits": 4, "schedule": "epoch", "compression.targets": "both"},
+            ],
+        )
+    )
+    points = spec.points()
+    assert len(points) == 3
+    assert [p.config.train.momentum for p in points[:2]] == [0.0, 0.9]
+    last = points[2].config.compression
+    assert last is not None and (last.schedule, last.targets, last.bits) == ("epoch", "both", 4)
+    assert points[2].params == {"bits": 4, "schedule": "epoch", "compression.targets": "both"}
+
+
+def test_exponent_floats_are_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "lr.yaml"
+    path.write_text("model: cnn5\ngrid:\n  lr: [1e-4, 5e-2]\n", encoding="utf-8")
+    assert [p.config.train.lr for p in SweepSpec.from_yaml(path).points()] == [1e-4, 5e-2]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"grids": {}}, "unknown key 'grids' (did you mean 'grid'?)"),
+        ({"grid": {"alhpa": [0.5]}}, "unknown axis 'alhpa' (did you mean 'alpha'?)"),
+        ({"grid": {"bits": []}}, "grid axis 'bits' must be a non-empty list"),
+        ({"grid": {"alpha": [0.5], "bits": [32, 1]}}, "grid axis 'bits' value 1"),
+        ({"grid": {"train.momentun": [0.1]}}, "did you mean 'momentum'?"),
+        ({"train": {"epochs": 0}}, "train.epochs=0 must be >= 1"),
+        ({"include": [{"alpha": 0.5, "train.epochs": 0}]}, "include[0] (alpha=0.5 train.epochs=0)"),
+        ({"include": [{"bogus": 1}]}, "include[0]: unknown axis 'bogus'"),
+    ],
+)
+def test_bad_specs_are_reported_precisely(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SweepSpec.from_dict(tiny_spec(**changes)).points()
+    assert message in str(info.value)
+
+
+def test_missing_or_non_mapping_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        SweepSpec.from_yaml(tmp_path / "nope.yaml")
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        SweepSpec.from_yaml(path)
+
+
+def test_recipes_expand() -> None:
+    root = Path(__file__).resolve().parents[3] / "recipes"
+    counts = {p.name: len(SweepSpec.from_yaml(p).points()) for p in root.glob("grid_*.yaml")}
+    assert counts["grid_cnn5_cifar10_cpu.yaml"] == 10
+    assert counts["grid_cnn5_cifar10.yaml"] == 7 * 5 * 6 + 1
+    assert counts["grid_vgg16_cifar10_microservice.yaml"] == 6
+    assert counts["grid_vgg16_cifar10_microservice_cpu.yaml"] == 6
+    cpu = SweepSpec.from_yaml(root / "grid_cnn5_cifar10_cpu.yaml").points()
+    assert cpu[-1].params == {"alpha": 0.625, "bits": 4, "schedule": "epoch"}
+    assert all(p.config.data.subset and p.config.train.lr == 0.01 for p in cpu)
