@@ -14,7 +14,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pqcompress.cli import deploy, export, info, quickstart, train
+    from pqcompress.cli import deploy, export, info, quickstart, reporting, serve, sweep, train
 
     parser = argparse.ArgumentParser(
         prog="pqcompress",
@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.register(sub)
     export.register(sub)
     deploy.register(sub)
+    sweep.register(sub)
+    serve.register(sub)
+    reporting.register(sub)
     return parser
 
 

@@ -6,8 +6,6 @@ import argparse
 import time
 from pathlib import Path
 
-from rich.table import Table
-
 from pqcompress.config import CompressionConfig, DataConfig, ExperimentConfig, TrainConfig
 
 
@@ -62,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         out = None if args.out is None else args.out / label.replace("->", "")
         results[label] = train(cfg, out, progress=False)
     base, pq = results["float32"], results["P->Q"]
+
+    from rich.table import Table
 
     summary = Table(title="digits test set, best epoch (METHOD.md §5)")
     for col in ("run", "test acc", "train acc", "density", "bits/weight"):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich is imported when a table is drawn: the serving image has no rich
+    from rich.console import Console
+    from rich.table import Table
+
 
 
 def _pct(x: float | None) -> str:
@@ -15,10 +17,14 @@ def _pct(x: float | None) -> str:
 
 def make_console() -> Console:
     """A console that does not squeeze tables to 80 columns when output is redirected."""
+    from rich.console import Console
+
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def layer_table(stats: list[dict[str, Any]], title: str = "compressed tensors") -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for col in (
         "tensor",
