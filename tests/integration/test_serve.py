@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -573,3 +574,67 @@ def test_fuzz_api_from_openapi_never_5xx(case, server):
         ctype = response.headers.get("content-type", [""])
         assert (ctype[0] if isinstance(ctype, list) else ctype).startswith("application/json")
         assert "error" in response.json() or "status" in response.json()
+
+
+# ---------------------------------------------------------------- a real Prometheus server
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="no prometheus binary (Debian: prometheus)")
+def test_a_real_prometheus_scrapes_the_service(server, tmp_path):
+    """Prometheus itself scrapes /metrics: the target is up and the request counter it stored
+    counts the predictions sent here (checked through Prometheus' query API)."""
+    port = _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: pqcompress\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{server.port}']}}]\n"
+    )
+    prom = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
+
+    def query(expr: str) -> list:
+        reply = api.get("/api/v1/query", params={"query": expr}).json()
+        assert reply["status"] == "success", reply
+        return reply["data"]["result"]
+
+    def value(expr: str) -> float | None:
+        try:
+            result = query(expr)
+        except httpx.TransportError:
+            return None
+        return float(result[0]["value"][1]) if result else None
+
+    try:
+        x = np.zeros((1, 1, 8, 8), dtype=np.float32).tolist()
+        sent = 3
+        for _ in range(sent):
+            assert server.client.post("/v1/predict", json={"inputs": x}).status_code == 200
+        expr = 'sum(pqc_http_requests_total{job="pqcompress",route="/v1/predict",status="200"})'
+        deadline = time.monotonic() + 60
+        seen = None
+        while time.monotonic() < deadline:
+            assert prom.poll() is None, prom.stderr.read() if prom.stderr else "prometheus exited"
+            seen = value(expr)
+            if seen is not None and seen >= sent and value('up{job="pqcompress"}') == 1.0:
+                break
+            time.sleep(0.5)
+        assert value('up{job="pqcompress"}') == 1.0
+        assert seen is not None and seen >= sent
+        assert value('pqc_model_load_seconds{job="pqcompress"}') is not None
+    finally:
+        api.close()
+        prom.terminate()
+        prom.wait(timeout=30)
