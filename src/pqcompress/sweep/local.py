@@ -1,4 +1,5 @@
-"""The "local" executor: N spawned worker processes that die with the driver, one GPU each."""
+"""The "local" executor: N worker processes forked from a warm fork server, dying with the driver;
+and the "inline" executor: every point in the driver process, one after another."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 from pqcompress.sweep.errors import ExecutorError
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+PRELOAD = ["pqcompress.sweep.preload"]
 PARENT_POLL_S = 1.0
 STOP_TIMEOUT_S = 5.0
 
@@ -32,6 +34,24 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def start_forkserver(threads: int | None = None) -> None:
+    """Start the fork server now (returns at once; it imports ``PRELOAD`` in the background).
+
+    Workers are forked from it, so each starts with torch, training, codec and numba already
+    loaded instead of re-importing them. The server stays single-threaded (it runs no torch op;
+    OpenBLAS gets 1 thread there) and never uses OpenMP, so forking from it is safe; it exits
+    when this process does. Safe to call more than once.
+    """
+    from multiprocessing import forkserver
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    n = str(threads or cpu_count())
+    env = {k: n for k in THREAD_ENV} | {"OPENBLAS_NUM_THREADS": "1"}
+    with _environ(env):  # the server's environment is the workers' environment
+        forkserver.ensure_running()
+
+
 def gpu_count() -> int:
     """CUDA devices visible to torch (0 without CUDA); imports torch."""
     import torch
@@ -40,7 +60,8 @@ def gpu_count() -> int:
 
 
 class LocalExecutor:
-    """Runs tasks in ``workers`` long-lived spawned processes; the driver gets every result.
+    """Runs tasks in ``workers`` long-lived processes forked from a warm fork server
+    (``start_forkserver``); the driver gets every result.
 
     Worker ``i`` sees only GPU ``gpus[i]`` (CUDA_VISIBLE_DEVICES) when ``gpus`` is given, and
     uses ``threads`` CPU threads (default: cores // workers). Workers ignore Ctrl-C (the
@@ -60,13 +81,14 @@ class LocalExecutor:
         self.workers = workers
         self.threads = threads or max(1, cpu_count() // workers)
         self.gpus = gpus
-        self.startup_s: float | None = None  # the first worker's spawn-to-ready time
+        self.startup_s: float | None = None  # the first worker's start-to-ready time
 
     def run(self, tasks: list[dict[str, Any]], on_start: OnStart, on_result: OnResult) -> None:
         """Run every task; ``on_start(task)`` before sending it, ``on_result(outcome)`` after."""
         queue = deque(dict(t, threads=t.get("threads") or self.threads) for t in tasks)
         slots: list[_Worker | None] = [None] * min(self.workers, len(queue))
-        ctx = mp.get_context("spawn")
+        start_forkserver(self.threads)
+        ctx = mp.get_context("forkserver")
         try:
             while queue or any(w is not None and w.task is not None for w in slots):
                 for i, w in enumerate(slots):
@@ -108,10 +130,9 @@ class _Worker:
             visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
             env["CUDA_VISIBLE_DEVICES"] = visible[gpu] if gpu < len(visible) else str(gpu)
         self.process = ctx.Process(
-            target=worker_main, args=(child, os.getpid(), threads, time.time()), daemon=True
+            target=worker_main, args=(child, os.getpid(), threads, time.time(), env), daemon=True
         )
-        with _environ(env):  # spawn copies the environment: set thread counts before imports
-            self.process.start()
+        self.process.start()
         child.close()
         self.task: dict[str, Any] | None = None
 
@@ -174,15 +195,21 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 
 def worker_main(
-    conn: Connection, parent_pid: int, threads: int, spawned_at: float | None = None
+    conn: Connection,
+    parent_pid: int,
+    threads: int,
+    spawned_at: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Worker loop: receive a task, run it, send the outcome; ``None`` or EOF ends it.
 
-    The first outcome carries ``worker_startup_s``: spawn until torch and the training and
-    codec modules were imported.
+    ``env`` (thread counts, CUDA_VISIBLE_DEVICES) is applied before anything touches CUDA.
+    The first outcome carries ``worker_startup_s``: process start until torch and the
+    training and codec modules were imported (already, when forked from the fork server).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
+    os.environ.update(env or {})
     import torch
 
     import pqcompress.codec
@@ -190,6 +217,11 @@ def worker_main(
     from pqcompress.sweep.worker import execute_point
 
     torch.set_num_threads(threads)
+    if "numba" in sys.modules:
+        with contextlib.suppress(Exception):
+            import numba
+
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     startup = None if spawned_at is None else time.time() - spawned_at
     while True:
         try:
@@ -204,21 +236,67 @@ def worker_main(
         conn.send(outcome)
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """Exit when the driver dies: PR_SET_PDEATHSIG on Linux plus a parent-pid watchdog thread."""
+def die_with_parent(driver_pid: int) -> None:
+    """Exit when the driver dies: PR_SET_PDEATHSIG on Linux (the parent is the driver, or the
+    fork server, which exits with the driver) plus a watchdog thread polling both."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
 
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    if os.getppid() != parent_pid:
+    parent = os.getppid()
+    if parent == 1 or not _alive(driver_pid):
         os._exit(1)
 
     def watch() -> None:
         stop = threading.Event()
         while not stop.wait(PARENT_POLL_S):
-            if os.getppid() != parent_pid:
+            if os.getppid() != parent or not _alive(driver_pid):
                 os._exit(1)
 
     threading.Thread(target=watch, name="pqc-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process
+        return True
+    return True
+
+
+class InlineExecutor:
+    """Runs every task in this process, one after another: no start-up cost at all.
+
+    A point that raises (diverges, bad config, export error) is still recorded as failed and
+    the sweep goes on, but nothing isolates a hard crash (segfault, out-of-memory kill): it
+    ends the sweep, and a rerun resumes it. Ctrl-C marks the running point interrupted and
+    stops. Torch's thread count is restored after each point.
+    """
+
+    name = "inline"
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        self.threads = threads
+        self.startup_s: float | None = None
+
+    def run(self, tasks: list[dict[str, Any]], on_start: OnStart, on_result: OnResult) -> None:
+        """Run every task; ``on_start(task)`` before it, ``on_result(outcome)`` after."""
+        import torch
+
+        from pqcompress.sweep.worker import execute_point
+
+        for task in tasks:
+            task = dict(task, threads=task.get("threads") or self.threads)
+            on_start(task)
+            saved = torch.get_num_threads()
+            try:
+                outcome = execute_point(task)
+            finally:
+                torch.set_num_threads(saved)
+            on_result(outcome)
+            if outcome["status"] == "interrupted":
+                raise KeyboardInterrupt

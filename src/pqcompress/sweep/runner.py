@@ -29,6 +29,17 @@ def _local(workers: int | None, ray_address: str | None) -> Any:
     return LocalExecutor(n, gpus=[i % gpus for i in range(n)] if gpus else None)
 
 
+@EXECUTORS.register("inline")
+def _inline(workers: int | None, ray_address: str | None) -> Any:
+    from pqcompress.sweep.local import InlineExecutor
+
+    if ray_address:
+        raise ExecutorError("--ray-address applies to --executor ray only")
+    if workers not in (None, 1):
+        raise ExecutorError(f"--executor inline runs one point at a time, got --workers {workers}")
+    return InlineExecutor()
+
+
 @EXECUTORS.register("ray")
 def _ray(workers: int | None, ray_address: str | None) -> Any:
     from pqcompress.sweep.local import cpu_count
@@ -128,11 +139,15 @@ def run_sweep(
     ``SweepSummary.failed`` lists them. Ctrl-C marks the running points interrupted.
     """
     assert spec.name
+    make_runner = EXECUTORS.get(executor)
+    if executor == "local":  # the fork server warms up while the driver plans and opens the store
+        from pqcompress.sweep.local import start_forkserver
+
+        start_forkserver()
     with _opened(store) as db:
         runs_root = Path(runs_dir) if runs_dir is not None else default_runs_dir(db.path)
         plans = plan_sweep(spec, db, runs_root, retry_failed=retry_failed)  # validates all
         todo = [p for p in plans if p.action in (RUN, RESUME, RETRY)]
-        make_runner = EXECUTORS.get(executor)
         runner = make_runner(workers, ray_address) if todo else None  # fails before any write
         db.set_meta(
             {

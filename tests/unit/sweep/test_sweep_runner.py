@@ -87,9 +87,9 @@ def test_diverged_point_is_a_failed_outcome(tmp_path: Path) -> None:
 
 
 def test_a_dying_worker_fails_its_point_and_is_replaced(tmp_path: Path) -> None:
-    points = SweepSpec.from_dict(
-        tiny_spec(grid={"alpha": [0.0, 0.5]}, train={"epochs": 3})
-    ).points()
+    long = SweepSpec.from_dict(tiny_spec(grid={"alpha": [0.0]}, train={"epochs": 1000}))
+    short = SweepSpec.from_dict(tiny_spec(grid={"alpha": [0.5]}, train={"epochs": 1}))
+    points = long.points() + short.points()  # the first is still training when killed
     tasks = [
         {"run_id": p.run_id, "config": p.config.to_dict(), "run_dir": str(tmp_path / p.run_id)}
         for p in points
@@ -132,3 +132,29 @@ def test_ray_executor_runs_points_into_the_same_store(tmp_path: Path) -> None:
         assert [r["status"] for r in rows] == ["completed", "completed"]
         assert all(r["executor"] == "ray" and r["pqz_bytes"] > 0 for r in rows)
         assert len(store.epochs(rows[0]["run_id"])) == 1
+
+
+def test_inline_executor_runs_in_process_and_isolates_failures(tmp_path: Path) -> None:
+    import torch
+
+    spec = SweepSpec.from_dict(
+        tiny_spec(
+            grid={"alpha": [0.5]},
+            train={"epochs": 1, "batch_size": 32, "lr": 0.05, "max_steps_per_epoch": 2},
+            include=[{"alpha": 0.5, "model_args.bogus": 1}],  # fails in build_model
+        )
+    )
+    threads = torch.get_num_threads()
+    summary = run_sweep(spec, tmp_path / "r.db", executor="inline", progress=False)
+    assert (summary.ran, len(summary.failed)) == (2, 1) and mp.active_children() == []
+    assert "bogus" in summary.failed[0]["error"] and torch.get_num_threads() == threads
+    with ResultsStore(tmp_path / "r.db") as store:
+        rows = store.runs()
+        assert [r["status"] for r in rows] == ["completed", "failed"]
+        assert all(r["executor"] == "inline" for r in rows) and rows[0]["pqz_bytes"] > 0
+    again = run_sweep(spec, tmp_path / "r.db", executor="inline", progress=False)
+    assert (again.ran, again.skipped) == (1, 1)  # only the failed point is retried
+    from pqcompress.sweep.errors import ExecutorError
+
+    with pytest.raises(ExecutorError, match="one point at a time"):
+        run_sweep(spec, tmp_path / "r.db", executor="inline", workers=2, progress=False)
