@@ -46,7 +46,8 @@ def _children(pid: int) -> list[int]:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:
         return []
-    return [int(x) for x in text.split()]
+    kids = [int(x) for x in text.split()]
+    return kids + [g for k in kids for g in _children(k)]  # workers are the fork server's
 
 
 def _alive(pid: int) -> bool:

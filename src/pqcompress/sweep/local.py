@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import select
 import signal
 import sys
 import threading
@@ -237,8 +238,9 @@ def worker_main(
 
 
 def die_with_parent(driver_pid: int) -> None:
-    """Exit when the driver dies: PR_SET_PDEATHSIG on Linux (the parent is the driver, or the
-    fork server, which exits with the driver) plus a watchdog thread polling both."""
+    """Exit when the driver dies: PR_SET_PDEATHSIG on Linux (the parent is the fork server,
+    which exits with the driver) plus a watchdog thread that waits on a pidfd of the driver
+    (or polls both where pidfds are missing), so a worker does not outlive the driver."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
@@ -250,6 +252,10 @@ def die_with_parent(driver_pid: int) -> None:
         os._exit(1)
 
     def watch() -> None:
+        with contextlib.suppress(Exception):  # Linux >= 5.3: wake the moment the driver exits
+            fd = os.pidfd_open(driver_pid)
+            select.select([fd], [], [])
+            os._exit(1)
         stop = threading.Event()
         while not stop.wait(PARENT_POLL_S):
             if os.getppid() != parent or not _alive(driver_pid):
