@@ -41,10 +41,15 @@ from pqcompress.models import build_model
 SHAPE = (3, 32, 32)
 
 
-def make_models(tmp: Path, alpha: float) -> dict[str, Path]:
+def make_models(tmp: Path, alpha: float, codec_name: str = "zstd") -> dict[str, Path]:
     torch.manual_seed(0)
     calib = [torch.randn(8, *SHAPE) for _ in range(2)]
-    common = {"model_name": "vgg16_cifar", "num_classes": 10, "input_shape": SHAPE}
+    common = {
+        "model_name": "vgg16_cifar",
+        "num_classes": 10,
+        "input_shape": SHAPE,
+        "codec": codec_name,
+    }
     out = {}
     model = build_model("vgg16_cifar", num_classes=10, input_shape=SHAPE).eval()
     out["float32"] = codec.save(model, tmp / "float32.pqz", onnx="float32", **common)
@@ -143,11 +148,16 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=50, help="per client")
     ap.add_argument("--warmup", type=int, default=3, help="per client")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--codec",
+        default="zstd",
+        help="entropy codec of the served .pqz files (zstd: fastest start; auto: smallest)",
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/serve_footprint.md"))
     ns = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="pqc-serve-bench-") as tmp:
         t = time.perf_counter()
-        paths = make_models(Path(tmp), ns.alpha)
+        paths = make_models(Path(tmp), ns.alpha, ns.codec)
         print(f"models written in {time.perf_counter() - t:.1f} s", flush=True)
         plan = [
             ("float32, torch runtime", paths["float32"], ["--runtime", "torch"]),
@@ -164,8 +174,8 @@ def main() -> None:
         r["rss_ratio"] = r["rss_ready_mib"] / base["rss_ready_mib"]
         r["p95_speedup"] = base["p95_ms"] / r["p95_ms"]
         r["ready_ratio"] = r["ready_s"] / base["ready_s"]
-    cmd = "OMP_NUM_THREADS=1 nice -n 10 python benchmarks/serve_footprint.py " + " ".join(
-        f"--{k} {getattr(ns, k)}" for k in ("alpha", "clients", "requests", "threads")
+    cmd = "python benchmarks/serve_footprint.py " + " ".join(
+        f"--{k} {getattr(ns, k)}" for k in ("alpha", "clients", "requests", "threads", "codec")
     )
     lines = [
         "# serve_footprint: VGG16-CIFAR served by `pqcompress serve`",
