@@ -280,6 +280,22 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted="a.b"`` in a config dict, creating missing
+    sections; ConfigError when a part on the way is a value, not a section."""
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set '{dotted}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
 def load_yaml(cls: type[T], path: str | Path) -> T:
     """Read a YAML file into ``cls`` with strict key checking."""
     import yaml

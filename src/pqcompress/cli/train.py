@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from pqcompress.config import ExperimentConfig, from_dict, to_dict
+from pqcompress.config import ExperimentConfig, from_dict, set_dotted, to_dict
 from pqcompress.errors import ConfigError
 
 # flag dest -> dotted config key
@@ -109,29 +109,15 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     for dest, key in _FLAG_KEYS.items():
         value = getattr(args, dest, None)
         if value is not None:
-            _set(data, key, value)
+            set_dotted(data, key, value)
     for item in args.set:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
         key, raw = item.split("=", 1)
-        _set(data, key.strip(), yaml.safe_load(raw))
+        set_dotted(data, key.strip(), yaml.safe_load(raw))
     if args.no_compress:
         data["compression"] = None
     return from_dict(ExperimentConfig, data)
-
-
-def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = {}
-            node[part] = child
-        if not isinstance(child, dict):
-            raise ConfigError(f"cannot set '{dotted}': '{part}' is not a section")
-        node = child
-    node[parts[-1]] = value
 
 
 def default_out_dir(cfg: ExperimentConfig) -> Path:

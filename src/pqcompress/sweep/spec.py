@@ -20,6 +20,7 @@ from pqcompress.config import (
     TrainConfig,
     dump_yaml,
     from_dict,
+    set_dotted,
     to_dict,
 )
 from pqcompress.errors import ConfigError
@@ -196,26 +197,12 @@ def _check_axis(axis: Any, where: str) -> None:
 
 def _build(base: dict[str, Any], params: Mapping[str, Any], where: str) -> ExperimentConfig:
     data = copy.deepcopy(base)
-    for axis, value in params.items():
-        _set(data, axis_path(axis), copy.deepcopy(value), where)
     try:
+        for axis, value in params.items():
+            set_dotted(data, axis_path(axis), copy.deepcopy(value))
         return ExperimentConfig.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"sweep {where}: {exc}") from None
-
-
-def _set(data: dict[str, Any], dotted: str, value: Any, where: str) -> None:
-    parts = dotted.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = {}
-            node[part] = child
-        if not isinstance(child, dict):
-            raise ConfigError(f"sweep {where}: cannot set '{dotted}': '{part}' is not a section")
-        node = child
-    node[parts[-1]] = value
 
 
 def _replace(spec: SweepSpec, **changes: Any) -> SweepSpec:

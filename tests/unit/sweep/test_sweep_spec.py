@@ -81,6 +81,7 @@ def test_exponent_floats_are_numbers(tmp_path: Path) -> None:
         ({"train": {"epochs": 0}}, "train.epochs=0 must be >= 1"),
         ({"include": [{"alpha": 0.5, "train.epochs": 0}]}, "include[0] (alpha=0.5 train.epochs=0)"),
         ({"include": [{"bogus": 1}]}, "include[0]: unknown axis 'bogus'"),
+        ({"grid": {"train.lr.x": [1]}}, "cannot set 'train.lr.x': 'lr' is not a section"),
     ],
 )
 def test_bad_specs_are_reported_precisely(changes: dict, message: str) -> None:
