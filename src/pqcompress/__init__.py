@@ -5,8 +5,7 @@ Public API re-exports only; submodules are imported lazily so ``import pqcompres
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pqcompress.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -35,15 +34,5 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pqcompress' has no attribute {name!r}")
-    attr = "train" if name == "train_model" else name  # pqcompress.train is the package
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+# pqcompress.train is the package; the function is pqcompress.train_model
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), aliases={"train_model": "train"})

@@ -11,8 +11,7 @@ Names are imported lazily, so ``import pqcompress.codec.portable`` never imports
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pqcompress.lazy import lazy_exports
 
 _EXPORTS = {
     "ChecksumError": "pqcompress.codec.errors",
@@ -31,14 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pqcompress.codec' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -5,8 +5,7 @@ Importing this package (and serving with the default onnxruntime runtime) never 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pqcompress.lazy import lazy_exports
 
 _EXPORTS = {
     "ServeSettings": "pqcompress.serve.settings",
@@ -20,10 +19,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pqcompress.serve' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
