@@ -19,8 +19,9 @@ Schedule = Literal["step", "epoch", "post"]
 Rounding = Literal["floor", "ceil", "trunc", "nearest", "stochastic"]
 Update = Literal["inplace", "latent"]
 Targets = Literal["weights", "biases", "both"]
+Mask = Literal["free", "sticky"]
 Optimizer = Literal["sgd", "adam"]
-LRSchedule = Literal["none", "step", "cosine"]
+LRSchedule = Literal["none", "step", "cosine", "onecycle"]
 TrainMetric = Literal["running", "full"]
 
 FULL_PRECISION_BITS = 32
@@ -86,12 +87,33 @@ class CompressionConfig:
     overrides: tuple[LayerOverride, ...] = ()
     seed: int = 0
     backend: Literal["auto", "numba", "torch"] = "auto"
+    mask: Mask = "free"
+    ramp_steps: int = 0
+    target_density: float | None = None
     version: int = 1
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
         check_bits(self.bits)
-        _check_literal(self, "form", "mode", "schedule", "rounding", "update", "targets", "backend")
+        _check_literal(
+            self, "form", "mode", "schedule", "rounding", "update", "targets", "backend", "mask"
+        )
+        if isinstance(self.ramp_steps, bool) or not isinstance(self.ramp_steps, int):
+            raise ConfigError(f"ramp_steps must be an integer, got {self.ramp_steps!r}")
+        if self.ramp_steps < 0:
+            raise ConfigError(
+                f"ramp_steps={self.ramp_steps} must be >= 0 (0 = full threshold from the start)"
+            )
+        if self.target_density is not None:
+            if not 0.0 < self.target_density <= 1.0:
+                raise ConfigError(
+                    f"target_density={self.target_density} must be in (0, 1] "
+                    "(the share of compressed weights to keep, e.g. 0.1)"
+                )
+            if self.mode == "quantize":
+                raise ConfigError(
+                    "target_density needs pruning: it is not accepted with mode='quantize'"
+                )
         if not self.layer_types:
             raise ConfigError(
                 "layer_types must name at least one module type, e.g. ['Linear', 'Conv2d']"
@@ -129,6 +151,9 @@ class TrainConfig:
     lr_schedule: LRSchedule = "none"
     lr_step_size: int = 30
     lr_gamma: float = 0.1
+    warmup_fraction: float = 0.15
+    label_smoothing: float = 0.0
+    ramp_epochs: float | None = None
     patience: int = 0
     seed: int = 0
     device: str = "auto"
@@ -143,6 +168,17 @@ class TrainConfig:
                 raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 1")
         if not self.lr > 0:
             raise ConfigError(f"train.lr={self.lr} must be > 0")
+        if not 0.0 < self.warmup_fraction < 1.0:
+            raise ConfigError(
+                f"train.warmup_fraction={self.warmup_fraction} must be in (0, 1) "
+                "(the share of all steps that onecycle spends warming up)"
+            )
+        if self.ramp_epochs is not None and not self.ramp_epochs >= 0:
+            raise ConfigError(
+                f"train.ramp_epochs={self.ramp_epochs} must be >= 0 (sets compression.ramp_steps)"
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"train.label_smoothing={self.label_smoothing} must be in [0, 1)")
         if self.patience < 0:
             raise ConfigError(
                 f"train.patience={self.patience} must be >= 0 (0 = no early stopping)"
@@ -202,6 +238,31 @@ def to_dict(obj: Any) -> Any:
         return [to_dict(v) for v in obj]
     if isinstance(obj, Mapping):
         return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def non_default_dict(obj: Any) -> Any:
+    """``to_dict`` without the fields that hold their default value (recursively), so that a
+    field added later with a default leaves the form of every existing config unchanged
+    (sweep run ids hash this form)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.default is not dataclasses.MISSING:
+                default: Any = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = dataclasses.MISSING
+            if default is not dataclasses.MISSING and value == default:
+                continue
+            out[f.name] = non_default_dict(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [non_default_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): non_default_dict(v) for k, v in obj.items()}
     return obj
 
 

@@ -579,7 +579,9 @@ def test_fuzz_api_from_openapi_never_5xx(case, server):
 # ---------------------------------------------------------------- a real Prometheus server
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="no prometheus binary (Debian: prometheus)")
+@pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason="no prometheus binary (Debian: prometheus)"
+)
 def test_a_real_prometheus_scrapes_the_service(server, tmp_path):
     """Prometheus itself scrapes /metrics: the target is up and the request counter it stored
     counts the predictions sent here (checked through Prometheus' query API)."""

@@ -14,12 +14,18 @@ and each application re-compresses them. ``update="latent"``: float weights are 
 optimizer's update lands on it and is folded into the float weights at the next application
 (a straight-through estimator: the gradient w.r.t. the compressed weights updates the float
 ones).
+
+Reaching a density (docs/compression.md §4): ``mask="sticky"`` keeps a weight that the
+threshold pruned at zero for good (its latent value and later updates are dropped);
+``ramp_steps`` grows the threshold over that many optimizer steps with Zhu & Gupta's cubic
+schedule; ``target_density`` solves, at each application, for the one alpha shared by all
+layers whose total density meets the target (at the end of the ramp).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -30,6 +36,7 @@ from pqcompress.config import CompressionConfig
 from pqcompress.errors import ConfigError, PQCError
 from pqcompress.ops.fused import Applied, NonFiniteError, compress_
 from pqcompress.ops.pq import PQResult, codes_from_values
+from pqcompress.ops.prune import alpha_for_density, cubic_ramp
 
 STATE_VERSION = 1
 
@@ -54,6 +61,7 @@ class LayerStats:
     scale: float | None
     alpha: float
     bits: int
+    applied_alpha: float | None = None  # the alpha of the latest application (ramp, solved)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +73,10 @@ class Compressor:
     Attach once, call :meth:`step` after every ``optimizer.step()`` and :meth:`epoch_end`
     at the end of each epoch; ``config.schedule`` decides which call compresses.
     """
+
+    # target_density: re-solve the shared alpha every this many step applications (the
+    # weights move little in between; a solve samples up to 2^18 weights, about 5 ms)
+    SOLVE_EVERY = 8
 
     def __init__(self, model: nn.Module, config: CompressionConfig | None = None) -> None:
         self.model = model
@@ -85,6 +97,18 @@ class Compressor:
                 if t.spec.kind != "none"
             }
         self.applied: dict[str, Applied] = {}
+        self.alphas: dict[str, float] = {}  # alpha of the latest application, per tensor
+        self.sticky = self.config.mask == "sticky"
+        # sticky masks: True where the threshold pruned a weight for good
+        self.dead: dict[str, torch.Tensor] = {}
+        if self.sticky:
+            self.dead = {
+                t.name: torch.zeros_like(t.param.data, dtype=torch.bool)
+                for t in self.targets
+                if t.spec.kind not in ("none", "quantize")
+            }
+        self.solved_alpha: float | None = None
+        self._solved_at: int | None = None
         self.steps = 0
         self.epochs = 0
         self.applications = 0
@@ -108,19 +132,78 @@ class Compressor:
         """Compress now, whatever the schedule (post-training compression)."""
         self._apply()
 
+    def ramp(self) -> float:
+        """Share of the final pruning in force now (1.0 without a ramp; cubic in the steps)."""
+        return cubic_ramp(self.steps, self.config.ramp_steps)
+
+    def density_target(self) -> float | None:
+        """The density the shared alpha is solved for now (None without target_density):
+        the sparsity ramps from 0 to ``1 - target_density`` with the cubic schedule."""
+        target = self.config.target_density
+        if target is None:
+            return None
+        return 1.0 - (1.0 - target) * self.ramp()
+
+    def _weights(self, target: Target) -> torch.Tensor:
+        """The float weights an application compresses (latent: param + residual)."""
+        p = target.param.detach()
+        r = self.residuals.get(target.name)
+        return p + r if r is not None else p
+
+    def _solve_alpha(self) -> float:
+        """The shared alpha for the ``solved`` targets (cached for ``SOLVE_EVERY`` steps)."""
+        due = (
+            self.solved_alpha is None
+            or self._solved_at is None
+            or self.config.schedule != "step"
+            or self.applications - self._solved_at >= self.SOLVE_EVERY
+        )
+        if not due:
+            return self.solved_alpha  # type: ignore[return-value]
+        density = self.density_target()
+        assert density is not None
+        solved, fixed_nonzero, fixed_numel = [], 0, 0
+        for t in self.targets:
+            if t.solved:
+                solved.append(self._weights(t))
+            else:
+                p = t.param.detach()
+                fixed_numel += p.numel()
+                fixed_nonzero += int(torch.count_nonzero(p))
+        with torch.no_grad():
+            alpha = alpha_for_density(
+                solved, density, fixed_nonzero=fixed_nonzero, fixed_numel=fixed_numel
+            )
+        self.solved_alpha, self._solved_at = alpha, self.applications
+        return alpha
+
+    def _alpha_for(self, target: Target, ramp: float, shared: float | None) -> float:
+        if target.solved and shared is not None:
+            return shared
+        return target.alpha * ramp
+
     def _apply(self) -> None:
         start = time.perf_counter()
         cfg = self.config
         gen = self._torch_generator() if cfg.rounding == "stochastic" else None
+        ramp = self.ramp()
+        shared = self._solve_alpha() if any(t.solved for t in self.targets) else None
         for index, target in enumerate(self.targets):
             if target.spec.kind == "none":
                 continue
             residual = self.residuals.get(target.name)
+            dead = self.dead.get(target.name)
+            if dead is not None:  # sticky: pruned weights and their updates are dropped
+                target.param.data.masked_fill_(dead, 0.0)
+                if residual is not None:
+                    residual.masked_fill_(dead, 0.0)
+            alpha = self._alpha_for(target, ramp, shared)
+            spec = target.spec if alpha == target.spec.alpha else replace(target.spec, alpha=alpha)
             try:
-                self.applied[target.name] = compress_(
+                applied = compress_(
                     target.param.data,
                     residual,
-                    target.spec,
+                    spec,
                     seed=_mix(cfg.seed, self.applications, index),
                     backend=cfg.backend,
                     generator=gen,
@@ -130,8 +213,25 @@ class Compressor:
                     f"tensor '{target.name}' holds NaN or inf after step {self.steps}: training "
                     "diverged (try a lower learning rate); it was left uncompressed"
                 ) from None
+            self.applied[target.name] = applied
+            self.alphas[target.name] = alpha
+            if dead is not None and applied.threshold > 0:
+                self._update_dead(target, residual, dead, applied.threshold)
         self.applications += 1
         self.time_s += time.perf_counter() - start
+
+    @staticmethod
+    def _update_dead(
+        target: Target, residual: torch.Tensor | None, dead: torch.Tensor, threshold: float
+    ) -> None:
+        """Mark the weights this application's threshold pruned (latent: ``|w| < beta`` of the
+        float weights; in place, where the float value is gone: weights that are now zero)."""
+        p = target.param.data
+        if residual is None:
+            dead |= p == 0
+            return
+        w = p + residual
+        dead |= w.abs_() < torch.tensor(threshold, dtype=w.dtype, device=w.device)
 
     def _torch_generator(self) -> torch.Generator:
         if self._generator is None:
@@ -175,6 +275,7 @@ class Compressor:
                     scale=applied.scale if applied else None,
                     alpha=t.alpha,
                     bits=t.bits,
+                    applied_alpha=self.alphas.get(t.name),
                 )
             )
         return out
@@ -219,6 +320,10 @@ class Compressor:
             "time_s": self.time_s,
             "applied": {k: asdict(v) for k, v in self.applied.items()},
             "residuals": {k: v.clone() for k, v in self.residuals.items()},
+            "alphas": dict(self.alphas),
+            "dead": {k: v.clone() for k, v in self.dead.items()},
+            "solved_alpha": self.solved_alpha,
+            "solved_at": self._solved_at,
         }
         if self._generator is not None:
             state["generator"] = self._generator.get_state()
@@ -240,6 +345,19 @@ class Compressor:
                 raise ValueError(f"compressor state lacks latent weights for {sorted(missing)}")
             for k, v in state["residuals"].items():
                 self.residuals[k].copy_(v)
+        self.alphas = {str(k): float(v) for k, v in state.get("alphas", {}).items()}
+        if self.sticky:
+            masks = state.get("dead", {})
+            missing = set(self.dead) - set(masks)
+            if missing:
+                raise ValueError(f"compressor state lacks sticky masks for {sorted(missing)}")
+            for k, v in masks.items():
+                if k in self.dead:
+                    self.dead[k].copy_(v)
+        solved = state.get("solved_alpha")
+        self.solved_alpha = None if solved is None else float(solved)
+        at = state.get("solved_at")
+        self._solved_at = None if at is None else int(at)
         if "generator" in state:
             self._torch_generator().set_state(state["generator"])
 

@@ -25,6 +25,7 @@ class Target:
     alpha: float
     bits: int
     spec: PQSpec
+    solved: bool = False  # alpha is solved for ``target_density`` at each application
 
 
 def _layer_classes(names: tuple[str, ...]) -> tuple[type, ...]:
@@ -53,7 +54,9 @@ def _override(name: str, overrides: tuple[LayerOverride, ...]) -> LayerOverride 
 
 def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
     """Tensors to compress, in model order. Patterns match module names (fnmatch),
-    e.g. ``features.*`` or ``classifier.4``; overrides apply first-match-wins."""
+    e.g. ``features.*`` or ``classifier.4``; overrides apply first-match-wins. With
+    ``target_density`` set, every pruned tensor whose alpha is not fixed by an override is
+    marked ``solved``: the compressor sets its alpha at each application."""
     classes = _layer_classes(cfg.layer_types)
     kinds = {"weights": ("weight",), "biases": ("bias",), "both": ("weight", "bias")}[cfg.targets]
     seen: set[int] = set()
@@ -68,9 +71,13 @@ def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
         ov = _override(module_name, cfg.overrides)
         if ov is not None and ov.skip:
             continue
-        alpha = ov.alpha if ov is not None and ov.alpha is not None else cfg.alpha
+        fixed_alpha = ov is not None and ov.alpha is not None
+        alpha = ov.alpha if fixed_alpha else cfg.alpha  # type: ignore[union-attr]
         bits = ov.bits if ov is not None and ov.bits is not None else cfg.bits
-        kind = resolve_kind(cfg.mode, cfg.form, alpha, bits)  # "none" targets stay listed
+        # target_density: every layer without its own alpha shares one solved alpha (> 0)
+        solved = cfg.target_density is not None and not fixed_alpha
+        kind = resolve_kind(cfg.mode, cfg.form, 1.0 if solved else alpha, bits)
+        solved = solved and kind not in ("none", "quantize")
         for attr in kinds:
             param = getattr(module, attr, None)
             if not isinstance(param, torch.Tensor) or id(param) in seen:
@@ -81,6 +88,6 @@ def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
             name = f"{module_name}.{attr}" if module_name else attr
             spec = PQSpec(kind=kind, alpha=alpha, bits=bits, rounding=cfg.rounding)
             targets.append(
-                Target(name, module_name, type(module).__name__, param, alpha, bits, spec)
+                Target(name, module_name, type(module).__name__, param, alpha, bits, spec, solved)
             )
     return targets

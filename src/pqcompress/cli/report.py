@@ -10,7 +10,6 @@ if TYPE_CHECKING:  # rich is imported when a table is drawn: the serving image h
     from rich.table import Table
 
 
-
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
@@ -29,7 +28,7 @@ def layer_table(stats: list[dict[str, Any]], title: str = "compressed tensors") 
     for col in (
         "tensor",
         "kind",
-        "alpha",
+        "alpha",  # the alpha of the latest application (ramped or solved), else the setting
         "bits",
         "numel",
         "sparsity",
@@ -42,7 +41,7 @@ def layer_table(stats: list[dict[str, Any]], title: str = "compressed tensors") 
         table.add_row(
             s["name"],
             s["kind"],
-            f"{s['alpha']:g}",
+            f"{s['applied_alpha'] if s.get('applied_alpha') is not None else s['alpha']:.4g}",
             str(s["bits"]),
             f"{s['numel']:,}",
             _pct(s["sparsity"]),

@@ -24,7 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("spec", type=Path, metavar="SWEEP.yaml")
     p.add_argument("--store", type=Path, required=True, help="SQLite results database (created)")
-    p.add_argument("--executor", default="local", help="local (default: worker processes), inline (in this process) or ray")
+    p.add_argument(
+        "--executor",
+        default="local",
+        help="local (default: worker processes), inline (in this process) or ray",
+    )
     p.add_argument(
         "--workers",
         type=int,

@@ -24,6 +24,13 @@ _FLAG_KEYS = {
     "optimizer": "train.optimizer",
     "lr": "train.lr",
     "momentum": "train.momentum",
+    "nesterov": "train.nesterov",
+    "label_smoothing": "train.label_smoothing",
+    "warmup_fraction": "train.warmup_fraction",
+    "ramp_epochs": "train.ramp_epochs",
+    "mask": "compression.mask",
+    "ramp_steps": "compression.ramp_steps",
+    "target_density": "compression.target_density",
     "weight_decay": "train.weight_decay",
     "lr_schedule": "train.lr_schedule",
     "patience": "train.patience",
@@ -83,7 +90,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr", type=float)
     g.add_argument("--momentum", type=float)
     g.add_argument("--weight-decay", type=float)
-    g.add_argument("--lr-schedule", choices=["none", "step", "cosine"])
+    g.add_argument(
+        "--nesterov",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Nesterov momentum for SGD",
+    )
+    g.add_argument("--lr-schedule", choices=["none", "step", "cosine", "onecycle"])
+    g.add_argument(
+        "--warmup-fraction", type=float, help="onecycle: share of all steps spent warming up"
+    )
+    g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1)")
     g.add_argument("--patience", type=int, help="early stopping on validation accuracy (0 = off)")
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
@@ -98,6 +115,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--rounding", choices=["floor", "ceil", "trunc", "nearest", "stochastic"])
     g.add_argument("--update", choices=["inplace", "latent"])
     g.add_argument("--targets", choices=["weights", "biases", "both"])
+    g.add_argument(
+        "--mask",
+        choices=["free", "sticky"],
+        help="free: a pruned latent weight can come back; sticky: pruned stays pruned",
+    )
+    g.add_argument(
+        "--target-density",
+        type=float,
+        help="solve one shared alpha so that this share of the weights survives (e.g. 0.1)",
+    )
+    g.add_argument(
+        "--ramp-steps", type=int, help="grow the threshold over N optimizer steps (cubic)"
+    )
+    g.add_argument(
+        "--ramp-epochs",
+        type=float,
+        help="the same ramp in epochs (converted to optimizer steps; overrides --ramp-steps)",
+    )
     p.set_defaults(func=run)
 
 

@@ -20,6 +20,7 @@ from pqcompress.config import (
     TrainConfig,
     dump_yaml,
     from_dict,
+    non_default_dict,
     set_dotted,
     to_dict,
 )
@@ -34,6 +35,10 @@ AXIS_ALIASES: dict[str, str] = {
     "update": "compression.update",
     "mode": "compression.mode",
     "schedule": "compression.schedule",
+    "mask": "compression.mask",
+    "target_density": "compression.target_density",
+    "ramp_steps": "compression.ramp_steps",
+    "ramp_epochs": "train.ramp_epochs",
     "lr": "train.lr",
     "seed": "train.seed",
     "epochs": "train.epochs",
@@ -158,8 +163,12 @@ class SweepSpec:
 
 
 def run_id(config: ExperimentConfig) -> str:
-    """Stable short id of a run: the first 12 hex digits of SHA-256 of its canonical config JSON."""
-    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    """Stable short id of a run: the first 12 hex digits of SHA-256 of the canonical JSON of
+    its config without default-valued fields (``config.non_default_dict``), so a config field
+    added in a later version does not change the ids of existing points."""
+    text = json.dumps(
+        non_default_dict(config), sort_keys=True, separators=(",", ":"), allow_nan=True
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:RUN_ID_LENGTH]
 
 

@@ -37,10 +37,11 @@ def train_step(
     x: torch.Tensor,
     y: torch.Tensor,
     optimizer: torch.optim.Optimizer,
+    label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, cross-entropy, zero_grad, backward, optimizer.step; returns (loss, n correct)."""
     logits = model(x)
-    loss = F.cross_entropy(logits, y)
+    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -63,12 +64,15 @@ def train_one_epoch(
     total_steps: int,
     on_step: StepCallback | None = None,
     report_every: int = 10,
+    before_step: Callable[[int], None] | None = None,
+    label_smoothing: float = 0.0,
 ) -> EpochStats:
     """Run at most ``total_steps`` steps; ``compressor.step()`` follows every optimizer step.
 
     Time inside ``compressor.step()`` is summed into ``compress_time_s`` (on CUDA the device
     is synchronized around the call so the time is the compressor's own). Running loss and
     accuracy accumulate on the device and are read back only every ``report_every`` steps.
+    ``before_step(step)`` (0-based) runs before each step, e.g. to set a per-step lr.
     """
     model.train()
     start = time.perf_counter()
@@ -79,7 +83,12 @@ def train_one_epoch(
     for x, y in loader:
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
-        loss, n_correct = train_step(model, x, y, optimizer)
+        if before_step is not None:
+            before_step(steps)
+        if label_smoothing:
+            loss, n_correct = train_step(model, x, y, optimizer, label_smoothing)
+        else:
+            loss, n_correct = train_step(model, x, y, optimizer)
         if compressor is not None:
             _sync(device)
             t0 = time.perf_counter()

@@ -69,6 +69,15 @@ def _json_safe(value: Any) -> Any:
         return None
 
 
+def ramp_steps_for(train_cfg: TrainConfig, bundle: DataBundle) -> int:
+    """``train.ramp_epochs`` in optimizer steps: epochs x steps per epoch (rounded)."""
+    loader = loop.make_epoch_loader(
+        bundle.train, train_cfg.batch_size, shuffle=True, seed=train_cfg.seed, epoch=0
+    )
+    steps = loop.steps_in_epoch(loader, train_cfg.max_steps_per_epoch)
+    return round(float(train_cfg.ramp_epochs or 0.0) * steps)
+
+
 class Trainer:
     """Trains ``model`` on ``bundle`` with optional compression after every optimizer step.
 
@@ -109,6 +118,11 @@ class Trainer:
         apply_threads(train_cfg.threads)
         self.device = resolve_device(train_cfg.device)
         self.model = model.to(self.device)
+        if compression is not None and train_cfg.ramp_epochs is not None:
+            compression = dataclasses.replace(
+                compression, ramp_steps=ramp_steps_for(train_cfg, bundle)
+            )
+            self.compression = compression
         self.compressor = build_compressor(self.model, compression) if compression else None
         self.optimizer = build_optimizer(self.model.parameters(), train_cfg)
         self.schedule = EpochLRSchedule(self.optimizer, train_cfg)
@@ -288,6 +302,12 @@ class Trainer:
             self.device,
             total_steps=total,
             on_step=progress.on_step,
+            before_step=(
+                (lambda step: self.schedule.before_step(step, total))
+                if self.schedule.per_step
+                else None
+            ),
+            label_smoothing=cfg.label_smoothing,
         )
         compress_time = stats.compress_time_s
         if self.compressor is not None:

@@ -144,6 +144,44 @@ def test_flags_override_recipe(tmp_path):
     assert config_from_args(args).compression is None
 
 
+def test_density_and_schedule_flags_reach_the_config():
+    from pqcompress.cli.main import build_parser
+    from pqcompress.cli.train import config_from_args
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--model",
+            "cnn5",
+            "--dataset",
+            "digits",
+            "--bits",
+            "4",
+            "--target-density",
+            "0.1",
+            "--mask",
+            "sticky",
+            "--ramp-epochs",
+            "2.5",
+            "--lr-schedule",
+            "onecycle",
+            "--warmup-fraction",
+            "0.2",
+            "--nesterov",
+            "--label-smoothing",
+            "0.1",
+        ]
+    )
+    cfg = config_from_args(args)
+    c, t = cfg.compression, cfg.train
+    assert (c.bits, c.target_density, c.mask) == (4, 0.1, "sticky")
+    assert (t.ramp_epochs, t.lr_schedule, t.warmup_fraction) == (2.5, "onecycle", 0.2)
+    assert (t.nesterov, t.label_smoothing) == (True, 0.1)
+    args = build_parser().parse_args(["train", "--no-nesterov", "--ramp-steps", "100"])
+    cfg = config_from_args(args)
+    assert cfg.train.nesterov is False and cfg.compression.ramp_steps == 100
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.name for r in RECIPES])
 def test_every_recipe_loads_and_round_trips(recipe):
     cfg = ExperimentConfig.from_yaml(recipe)

@@ -14,7 +14,12 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCKER = ROOT / "deploy" / "docker"
-EXCLUDED = {"torch", "numba", "scikit-learn", "rich"}  # core dependencies the served path never imports
+EXCLUDED = {
+    "torch",
+    "numba",
+    "scikit-learn",
+    "rich",
+}  # core dependencies the served path never imports
 
 
 def _instructions() -> list[tuple[str, str]]:

@@ -102,10 +102,35 @@ def test_missing_or_non_mapping_file(tmp_path: Path) -> None:
 def test_recipes_expand() -> None:
     root = Path(__file__).resolve().parents[3] / "recipes"
     counts = {p.name: len(SweepSpec.from_yaml(p).points()) for p in root.glob("grid_*.yaml")}
-    assert counts["grid_cnn5_cifar10_cpu.yaml"] == 10
+    assert counts["grid_cnn5_cifar10_cpu.yaml"] == 18
     assert counts["grid_cnn5_cifar10.yaml"] == 7 * 5 * 6 + 1
     assert counts["grid_vgg16_cifar10_microservice.yaml"] == 6
     assert counts["grid_vgg16_cifar10_microservice_cpu.yaml"] == 6
     cpu = SweepSpec.from_yaml(root / "grid_cnn5_cifar10_cpu.yaml").points()
-    assert cpu[-1].params == {"alpha": 0.625, "bits": 4, "schedule": "epoch"}
-    assert all(p.config.data.subset and p.config.train.lr == 0.01 for p in cpu)
+    assert cpu[0].params == {"alpha": 0.0, "bits": 32}
+    grid = {(p.config.compression.alpha, p.config.compression.bits) for p in cpu[:15]}
+    assert {(a, b) for a in (0.0, 0.625, 1.25) for b in (32, 8, 4)} <= grid
+    # one schedule for every point: all of CIFAR-10, 15 epochs, one-cycle lr
+    assert all(
+        p.config.data.subset is None
+        and p.config.train.epochs == 15
+        and p.config.train.lr_schedule == "onecycle"
+        for p in cpu
+    )
+    density = [p for p in cpu if p.config.compression and p.config.compression.target_density]
+    assert {p.config.compression.bits for p in density} == {3, 4}
+
+
+def test_run_ids_ignore_fields_at_their_defaults() -> None:
+    """A config field added later with a default must not change existing ids."""
+    from pqcompress.config import CompressionConfig, ExperimentConfig, non_default_dict
+
+    plain = ExperimentConfig(compression=CompressionConfig(alpha=0.5, bits=4))
+    spelled = ExperimentConfig.from_dict(
+        {"compression": {"alpha": 0.5, "bits": 4, "mask": "free", "ramp_steps": 0}}
+    )
+    assert run_id(plain) == run_id(spelled)
+    assert non_default_dict(plain) == {"compression": {"bits": 4}}
+    sticky = ExperimentConfig(compression=CompressionConfig(alpha=0.5, bits=4, mask="sticky"))
+    assert run_id(sticky) != run_id(plain)
+    assert run_id(ExperimentConfig()) != run_id(plain)

@@ -199,3 +199,32 @@ def test_epoch_line_format():
     )
     assert line.startswith("epoch 2/10 | train loss 0.5000 acc 80.00% | test loss 0.6000")
     assert "best 76.00% @1" in line and "density 30.00%" in line and "val" not in line
+
+
+def test_onecycle_warms_up_then_anneals():
+    from pqcompress.train.optim import onecycle_lr
+
+    cfg = TrainConfig(epochs=10, lr=0.2, lr_schedule="onecycle", warmup_fraction=0.25)
+    assert onecycle_lr(cfg, 0.0) == pytest.approx(0.2 / 25)
+    assert onecycle_lr(cfg, 0.25) == pytest.approx(0.2)
+    assert onecycle_lr(cfg, 1.0) == pytest.approx(0.2 / 25 / 1e4)
+    ups = [onecycle_lr(cfg, t / 100) for t in range(26)]
+    downs = [onecycle_lr(cfg, t / 100) for t in range(25, 101)]
+    assert ups == sorted(ups) and downs == sorted(downs, reverse=True)
+    assert lr_at_epoch(cfg, 5) == pytest.approx(onecycle_lr(cfg, 0.5))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"warmup_fraction": 0.0},
+        {"warmup_fraction": 1.0},
+        {"label_smoothing": 1.0},
+        {"ramp_epochs": -1.0},
+    ],
+)
+def test_bad_schedule_options_are_config_errors(kwargs):
+    from pqcompress.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        TrainConfig(**kwargs)

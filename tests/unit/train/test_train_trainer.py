@@ -152,3 +152,51 @@ def test_non_tty_progress_prints_one_line_per_epoch(capsys):
     trainer.fit()
     err = capsys.readouterr().err.strip().splitlines()
     assert [line.split(" | ")[0] for line in err] == ["epoch 1/2", "epoch 2/2"]
+
+
+def test_onecycle_sets_the_lr_before_every_step(run_trainer, monkeypatch):
+    from pqcompress.train import loop
+    from pqcompress.train.optim import onecycle_lr
+
+    seen = []
+    real = loop.train_step
+
+    def record(model, x, y, optimizer, *rest):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return real(model, x, y, optimizer, *rest)
+
+    monkeypatch.setattr(loop, "train_step", record)
+    trainer, result = run_trainer(None, epochs=2, lr=0.1, lr_schedule="onecycle")
+    cfg = trainer.cfg
+    assert seen == pytest.approx([onecycle_lr(cfg, s / 12) for s in range(12)])
+    assert max(seen) == pytest.approx(0.1, rel=0.1) and seen[0] == pytest.approx(0.1 / 25)
+    assert [r["lr"] for r in result.history] == pytest.approx([seen[0], seen[6]])
+
+
+def test_label_smoothing_reaches_the_loss(run_trainer, monkeypatch):
+    from pqcompress.train import loop
+
+    seen = []
+    real = loop.train_step
+
+    def record(model, x, y, optimizer, *rest):
+        seen.append(rest)
+        return real(model, x, y, optimizer, *rest)
+
+    monkeypatch.setattr(loop, "train_step", record)
+    run_trainer(None, epochs=1, label_smoothing=0.2)
+    assert seen and all(rest == (0.2,) for rest in seen)
+    seen.clear()
+    run_trainer(None, epochs=1)
+    assert seen and all(rest == () for rest in seen)
+
+
+def test_ramp_epochs_becomes_ramp_steps_of_the_compressor(run_trainer):
+    trainer, _ = run_trainer(
+        None,
+        epochs=2,
+        ramp_epochs=1.5,
+        compression=CompressionConfig(bits=8, target_density=0.3, mask="sticky"),
+    )
+    assert trainer.compressor.config.ramp_steps == 9  # 1.5 epochs x 6 steps
+    assert trainer.compressor.density() == pytest.approx(0.3, abs=0.02)

@@ -1,0 +1,238 @@
+"""Reaching a chosen density: sticky masks, the cubic ramp and target_density, on real modules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pqcompress import CompressionConfig, Compressor, LayerOverride
+from pqcompress.errors import ConfigError
+from pqcompress.ops import decode
+from pqcompress.ops.prune import alpha_for_density, cubic_ramp
+
+
+def net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+def batches(n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g))
+        for _ in range(n)
+    ]
+
+
+def train(model, comp, data, lr=0.1, after_step=None):
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-3)
+    for x, y in data:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        comp.step()
+        if after_step is not None:
+            after_step(comp)
+
+
+# ------------------------------------------------------------------ config
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"mask": "always"}, "mask"),
+        ({"ramp_steps": -1}, "ramp_steps"),
+        ({"ramp_steps": 2.5}, "ramp_steps"),
+        ({"target_density": 0.0}, "target_density"),
+        ({"target_density": 1.5}, "target_density"),
+        ({"target_density": 0.1, "mode": "quantize"}, "target_density"),
+    ],
+)
+def test_bad_density_options_are_config_errors(kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        CompressionConfig(**kwargs)
+
+
+# ------------------------------------------------------------------ ops
+
+
+def test_cubic_ramp_follows_zhu_and_gupta():
+    assert cubic_ramp(0, 100) == 0.0
+    assert cubic_ramp(50, 100) == pytest.approx(1 - 0.5**3)
+    assert cubic_ramp(100, 100) == 1.0
+    assert cubic_ramp(250, 100) == 1.0
+    assert cubic_ramp(0, 0) == 1.0
+    values = [cubic_ramp(s, 40) for s in range(41)]
+    assert values == sorted(values)
+
+
+@pytest.mark.parametrize("density", [0.02, 0.1, 0.5, 0.9])
+def test_alpha_for_density_keeps_that_share_with_each_tensor_at_its_own_std(density):
+    g = torch.Generator().manual_seed(1)
+    tensors = [torch.randn(3000, generator=g) * s for s in (0.01, 1.0, 30.0)]
+    alpha = alpha_for_density(tensors, density)
+    kept = sum(int((t.abs() >= alpha * t.std(correction=0)).sum()) for t in tensors)
+    assert kept / 9000 == pytest.approx(density, abs=2e-3)
+    # relative to its own std, each tensor keeps about the same share
+    shares = [float((t.abs() >= alpha * t.std(correction=0)).float().mean()) for t in tensors]
+    assert max(shares) - min(shares) < 0.05
+
+
+def test_alpha_for_density_counts_fixed_tensors_and_samples_large_ones():
+    g = torch.Generator().manual_seed(2)
+    big = torch.randn(1 << 20, generator=g)
+    # 1000 fixed elements all nonzero: the solved tensor must make up the rest
+    alpha = alpha_for_density([big], 0.1, fixed_nonzero=1000, fixed_numel=1000)
+    kept = int((big.abs() >= alpha * big.std(correction=0)).sum())
+    want = 0.1 * (big.numel() + 1000) - 1000
+    assert abs(kept - want) / big.numel() < 2e-3
+    assert alpha_for_density([big], 1.0) == 0.0
+
+
+# ------------------------------------------------------------------ compressor
+
+
+@pytest.mark.parametrize("update", ["latent", "inplace"])
+def test_sticky_mask_never_unprunes(update):
+    model = net()
+    cfg = CompressionConfig(alpha=0.8, bits=4, mask="sticky", update=update)
+    comp = Compressor(model, cfg)
+    seen: dict[str, torch.Tensor] = {}
+
+    def check(c):
+        for t in c.targets:
+            zero = t.param.detach() == 0
+            if t.name in seen:
+                # a weight that the threshold pruned is still zero, whatever the optimizer did
+                assert bool(zero[seen[t.name]].all()), t.name
+                seen[t.name] |= c.dead[t.name]
+            else:
+                seen[t.name] = c.dead[t.name].clone()
+            assert bool(zero[c.dead[t.name]].all())
+
+    train(model, comp, batches(12), lr=0.5, after_step=check)
+    assert all(bool(m.any()) for m in comp.dead.values())
+
+
+def test_free_mask_lets_pruned_weights_come_back():
+    model = net()
+    comp = Compressor(model, CompressionConfig(alpha=0.8, bits=4))
+    train(model, comp, batches(1))
+    first = {t.name: (t.param.detach() == 0).clone() for t in comp.targets}
+    train(model, comp, batches(12, seed=3), lr=0.5)
+    back = sum(int((first[t.name] & (t.param.detach() != 0)).sum()) for t in comp.targets)
+    assert back > 0
+
+
+@pytest.mark.parametrize("mask", ["free", "sticky"])
+def test_ramp_grows_alpha_cubically_and_reaches_it_at_the_set_step(mask):
+    model = net()
+    comp = Compressor(model, CompressionConfig(alpha=1.0, bits=8, ramp_steps=10, mask=mask))
+    alphas = []
+    train(model, comp, batches(14), after_step=lambda c: alphas.append(c.alphas["4.weight"]))
+    # the application after optimizer step s uses cubic_ramp(s, 10) of the final alpha
+    assert alphas == pytest.approx([cubic_ramp(s, 10) for s in range(1, 15)])
+    assert alphas[9:] == [1.0] * 5
+    stats = {s.name: s for s in comp.stats()}
+    assert stats["4.weight"].applied_alpha == 1.0 and stats["4.weight"].alpha == 1.0
+
+
+@pytest.mark.parametrize("mask", ["free", "sticky"])
+@pytest.mark.parametrize("update", ["latent", "inplace"])
+def test_target_density_is_met_at_the_end_of_the_ramp(mask, update):
+    model = net()
+    cfg = CompressionConfig(bits=4, target_density=0.1, ramp_steps=8, mask=mask, update=update)
+    comp = Compressor(model, cfg)
+    densities = []
+    train(model, comp, batches(24), after_step=lambda c: densities.append(c.density()))
+    assert densities[0] > 0.5  # the ramp starts near no pruning
+    assert densities[-1] == pytest.approx(0.1, abs=0.01)
+    assert comp.solved_alpha is not None and comp.solved_alpha > 0
+    stats = comp.stats()
+    assert {s.applied_alpha for s in stats} == {comp.solved_alpha}
+    # the codes still decode bit-exactly
+    for t in comp.targets:
+        res = comp.compressed(t.name)
+        assert torch.equal(res.decode(), t.param.detach())
+        assert torch.equal(
+            decode(res.codes, res.kind, res.scale, res.threshold, bits=4), t.param.detach()
+        )
+
+
+def test_target_density_keeps_overridden_alphas_fixed():
+    model = net()
+    cfg = CompressionConfig(
+        bits=8,
+        target_density=0.2,
+        overrides=(LayerOverride("0", alpha=0.0),),  # the conv keeps all its weights
+    )
+    comp = Compressor(model, cfg)
+    train(model, comp, batches(10))
+    by = {t.name: t for t in comp.targets}
+    assert not by["0.weight"].solved and by["4.weight"].solved
+    assert comp.alphas["0.weight"] == 0.0
+    assert comp.density() == pytest.approx(0.2, abs=0.01)
+
+
+def test_target_density_without_pruning_alpha_still_prunes():
+    model = net()
+    comp = Compressor(model, CompressionConfig(alpha=0.0, bits=32, target_density=0.3))
+    train(model, comp, batches(4))
+    assert comp.density() == pytest.approx(0.3, abs=0.01)
+
+
+def test_density_state_round_trips_for_resume():
+    data = batches(16)
+    straight = net()
+    cfg = CompressionConfig(bits=4, target_density=0.2, ramp_steps=10, mask="sticky")
+    comp = Compressor(straight, cfg)
+    train(straight, comp, data)
+
+    first = net()
+    c1 = Compressor(first, cfg)
+    opt = torch.optim.SGD(first.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    for x, y in data[:7]:
+        loss = F.cross_entropy(first(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        c1.step()
+    opt_state = opt.state_dict()
+    model_state = {k: v.clone() for k, v in first.state_dict().items()}
+    comp_state = c1.state_dict()
+
+    second = net(seed=5)
+    second.load_state_dict(model_state)
+    c2 = Compressor(second, cfg)
+    c2.load_state_dict(comp_state)
+    opt2 = torch.optim.SGD(second.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    opt2.load_state_dict(opt_state)
+    for x, y in data[7:]:
+        loss = F.cross_entropy(second(x), y)
+        opt2.zero_grad()
+        loss.backward()
+        opt2.step()
+        c2.step()
+    for a, b in zip(straight.parameters(), second.parameters()):
+        assert torch.equal(a, b)
+    assert all(torch.equal(comp.dead[k], c2.dead[k]) for k in comp.dead)
+
+
+def test_sticky_state_without_masks_is_refused():
+    comp = Compressor(net(), CompressionConfig(mask="sticky"))
+    state = comp.state_dict()
+    del state["dead"]
+    with pytest.raises(ValueError, match="sticky masks"):
+        comp.load_state_dict(state)
