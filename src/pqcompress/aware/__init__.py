@@ -1,6 +1,7 @@
 """Training-time compression: which tensors get which settings, and the fused compressor."""
 
 from pqcompress.aware.compressor import Compressor, LayerStats
+from pqcompress.aware.fused_sgd import PQSGD
 from pqcompress.aware.policy import Target, select_targets
 
-__all__ = ["Compressor", "LayerStats", "Target", "select_targets"]
+__all__ = ["PQSGD", "Compressor", "LayerStats", "Target", "select_targets"]

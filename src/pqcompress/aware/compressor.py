@@ -34,7 +34,14 @@ from torch import nn
 from pqcompress.aware.policy import Target, select_targets
 from pqcompress.config import CompressionConfig
 from pqcompress.errors import ConfigError, PQCError
-from pqcompress.ops.fused import Applied, NonFiniteError, compress_
+from pqcompress.ops.fused import (
+    Applied,
+    NonFiniteError,
+    SGDTerms,
+    compress_,
+    numba_eligible,
+    sgd_compress_,
+)
 from pqcompress.ops.pq import PQResult, codes_from_values
 from pqcompress.ops.prune import alpha_for_density, cubic_ramp
 
@@ -109,6 +116,7 @@ class Compressor:
             }
         self.solved_alpha: float | None = None
         self._solved_at: int | None = None
+        self._fused_step = False  # a fused optimizer (PQSGD) compressed this step already
         self.steps = 0
         self.epochs = 0
         self.applications = 0
@@ -117,10 +125,45 @@ class Compressor:
 
     # ------------------------------------------------------------------ schedule
     def step(self) -> None:
-        """Call after every optimizer step; compresses when ``schedule == "step"``."""
+        """Call after every optimizer step; compresses when ``schedule == "step"`` (unless a
+        fused optimizer, ``pqcompress.aware.PQSGD``, already did in its own step)."""
+        if self._fused_step:
+            self._fused_step = False
+            return
         self.steps += 1
         if self.config.schedule == "step":
             self._apply()
+
+    # ------------------------------------------------------------------ fused SGD
+    def can_fuse_sgd(self) -> bool:
+        """Whether an SGD step can be fused with this compressor's application: every-step
+        schedule, free mask, numba backend allowed, and every compressed tensor (and its
+        latent residual) a contiguous float32 CPU tensor."""
+        cfg = self.config
+        if cfg.schedule != "step" or self.sticky or cfg.backend == "torch":
+            return False
+        return all(
+            numba_eligible(t.param.data)
+            and (t.name not in self.residuals or numba_eligible(self.residuals[t.name]))
+            for t in self.targets
+            if t.spec.kind != "none"
+        )
+
+    def fused_targets(self) -> list[Target]:
+        """The targets a fused optimizer updates itself (those that are compressed)."""
+        return [t for t in self.targets if t.spec.kind != "none"]
+
+    def step_fused(
+        self, updates: dict[str, tuple[torch.Tensor, torch.Tensor | None, bool, SGDTerms]]
+    ) -> None:
+        """One optimizer step and application at once: ``updates`` maps a target name to
+        (gradient, momentum buffer or None, first step?, SGD terms); targets without an entry
+        are compressed as they are. The next :meth:`step` call only closes the step."""
+        if not self.can_fuse_sgd():
+            raise ConfigError("this compressor cannot fuse SGD steps (see can_fuse_sgd)")
+        self.steps += 1
+        self._apply(updates)
+        self._fused_step = True
 
     def epoch_end(self) -> None:
         """Call at the end of each epoch; compresses when ``schedule == "epoch"``."""
@@ -182,7 +225,10 @@ class Compressor:
             return shared
         return target.alpha * ramp
 
-    def _apply(self) -> None:
+    def _apply(
+        self,
+        updates: dict[str, tuple[torch.Tensor, torch.Tensor | None, bool, SGDTerms]] | None = None,
+    ) -> None:
         start = time.perf_counter()
         cfg = self.config
         gen = self._torch_generator() if cfg.rounding == "stochastic" else None
@@ -199,15 +245,23 @@ class Compressor:
                     residual.masked_fill_(dead, 0.0)
             alpha = self._alpha_for(target, ramp, shared)
             spec = target.spec if alpha == target.spec.alpha else replace(target.spec, alpha=alpha)
+            update = updates.get(target.name) if updates else None
+            seed = _mix(cfg.seed, self.applications, index)
             try:
-                applied = compress_(
-                    target.param.data,
-                    residual,
-                    spec,
-                    seed=_mix(cfg.seed, self.applications, index),
-                    backend=cfg.backend,
-                    generator=gen,
-                )
+                if update is not None:
+                    grad, buf, first, terms = update
+                    applied = sgd_compress_(
+                        target.param.data, residual, grad, buf, first, terms, spec, seed=seed
+                    )
+                else:
+                    applied = compress_(
+                        target.param.data,
+                        residual,
+                        spec,
+                        seed=seed,
+                        backend=cfg.backend,
+                        generator=gen,
+                    )
             except NonFiniteError:
                 raise DivergedError(
                     f"tensor '{target.name}' holds NaN or inf after step {self.steps}: training "

@@ -33,6 +33,17 @@ class Applied:
     maxabs: float
 
 
+@dataclass(frozen=True)
+class SGDTerms:
+    """The hyperparameters of one ``torch.optim.SGD`` step of one tensor."""
+
+    lr: float
+    momentum: float = 0.0
+    dampening: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+
 def numba_eligible(p: torch.Tensor) -> bool:
     return p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
 
@@ -61,6 +72,72 @@ def compress_(
     return _compress_torch(p, residual, spec, generator)
 
 
+def _kernel_terms(spec: PQSpec) -> tuple[float, float, float, float]:
+    """(e_pos, e_neg, d, clamp) of ``spec`` for the numba kernels."""
+    e_pos, e_neg, d = rounding_terms(spec.rounding)
+    top = grid_terms(spec.kind, spec.bits, 1.0)[1] if spec.kind not in ("prune", "none") else 0.0
+    return e_pos, e_neg, d, top
+
+
+def sgd_compress_(
+    p: torch.Tensor,
+    residual: torch.Tensor | None,
+    grad: torch.Tensor,
+    momentum_buffer: torch.Tensor | None,
+    first: bool,
+    sgd: SGDTerms,
+    spec: PQSpec,
+    *,
+    seed: int = 0,
+) -> Applied:
+    """One SGD step of ``p`` (the update torch.optim.SGD makes, in float32) fused with one
+    ``compress_`` of the result: numba, contiguous float32 CPU tensors only.
+
+    ``momentum_buffer`` (needed when momentum is nonzero, None otherwise) is updated in place;
+    ``first`` marks the first step, on which torch sets the buffer to the gradient. Raises
+    NonFiniteError if the updated weights are not finite (``p`` then holds them uncompressed).
+    """
+    from pqcompress.ops import kernels
+
+    tensors = [p, grad] + ([residual] if residual is not None else [])
+    if momentum_buffer is not None:
+        tensors.append(momentum_buffer)
+    if not all(numba_eligible(t) for t in tensors):
+        raise ValueError("the fused SGD step needs contiguous float32 CPU tensors")
+    if (momentum_buffer is None) != (sgd.momentum == 0):
+        raise ValueError("a momentum buffer is needed exactly when momentum is nonzero")
+    flat = p.detach().view(-1).numpy()
+    res = residual.detach().view(-1).numpy() if residual is not None else flat
+    buf = flat if momentum_buffer is None else momentum_buffer.detach().view(-1).numpy()
+    e_pos, e_neg, d, top = _kernel_terms(spec)
+    beta, scale, std, maxabs, finite = kernels.sgd_compress_flat(
+        flat,
+        res,
+        residual is not None,
+        grad.detach().view(-1).numpy(),
+        buf,
+        bool(first),
+        float(sgd.lr),
+        float(sgd.momentum),
+        float(sgd.dampening),
+        float(sgd.weight_decay),
+        bool(sgd.nesterov),
+        KIND_ID[spec.kind],
+        float(spec.alpha),
+        int(spec.bits),
+        float(e_pos),
+        float(e_neg),
+        float(d),
+        spec.rounding == "stochastic",
+        spec.kind == "exact",
+        float(top),
+        np.uint64(seed & 0xFFFFFFFFFFFFFFFF),
+    )
+    if not finite:
+        raise NonFiniteError("weights hold NaN or inf")
+    return Applied(float(beta), float(scale), float(std), float(maxabs))
+
+
 def _compress_numba(
     p: torch.Tensor, residual: torch.Tensor | None, spec: PQSpec, seed: int
 ) -> Applied:
@@ -70,12 +147,7 @@ def _compress_numba(
         raise ValueError("the numba backend needs a contiguous float32 CPU tensor")
     flat = p.detach().view(-1).numpy()
     res = residual.detach().view(-1).numpy() if residual is not None else flat
-    e_pos, e_neg, d = rounding_terms(spec.rounding)
-    _, top, _ = (
-        grid_terms(spec.kind, spec.bits, 1.0)
-        if spec.kind not in ("prune", "none")
-        else (0.0, 0.0, 0)
-    )
+    e_pos, e_neg, d, top = _kernel_terms(spec)
     beta, scale, std, maxabs, finite = kernels.compress_flat(
         flat,
         res,

@@ -136,6 +136,118 @@ def _prune(p, r, use_r, beta):
                 q[i] = w if abs(w) >= beta else np.float32(0.0)
 
 
+@nb.njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
+def _sgd_chunk_stats(p, r, use_r, g, buf, first, lr, mom, damp, wd, nesterov, s1, s2, mx):
+    """torch.optim.SGD's update of ``p`` (and ``buf``), chunk by chunk, followed at once by the
+    compressor's statistics of the chunk while it is in cache (as ``_chunk_stats``).
+
+    The update is element by element in float32 (reassociation cannot apply: each element is
+    one chain of dependent operations): ``d = g + wd * p``; ``buf = d`` on the first step, else
+    ``mom * buf + (1 - damp) * d``; ``d = d + mom * buf`` (Nesterov) or ``buf``;
+    ``p = p - lr * d``.
+    """
+    n = p.size
+    one = np.float32(1.0)
+    for c in nb.prange(s1.size):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, n)
+        q = p[lo:hi]
+        gg = g[lo:hi]
+        bb = buf[lo:hi]
+        for i in range(q.size):
+            d = gg[i] + wd * q[i]
+            if mom != 0:
+                b = d if first else mom * bb[i] + (one - damp) * d
+                bb[i] = b
+                d = d + mom * b if nesterov else b
+            q[i] = q[i] - lr * d
+        if use_r:
+            q = q + r[lo:hi]
+        a = 0.0
+        for i in range(q.size):
+            a += q[i]
+        b2 = 0.0
+        for i in range(q.size):
+            b2 += np.float64(q[i]) * q[i]
+        m = np.float32(0.0)
+        for i in range(q.size):
+            x = abs(q[i])
+            m = x if x > m else m
+        s1[c] = a
+        s2[c] = b2
+        mx[c] = m
+
+
+@nb.njit(cache=True)
+def sgd_compress_flat(
+    p,
+    r,
+    use_r,
+    g,
+    buf,
+    first,
+    lr,
+    mom,
+    damp,
+    wd,
+    nesterov,
+    kind,
+    alpha,
+    bits,
+    e_pos,
+    e_neg,
+    d,
+    stochastic,
+    offset_is_beta,
+    top,
+    seed,
+):
+    """One SGD step of ``p`` fused with its P->Q application (``compress_flat``): the update
+    and the statistics share one pass, so the weights, gradient and momentum are read once
+    for the optimizer and the statistics, and once more to compress. Same returns as
+    ``compress_flat``; when not finite, ``p`` holds the updated, uncompressed weights."""
+    n = p.size
+    nch = (n + CHUNK - 1) // CHUNK
+    s1 = np.empty(nch, np.float64)
+    s2 = np.empty(nch, np.float64)
+    mx = np.empty(nch, np.float32)
+    _sgd_chunk_stats(
+        p,
+        r,
+        use_r,
+        g,
+        buf,
+        first,
+        np.float32(lr),
+        np.float32(mom),
+        np.float32(damp),
+        np.float32(wd),
+        nesterov,
+        s1,
+        s2,
+        mx,
+    )
+    return _finish(
+        p,
+        r,
+        use_r,
+        n,
+        s1,
+        s2,
+        mx,
+        kind,
+        alpha,
+        bits,
+        e_pos,
+        e_neg,
+        d,
+        stochastic,
+        offset_is_beta,
+        top,
+        seed,
+    )
+
+
 @nb.njit(cache=True)
 def compress_flat(
     p, r, use_r, kind, alpha, bits, e_pos, e_neg, d, stochastic, offset_is_beta, top, seed
@@ -144,16 +256,58 @@ def compress_flat(
 
     Returns (beta, scale, std, maxabs, finite). Nothing is written when not finite.
     """
-    e_pos = np.float32(e_pos)  # keep every element operation in float32, like the reference
-    e_neg = np.float32(e_neg)
-    d = np.float32(d)
-    top = np.float32(top)
     n = p.size
     nch = (n + CHUNK - 1) // CHUNK
     s1 = np.empty(nch, np.float64)
     s2 = np.empty(nch, np.float64)
     mx = np.empty(nch, np.float32)
     _chunk_stats(p, r, use_r, s1, s2, mx)
+    return _finish(
+        p,
+        r,
+        use_r,
+        n,
+        s1,
+        s2,
+        mx,
+        kind,
+        alpha,
+        bits,
+        e_pos,
+        e_neg,
+        d,
+        stochastic,
+        offset_is_beta,
+        top,
+        seed,
+    )
+
+
+@nb.njit(cache=True)
+def _finish(
+    p,
+    r,
+    use_r,
+    n,
+    s1,
+    s2,
+    mx,
+    kind,
+    alpha,
+    bits,
+    e_pos,
+    e_neg,
+    d,
+    stochastic,
+    offset_is_beta,
+    top,
+    seed,
+):
+    """From the chunk statistics: the parameters, then the read-write compress pass."""
+    e_pos = np.float32(e_pos)  # keep every element operation in float32, like the reference
+    e_neg = np.float32(e_neg)
+    d = np.float32(d)
+    top = np.float32(top)
     std, amax, finite = _merge(n, s1, s2, mx)
     if not finite:
         return np.float32(0.0), np.float32(0.0), std, amax, False

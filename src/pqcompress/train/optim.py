@@ -13,13 +13,30 @@ from pqcompress.errors import ConfigError
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter], cfg: TrainConfig
+    params: Iterable[torch.nn.Parameter], cfg: TrainConfig, compressor: Any = None
 ) -> torch.optim.Optimizer:
-    """SGD (momentum, nesterov, weight decay) or Adam (weight decay as L2) from ``cfg``."""
+    """SGD (momentum, nesterov, weight decay) or Adam (weight decay as L2) from ``cfg``.
+
+    With a ``compressor``, SGD is ``pqcompress.aware.PQSGD``: the same update, fused with the
+    compressor's every-step application (plain SGD whenever the compressor cannot fuse).
+    """
     params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "sgd":
         if cfg.nesterov and cfg.momentum <= 0:
             raise ConfigError("train.nesterov=true needs train.momentum > 0")
+        from pqcompress.aware.compressor import Compressor
+
+        if isinstance(compressor, Compressor):
+            from pqcompress.aware.fused_sgd import PQSGD
+
+            return PQSGD(
+                params,
+                compressor,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov,
+                weight_decay=cfg.weight_decay,
+            )
         return torch.optim.SGD(
             params,
             lr=cfg.lr,
