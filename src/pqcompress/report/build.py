@@ -157,7 +157,8 @@ def build_report(
 ) -> ReportResult:
     """Write the report of one sweep into ``out_dir`` (created if needed) and return its files.
 
-    Tables: ``accuracy_density``, ``efficiency_score``, ``table_i_comparison``, ``runs``
+    Tables: ``accuracy_density``, ``efficiency_score``, ``table_i_comparison``, ``points``,
+    ``runs``
     (.md, .csv, .json each). Plots (.png and .svg): see docs/report.md. ``index.html`` embeds
     every plot. ReportError for a missing/empty store, an unknown sweep or layer, or missing
     matplotlib (unless ``options.plots`` is False); plots the data cannot support yet (no
@@ -178,6 +179,7 @@ def build_report(
         tables.accuracy_table(grid),
         tables.efficiency_table(grid, options.rhos),
         tables.table_i_comparison(grid, sweep, options.rhos),
+        tables.points_table(sweep),
         tables.runs_table(sweep),
     ]
     table_files = {t.name: t.write(out) for t in made}

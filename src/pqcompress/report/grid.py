@@ -85,9 +85,14 @@ def _varying_axes(runs: Sequence[Run]) -> set[str]:
 
 
 def build_grid(sweep: Sweep) -> Grid:
-    """Group the sweep's runs by (alpha, bits) and pick each cell's best finished run."""
+    """Group the sweep's runs by (alpha, bits) and pick each cell's best finished run.
+
+    Runs that ask for a density (``target_density``) have no alpha of their own: they are left
+    out of the grid and shown in the points table (``tables.points_table``)."""
     groups: dict[tuple[float, int], list[Run]] = {}
     for run in sweep.runs:
+        if run.target_density is not None:
+            continue
         groups.setdefault((round(run.alpha, 6), run.bits), []).append(run)
     varying: set[str] = set()
     cells = {}

@@ -76,6 +76,25 @@ class Run:
         return int(comp.get("bits", 32))
 
     @property
+    def target_density(self) -> float | None:
+        """The density the run asked for (``compression.target_density``), or None."""
+        comp = self.compression
+        value = comp.get("target_density") if comp is not None else None
+        return float(value) if value is not None else None
+
+    @property
+    def seed(self) -> int | None:
+        train = self.config.get("train") or {}
+        return train.get("seed")
+
+    @property
+    def setting(self) -> tuple[tuple[str, str], ...]:
+        """The run's sweep parameters without its seed: runs that differ only by seed share it."""
+        return tuple(
+            (k, repr(v)) for k, v in self.params.items() if k not in ("seed", "train.seed")
+        )
+
+    @property
     def lr(self) -> float | None:
         train = self.config.get("train") or {}
         return train.get("lr")

@@ -219,6 +219,119 @@ def runs_table(sweep: Sweep) -> Table:
     )
 
 
+def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, var**0.5
+
+
+def _frontier(points: Sequence[tuple[float, float]]) -> set[int]:
+    """Indices of (bytes, accuracy) points that no other point beats on both (fewer bytes and
+    at least the accuracy, or the same bytes and more accuracy)."""
+    out = set()
+    for i, (b, a) in enumerate(points):
+        if not any((b2 < b and a2 >= a) or (b2 <= b and a2 > a) for b2, a2 in points):
+            out.add(i)
+    return out
+
+
+def points_table(sweep: Sweep) -> Table:
+    """One row per setting (runs that differ only by seed are one setting): accuracy mean ± sd
+    over seeds, its difference to the float32 baseline, density, .pqz bytes and how many times
+    smaller the file is than the float32 dense weights; the accuracy/size frontier marked."""
+    groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
+    for r in sweep.finished:
+        if r.best_test_acc is not None:
+            groups.setdefault(r.setting, []).append(r)
+    base_runs = next(
+        (
+            runs
+            for runs in groups.values()
+            if runs[0].compression is None or (runs[0].alpha == 0 and runs[0].bits == 32)
+        ),
+        None,
+    )
+    base = _mean_sd([float(r.best_test_acc) for r in base_runs])[0] if base_runs else None
+    settings = sorted(groups.values(), key=lambda runs: min(r.point_index for r in runs))
+    stats = []
+    for runs in settings:
+        acc = _mean_sd([float(r.best_test_acc) for r in runs])
+        dens = [r.density_at_best for r in runs if r.density_at_best is not None]
+        size = [r.pqz_bytes for r in runs if r.pqz_bytes]
+        ratio = [x for x in (_ratio(r) for r in runs) if x]
+        stats.append((runs, acc, dens, size, ratio))
+    front = _frontier(
+        [(sum(st[3]) / len(st[3]) if st[3] else float("inf"), st[1][0]) for st in stats]
+    )
+    header = (
+        "setting",
+        "seeds",
+        "test acc %",
+        "vs float32 (points)",
+        "density %",
+        ".pqz bytes",
+        "x smaller than float32 dense",
+        "frontier",
+    )
+    body, records = [], []
+    for i, (runs, (mean, sd), dens, size, ratio) in enumerate(stats):
+        label = ", ".join(f"{k}={v}" for k, v in runs[0].setting) or "base"
+        mean_size = sum(size) / len(size) if size else None
+        mean_ratio = sum(ratio) / len(ratio) if ratio else None
+        mean_density = sum(dens) / len(dens) if dens else None
+        delta = 100 * (mean - base) if base is not None else None
+        body.append(
+            (
+                label,
+                str(len(runs)),
+                f"{100 * mean:.2f}" + (f" ± {100 * sd:.2f}" if sd is not None else ""),
+                f"{delta:+.2f}" if delta is not None else "-",
+                pct(mean_density),
+                f"{round(mean_size):,}" if mean_size else "-",
+                num(mean_ratio, ".1f") if mean_ratio else "-",
+                "yes" if i in front else "",
+            )
+        )
+        records.append(
+            {
+                "setting": dict(runs[0].setting),
+                "params": runs[0].params,
+                "seeds": [r.seed for r in runs],
+                "run_ids": [r.run_id for r in runs],
+                "test_acc_pct_mean": 100 * mean,
+                "test_acc_pct_sd": 100 * sd if sd is not None else None,
+                "test_acc_pct_runs": [pct_value(r.best_test_acc) for r in runs],
+                "delta_vs_float32_points": delta,
+                "density_pct_mean": pct_value(mean_density),
+                "pqz_bytes_mean": mean_size,
+                "pqz_bytes_runs": [r.pqz_bytes for r in runs],
+                "ratio_to_float32_mean": mean_ratio,
+                "frontier": i in front,
+            }
+        )
+    notes = [
+        "One row per setting; runs that differ only by seed are one setting (mean ± sample sd "
+        "over seeds). Test accuracy at the best epoch; 'vs float32' is the difference of the "
+        "means to the uncompressed baseline (alpha 0, 32 bits), in points.",
+        "x smaller than float32 dense = 4 bytes x stored parameters / .pqz bytes. 'frontier': "
+        "no other setting has a smaller file at the same or higher accuracy.",
+    ]
+    if not records:
+        notes.append("No run has finished yet.")
+        return Table("points", "Settings: accuracy and size", header, (), (), (), tuple(notes))
+    return Table(
+        "points",
+        "Settings: accuracy and size",
+        header,
+        tuple(body),
+        tuple(records[0]),
+        tuple(records),
+        tuple(notes),
+    )
+
+
 def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table:
     """The study's Table I (CNN5, CIFAR-10) beside ours for the grid points both have."""
     scores = {(s.rho, s.alpha, s.bits): s.value for s in efficiency_scores(grid, rhos)}

@@ -18,7 +18,7 @@ from pqcompress.report.plots import pareto_front
 from pqcompress.report.store import read_sweep
 from pqcompress.report.weights import layer_weights
 
-TABLES = ("accuracy_density", "efficiency_score", "table_i_comparison", "runs")
+TABLES = ("accuracy_density", "efficiency_score", "table_i_comparison", "points", "runs")
 PLOTS = (
     "accuracy_vs_bits",
     "density_vs_bits",

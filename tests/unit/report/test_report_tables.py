@@ -184,3 +184,43 @@ def test_cli_errors_are_one_line_and_exit_2(
     assert main(["report", str(tmp_path / "none.db"), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pqcompress: error: results store") and "\n" not in err
+
+
+def test_points_table_averages_seeds_and_keeps_density_runs_out_of_the_grid(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        run_row(0, alpha=0.0, bits=32, acc=0.85, float32_bytes=400_000),
+        run_row(1, alpha=0.0, bits=32, acc=0.87, extra_params={"seed": 1}),
+        run_row(2, alpha=1.25, bits=4, acc=0.80, density=0.10, pqz_bytes=8_000),
+        run_row(3, alpha=0.5, bits=4, acc=0.84, density=0.05, pqz_bytes=4_000),
+        run_row(4, alpha=0.5, bits=4, acc=0.82, density=0.05, pqz_bytes=6_000),
+    ]
+    rows[1]["params"] = json.dumps({"alpha": 0.0, "bits": 32, "train.lr": 0.05, "seed": 1})
+    for row, seed in ((rows[3], 0), (rows[4], 1)):  # one density setting, two seeds
+        cfg = json.loads(row["config"])
+        cfg["compression"]["target_density"] = 0.05
+        cfg["train"]["seed"] = seed
+        row["config"] = json.dumps(cfg)
+        params = {"bits": 4, "target_density": 0.05, "train.lr": 0.05}
+        row["params"] = json.dumps({**params, **({"seed": seed} if seed else {})})
+    store = write_store(tmp_path / "s.db", rows)
+    out = tmp_path / "rep"
+    build_report(store, out, NO_PLOTS)
+    grid = _records(out, "accuracy_density")
+    assert {(r["alpha"], r["bits"]) for r in grid} == {(0.0, 32), (1.25, 4)}
+    points = _records(out, "points")
+    assert len(points) == 3
+    base, fixed, density = points
+    assert base["seeds"] == [0, 1] or len(base["run_ids"]) == 2
+    assert base["test_acc_pct_mean"] == pytest.approx(86.0)
+    assert base["test_acc_pct_sd"] == pytest.approx(1.4142, abs=1e-3)
+    assert base["delta_vs_float32_points"] == pytest.approx(0.0)
+    assert fixed["test_acc_pct_sd"] is None and fixed["ratio_to_float32_mean"] == 50.0
+    assert fixed["delta_vs_float32_points"] == pytest.approx(-6.0)
+    assert density["test_acc_pct_mean"] == pytest.approx(83.0)
+    assert density["pqz_bytes_mean"] == 5_000 and density["ratio_to_float32_mean"] > 50
+    # 5,000 bytes at 83% beats 8,000 bytes at 80%: only base and density are on the frontier
+    assert [p["frontier"] for p in points] == [True, False, True]
+    md = (out / "points.md").read_text()
+    assert "86.00 ± 1.41" in md
