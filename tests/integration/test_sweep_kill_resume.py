@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 from pqcompress.cli.main import main
+from pqcompress.sweep import SweepSpec
+from pqcompress.train.trainer import TEST_HOLD_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,21 +64,27 @@ def test_kill_9_then_rerun_completes_without_retraining(tmp_path: Path) -> None:
     spec = tmp_path / "grid.yaml"
     spec.write_text(yaml.safe_dump(SPEC), encoding="utf-8")
     db = tmp_path / "results.db"
+    # the second point holds after its second epoch's checkpoint (the trainer's test-only
+    # pause point) until we have killed the driver: no race with the point finishing
+    second = SweepSpec.from_yaml(spec).points()[1].run_id
+    hold = tmp_path / "hold"
+    hold.write_text("hold", encoding="utf-8")
+    env = {**ENV, TEST_HOLD_ENV: f"{second}:2:{hold}"}
     cmd = [sys.executable, "-m", "pqcompress.cli.main", "sweep", str(spec), "--store", str(db),
            "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim = None
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 240  # a bound on a hang, not a timing assumption
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             rows = _rows(db)
-            done = [r for r in rows if r[1] == "completed"]
-            running = [r for r in rows if r[1] == "running"]
-            if done and running and Path(running[0][3], "checkpoint.pt").is_file():
+            running = [r for r in rows if r[0] == second and r[1] == "running"]
+            if running and Path(running[0][3], ".held").is_file():
                 victim = running[0]
                 break
             time.sleep(0.1)
-        assert victim is not None, f"sweep never reached a killable state: {_rows(db)}"
+        assert victim is not None, f"sweep never reached the pause point: {_rows(db)}"
+        assert [r[1] for r in _rows(db)] == ["completed", "running"]
         workers = _children(proc.pid)
         assert workers, "the local executor should train in a worker process"
         proc.send_signal(signal.SIGKILL)  # the driver only: its workers must follow
@@ -88,6 +96,7 @@ def test_kill_9_then_rerun_completes_without_retraining(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        hold.unlink(missing_ok=True)
     before = {r[0]: r for r in _rows(db)}
     finished = {rid: Path(r[3], "metrics.jsonl").stat().st_mtime_ns
                 for rid, r in before.items() if r[1] == "completed"}  # fmt: skip
@@ -101,6 +110,7 @@ def test_kill_9_then_rerun_completes_without_retraining(tmp_path: Path) -> None:
     assert after[victim[0]][2] == 2
     log = Path(victim[3], "sweep.log").read_text(encoding="utf-8")
     resumed_session = log.split("--- ")[-1]
-    assert "epoch 1/4" not in resumed_session and "epoch 4/4" in resumed_session
+    assert "epoch 1/4" not in resumed_session and "epoch 2/4" not in resumed_session
+    assert "epoch 3/4" in resumed_session and "epoch 4/4" in resumed_session
     lines = Path(victim[3], "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4

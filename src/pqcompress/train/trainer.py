@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -67,6 +68,30 @@ def _json_safe(value: Any) -> Any:
         return json.loads(json.dumps(value, default=float))
     except (TypeError, ValueError):
         return None
+
+
+TEST_HOLD_ENV = "PQCOMPRESS_TEST_HOLD"
+TEST_HOLD_MAX_S = 300.0
+
+
+def _test_hold(run_root: Path, epochs_done: int) -> None:
+    """A test-only pause point, so that kill-and-resume tests need no timing.
+
+    With ``PQCOMPRESS_TEST_HOLD="RUN_DIR_NAME:EPOCH:HOLD_FILE"`` in the environment, the run
+    whose directory is named RUN_DIR_NAME writes ``.held`` into it after saving the checkpoint
+    of EPOCH, then waits while HOLD_FILE exists (at most 300 s). Unset, it costs one lookup.
+    """
+    spec = os.environ.get(TEST_HOLD_ENV)
+    if not spec:
+        return
+    name, _, rest = spec.partition(":")
+    epoch, _, hold_file = rest.partition(":")
+    if name != run_root.name or epoch != str(epochs_done) or not hold_file:
+        return
+    (run_root / ".held").write_text(str(epochs_done), encoding="utf-8")
+    deadline = time.monotonic() + TEST_HOLD_MAX_S
+    while Path(hold_file).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def ramp_steps_for(train_cfg: TrainConfig, bundle: DataBundle) -> int:
@@ -366,6 +391,7 @@ class Trainer:
                     },
                 )
             save_checkpoint(self.run_dir.checkpoint, self._checkpoint_state(epoch + 1))
+            _test_hold(self.run_dir.root, epoch + 1)
         self.epochs_done = epoch + 1
         self._committed = self.tracker.state_dict()
         progress.end_epoch(row)

@@ -193,6 +193,11 @@ def test_every_recipe_loads_and_round_trips(recipe):
 
 
 def test_registry_listings(capsys):
-    assert run_cli(["models"], capsys)[1].split() == sorted(run_cli(["models"], capsys)[1].split())
+    from pqcompress.models import available_models
+
+    code, out, _ = run_cli(["models"], capsys)
+    listed = out.split()
+    assert code == 0 and listed == sorted(available_models())
+    assert {"vgg16_cifar", "cnn5", "amc1d", "resnet20", "student_cnn"} <= set(listed)
     code, out, _ = run_cli(["datasets"], capsys)
     assert code == 0 and "digits" in out.split()

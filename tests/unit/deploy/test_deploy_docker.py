@@ -107,16 +107,22 @@ def test_requirements_lock_is_closed_under_dependencies() -> None:
     ``pip install --no-index -r`` in the image installs exactly the listed set. (Versions are
     not compared with this environment's: the pins are what the image was measured with.)"""
     pins = _pins()
+    missing = []
+    checked = 0
     for name in pins:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            pytest.skip(f"{name} is not installed here")
+            missing.append(name)  # checked where installed; the others still are
+            continue
+        checked += 1
         for raw in dist.requires or []:
             req = Requirement(raw)
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue
             assert canonicalize_name(req.name) in pins, f"{name} needs {req.name}, not pinned"
+    if not checked:
+        pytest.skip(f"none of the pinned packages is installed here ({len(missing)} pinned)")
 
 
 def test_dockerignore_keeps_the_context_to_wheels_and_models() -> None:

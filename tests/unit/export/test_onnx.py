@@ -32,7 +32,6 @@ def test_float32_parity_dynamic_batch(tmp_path, trained, test_batch):
     x, _ = test_batch
     path = export_onnx(model, tmp_path / "m.onnx", input_shape=(1, 8, 8))
     ort = load_onnx(path)
-    assert ort.load_s >= 0
     with torch.no_grad():
         ref = model(x)
     for xb, rb in ((x, ref), (x[:1], ref[:1]), (x[:7], ref[:7])):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sweep_support import tiny_spec
 
+import pqcompress
 from pqcompress.sweep import ResultsStore, SweepSpec, plan_sweep, run_sweep
 from pqcompress.sweep.local import LocalExecutor
 from pqcompress.sweep.worker import execute_point
@@ -36,7 +37,13 @@ def test_sweep_records_results_isolates_failures_and_resumes(tmp_path: Path) -> 
         rows = store.runs(sweep="tiny")
         assert [r["status"] for r in rows] == ["completed"] * 2 + ["failed"]
         for r in rows[:2]:
-            assert r["pqz_bytes"] > 0 and r["float32_bytes"] > r["pqz_bytes"] // 2
+            assert r["pqz_bytes"] == Path(r["pqz_path"]).stat().st_size
+            state = pqcompress.load(r["pqz_path"]).state_dict()
+            dense = sum(
+                t.numel() * (4 if t.is_floating_point() else t.element_size())
+                for t in state.values()
+            )
+            assert r["float32_bytes"] == dense  # every stored tensor, as dense float32
             assert Path(r["pqz_path"]).is_file() and r["attempts"] == 1
             assert r["run_dir"] == str(tmp_path / "r_runs" / "tiny" / r["run_id"])
             assert r["executor"] == "local" and r["best_epoch"] in (1, 2)
