@@ -43,7 +43,7 @@ def model_for(run: Path | None) -> torch.nn.Module:
     torch.manual_seed(0)
     model = build_model("vgg16_cifar", num_classes=10, input_shape=(3, 32, 32))
     if run is not None:
-        from pqcompress.train.checkpoint import load_model_state
+        from pqcompress.checkpoint import load_model_state
 
         model.load_state_dict(load_model_state(run / "best.pt"))
     return model

@@ -70,7 +70,7 @@ def _export(args: argparse.Namespace) -> int:
 
     calibration = None
     if args.calibration_dataset and args.onnx in ("auto", "all"):
-        from pqcompress.cli.deploy import calibration_batches
+        from pqcompress.data.batches import calibration_batches
 
         calibration = calibration_batches(
             args.calibration_dataset, root=args.data_root, batches=args.calibration_batches
@@ -128,7 +128,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
     shape = tuple(int(d) for d in (manifest.get("model") or {}).get("input_shape") or ())
     calib = None
     if args.int8:
-        from pqcompress.cli.deploy import calibration_batches
+        from pqcompress.data.batches import calibration_batches
 
         calib = calibration_batches(
             args.calibration_dataset, root=args.data_root, batches=args.calibration_batches

@@ -14,7 +14,17 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pqcompress.cli import deploy, export, info, quickstart, reporting, serve, sweep, train
+    from pqcompress.cli import (
+        evaluate,
+        export,
+        info,
+        posttrain,
+        quickstart,
+        reporting,
+        serve,
+        sweep,
+        train,
+    )
 
     parser = argparse.ArgumentParser(
         prog="pqcompress",
@@ -27,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.register(sub)
     info.register(sub)
     export.register(sub)
-    deploy.register(sub)
+    evaluate.register(sub)
+    posttrain.register(sub)
     sweep.register(sub)
     serve.register(sub)
     reporting.register(sub)

@@ -44,12 +44,11 @@ def export_run(
     the float32 graph only (with a warning).
     """
     from pqcompress.aware.compressor import Compressor
+    from pqcompress.checkpoint import load_checkpoint, read_run_config
     from pqcompress.codec.writer import save
     from pqcompress.config import ExperimentConfig
     from pqcompress.models.registry import build_model
     from pqcompress.ops.fused import Applied
-    from pqcompress.train.checkpoint import load_checkpoint
-    from pqcompress.train.rundir import RunDir
 
     src = Path(run_dir_or_checkpoint)
     if which not in WHICH:
@@ -58,7 +57,7 @@ def export_run(
     if not ckpt_path.is_file():
         raise CheckpointError(f"'{ckpt_path}' does not exist; nothing to export")
     ckpt = load_checkpoint(ckpt_path)
-    cfg_dict = ckpt.get("config") or RunDir(ckpt_path.parent).read_config()
+    cfg_dict = ckpt.get("config") or read_run_config(ckpt_path.parent)
     if not cfg_dict:
         raise CheckpointError(f"no experiment config in '{ckpt_path}' or beside it (config.yaml)")
     cfg = ExperimentConfig.from_dict(cfg_dict)
@@ -138,7 +137,7 @@ def _wants_int8(onnx: str, compressor: Any) -> bool:
 
 def _run_calibration(cfg: Any, root: str | None, batches: int, *, required: bool) -> Any:
     """A few training batches of the run's dataset, or None (with a warning) under "auto"."""
-    from pqcompress.cli.deploy import calibration_batches
+    from pqcompress.data.batches import calibration_batches
 
     try:
         return calibration_batches(

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from pqcompress.atomic import atomic_write
 from pqcompress.codec import container, entropy, layouts
 from pqcompress.codec.errors import FormatError
 from pqcompress.codec.tensorcode import DTYPES, Section, _compress_all, encode_tensor
 from pqcompress.errors import ConfigError
-from pqcompress.train.atomic import atomic_write
 
 FLOAT_DTYPES = ("float32", "float16")
 ONNX_CHOICES = ("none", "auto", "float32", "all")

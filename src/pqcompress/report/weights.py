@@ -33,8 +33,8 @@ def _numel(entry: dict) -> int:
 
 
 def _checkpoint_tensors(path: Path) -> dict | None:
+    from pqcompress.checkpoint import load_checkpoint
     from pqcompress.errors import CheckpointError
-    from pqcompress.train.checkpoint import load_checkpoint
 
     if not path.is_file():
         return None

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pqcompress.atomic import append_line_synced, write_text_atomic
 from pqcompress.errors import CheckpointError
-from pqcompress.train.atomic import append_line_synced, write_text_atomic
 
 # Keys of every metrics.jsonl line, in this order. Accuracies are fractions in [0, 1],
 # losses mean cross-entropy per sample, times wall-clock seconds, epochs 1-based.

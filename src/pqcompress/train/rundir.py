@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 
+from pqcompress.atomic import write_json_atomic, write_text_atomic
+from pqcompress.checkpoint import RUN_CONFIG, read_run_config
 from pqcompress.errors import CheckpointError
-from pqcompress.train.atomic import write_json_atomic, write_text_atomic
 
 # Config keys that may differ between a checkpoint and the run that resumes it.
 RESUMABLE_KEYS = frozenset({"train.epochs"})
@@ -33,7 +34,7 @@ class RunDir:
 
     @property
     def config(self) -> Path:
-        return self.root / "config.yaml"
+        return self.root / RUN_CONFIG
 
     @property
     def metrics(self) -> Path:
@@ -71,13 +72,7 @@ class RunDir:
         write_text_atomic(self.config, yaml.safe_dump(dict(config), sort_keys=False))
 
     def read_config(self) -> dict[str, Any] | None:
-        if not self.config.is_file():
-            return None
-        try:
-            data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise CheckpointError(f"'{self.config}' is not valid YAML: {exc}") from None
-        return data if isinstance(data, dict) else None
+        return read_run_config(self.root)
 
     def write_result(self, result: Mapping[str, Any]) -> None:
         write_json_atomic(self.result, dict(result))

@@ -16,20 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from pqcompress.atomic import stale_temp_files
+from pqcompress.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
 from pqcompress.data.bundle import DataBundle
 from pqcompress.errors import CheckpointError, ConfigError
 from pqcompress.metrics.classification import classification_report, evaluate_model
 from pqcompress.metrics.sparsity import model_density
 from pqcompress.train import loop
-from pqcompress.train.atomic import stale_temp_files
-from pqcompress.train.checkpoint import (
-    capture_rng,
-    load_checkpoint,
-    load_model_state,
-    restore_rng,
-    save_checkpoint,
-)
+from pqcompress.train.checkpoint import capture_rng, restore_rng
 from pqcompress.train.device import apply_threads, resolve_device
 from pqcompress.train.history import EPOCH_KEYS, MetricsLog
 from pqcompress.train.optim import EpochLRSchedule, build_optimizer

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from pqcompress import codec
+from pqcompress.checkpoint import load_checkpoint
 from pqcompress.cli import export as cli_export
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig
 from pqcompress.errors import CheckpointError, ConfigError
-from pqcompress.train.checkpoint import load_checkpoint
 from pqcompress.train.trainer import train
 
 

@@ -9,16 +9,11 @@ import os
 import pytest
 import torch
 
+from pqcompress.atomic import append_line_synced, atomic_write, write_json_atomic
+from pqcompress.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from pqcompress.config import TrainConfig
 from pqcompress.errors import CheckpointError, ConfigError
-from pqcompress.train.atomic import append_line_synced, atomic_write, write_json_atomic
-from pqcompress.train.checkpoint import (
-    FORMAT_VERSION,
-    capture_rng,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-)
+from pqcompress.train.checkpoint import capture_rng, restore_rng
 from pqcompress.train.history import MetricsLog
 from pqcompress.train.optim import build_optimizer, lr_at_epoch
 from pqcompress.train.progress import format_epoch_line

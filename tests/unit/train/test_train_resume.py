@@ -14,10 +14,10 @@ import pytest
 import torch
 from train_support import make_trainer
 
+from pqcompress.checkpoint import load_checkpoint
 from pqcompress.config import CompressionConfig
 from pqcompress.errors import CheckpointError
 from pqcompress.train import loop
-from pqcompress.train.checkpoint import load_checkpoint
 
 TIMING_KEYS = {"epoch_time_s", "train_time_s", "compress_time_s", "eval_time_s"}
 COMPRESSION = CompressionConfig(alpha=0.3, schedule="step")

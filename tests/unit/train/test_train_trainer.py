@@ -9,10 +9,10 @@ import pytest
 import torch
 from train_support import make_trainer
 
+from pqcompress.checkpoint import load_checkpoint, load_model_state
 from pqcompress.config import CompressionConfig
 from pqcompress.errors import ConfigError
 from pqcompress.train import RunResult
-from pqcompress.train.checkpoint import load_checkpoint, load_model_state
 from pqcompress.train.history import EPOCH_KEYS
 
 

@@ -1,4 +1,4 @@
-"""``pqcompress evaluate`` / ``posttrain`` and ``export --format onnx`` (deploy.register)."""
+"""``pqcompress evaluate`` / ``posttrain`` and ``export --format onnx`` (cli/evaluate.py, cli/posttrain.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from pqcompress import codec
 from pqcompress.aware.compressor import Compressor
-from pqcompress.cli import deploy, export
+from pqcompress.cli import evaluate, export, posttrain
 from pqcompress.config import CompressionConfig, DataConfig
 from pqcompress.data import build_dataset, make_loader
 from pqcompress.errors import ConfigError
@@ -20,7 +20,8 @@ from pqcompress.models.registry import build_model
 def _run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="pqcompress")
     sub = parser.add_subparsers(dest="command")
-    deploy.register(sub)
+    evaluate.register(sub)
+    posttrain.register(sub)
     export.register(sub)
     args = parser.parse_args(list(argv))
     return args.func(args)

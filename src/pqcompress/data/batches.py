@@ -1,0 +1,45 @@
+"""Batches of one split of a registered dataset: evaluation loaders and calibration inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pqcompress.errors import ConfigError
+
+
+def split_loader(
+    dataset: str,
+    split: str = "test",
+    *,
+    root: str | None = None,
+    batch_size: int = 256,
+    limit: int | None = None,
+    shuffle: bool = False,
+) -> tuple[Any, Any]:
+    """(loader, bundle) over one split of a registered dataset, without augmentation."""
+    import torch
+    from torch.utils.data import Subset
+
+    from pqcompress.config import DataConfig
+    from pqcompress.data import build_dataset, make_loader
+
+    bundle = build_dataset(dataset, DataConfig(root=root, augment=False))
+    data = getattr(bundle, split)
+    if data is None:
+        raise ConfigError(f"dataset {dataset!r} has no {split!r} split")
+    if limit is not None:
+        data = Subset(data, torch.arange(min(int(limit), len(data))).tolist())
+    return make_loader(data, batch_size, shuffle=shuffle), bundle
+
+
+def calibration_batches(
+    dataset: str, *, root: str | None = None, batches: int = 8, batch_size: int = 64
+) -> list:
+    """A few shuffled training batches (inputs only) for activation calibration."""
+    loader, _ = split_loader(dataset, "train", root=root, batch_size=batch_size, shuffle=True)
+    out = []
+    for x, _ in loader:
+        out.append(x)
+        if len(out) >= batches:
+            break
+    return out
