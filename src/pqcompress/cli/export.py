@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument("--codec", choices=CODECS, default="auto")
-    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.add_argument("--which", choices=("best", "last", "post"), default="best")
     p.add_argument("--float16", action="store_true", help="store float tensors as float16 (lossy)")
     p.add_argument("--num-classes", type=int, default=None, help="for runs that lack it")
     p.add_argument("--input-shape", type=int, nargs="+", default=None, help="for runs that lack it")

@@ -9,7 +9,7 @@ from typing import Any
 
 from pqcompress.errors import CheckpointError, ConfigError, PQCError
 
-WHICH = {"best": "best.pt", "last": "checkpoint.pt"}
+WHICH = {"best": "best.pt", "last": "checkpoint.pt", "post": "post.pt"}
 
 
 def export_run(
@@ -27,7 +27,10 @@ def export_run(
     calibration_batches: int = 8,
     data_root: str | None = None,
 ) -> Path:
-    """Export a run directory (``which``: best.pt or checkpoint.pt) or one checkpoint file.
+    """Export a run directory (``which``: best.pt, checkpoint.pt or post.pt) or one checkpoint.
+
+    A run trained with ``schedule: post`` is compressed once after its last epoch; its
+    ``post.pt`` is what the run produced, so ``which="best"`` exports that file there.
 
     Reads the experiment config (from the checkpoint, else config.yaml beside it), rebuilds
     the model from the registry, loads the weights with ``torch.load(weights_only=True)``,
@@ -52,7 +55,9 @@ def export_run(
 
     src = Path(run_dir_or_checkpoint)
     if which not in WHICH:
-        raise ConfigError(f"which={which!r} is not accepted; use 'best' or 'last'")
+        raise ConfigError(f"which={which!r} is not accepted; use 'best', 'last' or 'post'")
+    if src.is_dir() and which == "best" and _is_post_run(src):
+        which = "post"
     ckpt_path = src / WHICH[which] if src.is_dir() else src
     if not ckpt_path.is_file():
         raise CheckpointError(f"'{ckpt_path}' does not exist; nothing to export")
@@ -120,6 +125,18 @@ def export_run(
         onnx=onnx,
         calibration=calibration,
     )
+
+
+def _is_post_run(run_dir: Path) -> bool:
+    """A run directory whose config compresses once after training (``schedule: post``)."""
+    from pqcompress.checkpoint import read_run_config
+
+    try:
+        cfg = read_run_config(run_dir) or {}
+    except PQCError:
+        return False
+    comp = cfg.get("compression")
+    return isinstance(comp, dict) and comp.get("schedule") == "post"
 
 
 def _wants_int8(onnx: str, compressor: Any) -> bool:

@@ -114,8 +114,28 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def run_values(result: dict[str, Any]) -> dict[str, Any]:
-    """``runs`` columns from ``RunResult.to_dict()`` (without its history)."""
+    """``runs`` columns from ``RunResult.to_dict()`` (without its history).
+
+    A post-training run (``result["post"]`` set) is recorded with what it produced: the
+    compressed model after the last epoch (its test/val accuracy and density; best epoch =
+    the last epoch). Its uncompressed figures stay in ``result``.
+    """
     final = result.get("final") or {}
+    post = result.get("post")
+    if post:
+        return {
+            "status": result["status"],
+            "best_epoch": result.get("epochs_run"),
+            "best_test_acc": post.get("test_acc"),
+            "train_acc_at_best": final.get("train_acc"),
+            "density_at_best": post.get("density"),
+            "val_acc_at_best": post.get("val_acc"),
+            "final_test_acc": post.get("test_acc"),
+            "final_train_acc": final.get("train_acc"),
+            "epochs_run": result.get("epochs_run"),
+            "wall_time_s": result.get("wall_time_s"),
+            "result": {k: v for k, v in result.items() if k != "history"},
+        }
     return {
         "status": result["status"],
         "best_epoch": result.get("best_epoch"),

@@ -453,6 +453,8 @@ class Trainer:
                     "epoch": self.epochs_done,
                     "model": self.model.state_dict(),
                     "config": self.config,
+                    "compressor": self.compressor.state_dict(),
+                    **self._export_info(),
                 },
             )
         return {

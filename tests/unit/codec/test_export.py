@@ -120,3 +120,35 @@ def test_export_uniform_run_embeds_the_int8_graph(tmp_path_factory, capsys):
     info = portable.model_info(out)
     assert info["default_graph"] == "int8" and info["compression"]["alpha"] == 0.5
     assert info["architecture"]["name"] == "student_cnn" and info["class_names"]
+
+
+def test_post_training_run_exports_its_compressed_model(tmp_path):
+    """schedule: post compresses once after training: export (which=best or post) stores
+    that model as codes, and it scores what the run reported as its post accuracy."""
+    from pqcompress.data.batches import split_loader
+    from pqcompress.metrics.classification import evaluate_model
+
+    out = tmp_path / "post-run"
+    cfg = ExperimentConfig(
+        model="student_cnn",
+        dataset="digits",
+        train=TrainConfig(
+            epochs=2, batch_size=32, max_steps_per_epoch=3, device="cpu", threads=1, lr=0.05
+        ),
+        compression=CompressionConfig(alpha=0.8, bits=4, schedule="post"),
+    )
+    result = train(cfg, out, progress=False)
+    assert result.post is not None and result.post["density"] < 0.8
+    for which in ("best", "post"):
+        path = codec.export_run(out, tmp_path / f"{which}.pqz", which=which)
+        manifest, _ = codec.read(path)
+        assert manifest["metadata"]["source"].endswith("post.pt")
+        encodings = {e["name"]: e["encoding"] for e in manifest["tensors"]}
+        assert encodings["features.0.weight"] == "codes"
+    model = codec.load(path)
+    post = load_checkpoint(out / "post.pt")
+    for name, t in post["model"].items():
+        assert torch.equal(model.state_dict()[name], t), name
+    loader, _ = split_loader("digits", "test")
+    scored = evaluate_model(model, loader, "cpu")
+    assert scored["accuracy"] == pytest.approx(result.post["test_acc"], abs=1e-9)

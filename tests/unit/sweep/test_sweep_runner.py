@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import sys
 import threading
@@ -11,6 +12,7 @@ import pytest
 from sweep_support import tiny_spec
 
 import pqcompress
+import pqcompress.codec
 from pqcompress.sweep import ResultsStore, SweepSpec, plan_sweep, run_sweep
 from pqcompress.sweep.local import LocalExecutor
 from pqcompress.sweep.worker import execute_point
@@ -165,3 +167,23 @@ def test_inline_executor_runs_in_process_and_isolates_failures(tmp_path: Path) -
 
     with pytest.raises(ExecutorError, match="one point at a time"):
         run_sweep(spec, tmp_path / "r.db", executor="inline", workers=2, progress=False)
+
+
+def test_post_training_points_are_exported_and_stored_with_their_compressed_accuracy(
+    tmp_path: Path,
+) -> None:
+    spec = SweepSpec.from_dict(
+        tiny_spec(grid={"alpha": [0.8], "bits": [4], "schedule": ["step", "post"]})
+    )
+    db = tmp_path / "r.db"
+    summary = run_sweep(spec, db, progress=False, executor="inline")
+    assert summary.failed == []
+    with ResultsStore(db) as store:
+        step, post = store.runs(sweep="tiny")
+    assert step["status"] == post["status"] == "completed"
+    result = json.loads(post["result"]) if isinstance(post["result"], str) else post["result"]
+    assert post["best_test_acc"] == result["post"]["test_acc"]
+    assert post["density_at_best"] == result["post"]["density"] < 0.8
+    assert post["best_epoch"] == post["epochs_run"] == 2
+    manifest, _ = pqcompress.codec.read(post["pqz_path"])
+    assert manifest["metadata"]["source"].endswith("post.pt")
