@@ -14,11 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from pqcompress.codec import container, entropy
+from pqcompress.codec.entries import numel
 from pqcompress.codec.errors import FormatError
+from pqcompress.codec.npdecode import decode_entry
 from pqcompress.codec.symbols import SymbolMap
 from pqcompress.codec.tensorcode import decode_tensor
 
@@ -68,27 +71,85 @@ def sections(
 
 
 def read(
-    path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    path: str | Path,
+    *,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    decoder: str = "auto",
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(manifest, {name: tensor}) of a .pqz file; FormatError (or a subclass) if refused."""
+    """(manifest, {name: tensor}) of a .pqz file; FormatError (or a subclass) if refused.
+
+    ``decoder``: "numba" (fused kernels on GIL-free threads), "numpy" (no numba import), or
+    "auto" (numpy below NUMBA_MIN_ELEMENTS elements). Both give bit-identical tensors.
+    """
     manifest, items = sections(path, max_decoded_bytes)
-    return manifest, _decode_all(items)
+    return manifest, _decode_all(items, use_numba(manifest, decoder))
 
 
-def _decode_all(items: Iterator[tuple[dict, SymbolMap | None, dict[str, bytes]]]):
-    return {entry["name"]: decode_tensor(entry, smap, raws) for entry, smap, raws in items}
+# Below this many elements in a file, tensors decode with numpy (``npdecode``, bit-identical):
+# importing numba and loading its compiled kernels costs more than the kernels save.
+NUMBA_MIN_ELEMENTS = 4 << 20
+_NUMPY_DTYPES = (
+    "float32",
+    "float16",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+)
+
+
+DECODERS = ("auto", "numba", "numpy")
+
+
+def use_numba(manifest: dict[str, Any], decoder: str = "auto") -> bool:
+    """Whether to decode with the numba kernels: ``decoder="auto"`` picks them for files of at
+    least NUMBA_MIN_ELEMENTS elements and for dtypes numpy cannot represent (bfloat16)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder={decoder!r} is not accepted; expected one of {DECODERS}")
+    if decoder != "auto":
+        return decoder == "numba"
+    entries = manifest["tensors"]
+    if any(e["dtype"] not in _NUMPY_DTYPES for e in entries):
+        return True
+    return sum(numel(e["shape"]) for e in entries) >= NUMBA_MIN_ELEMENTS
+
+
+def _decode_all(
+    items: Iterator[tuple[dict, SymbolMap | None, dict[str, bytes]]], numba: bool = True
+) -> dict[str, torch.Tensor]:
+    if numba:
+        return {entry["name"]: decode_tensor(entry, smap, raws) for entry, smap, raws in items}
+    out = {}
+    for entry, smap, raws in items:
+        values, _ = decode_entry(entry, smap, raws)
+        if not (values.flags.writeable and values.flags.c_contiguous):
+            values = np.array(values, order="C")  # a view of the read-only section bytes
+        out[entry["name"]] = torch.from_numpy(values)
+    return out
 
 
 def load_into(
-    model: nn.Module, path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    model: nn.Module,
+    path: str | Path,
+    *,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    decoder: str = "auto",
 ) -> nn.Module:
     """Load the file's tensors into ``model`` (strict: names and shapes must match)."""
-    _, tensors = read(path, max_decoded_bytes=max_decoded_bytes)
+    _, tensors = read(path, max_decoded_bytes=max_decoded_bytes, decoder=decoder)
     _load_state(model, tensors, path, assign=False)
     return model
 
 
-def load(path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> nn.Module:
+def load(
+    path: str | Path,
+    *,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    decoder: str = "auto",
+) -> nn.Module:
     """Rebuild the registry model the file names and load its tensors (in eval mode).
 
     The model is built on the "meta" device (no random init) on a helper thread while the
@@ -121,7 +182,7 @@ def load(path: str | Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqz-build") as pool:
         future = pool.submit(build_meta)
         try:
-            tensors = _decode_all(items)
+            tensors = _decode_all(items, use_numba(manifest, decoder))
         finally:
             model = future.result()
     if model is not None:

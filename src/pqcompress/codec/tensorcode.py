@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pqcompress.codec import bitpack, entropy, kernels, layouts
+from pqcompress.codec import bitpack, entropy, layouts
 from pqcompress.codec.entries import numel, value_count
 from pqcompress.codec.errors import FormatError
 from pqcompress.codec.symbols import SymbolMap, symbol_map
@@ -232,7 +232,10 @@ def _value_sections(rows: np.ndarray):
 
 
 def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -> torch.Tensor:
-    """The tensor of a validated entry from its inflated sections."""
+    """The tensor of a validated entry from its inflated sections (numba kernels, ranges on
+    GIL-free threads; numba is imported on first use, as it costs a quarter of a second)."""
+    from pqcompress.codec import kernels
+
     shape = tuple(entry["shape"])
     n = numel(entry["shape"])
     nnz = int(entry["nnz"])

@@ -212,3 +212,43 @@ def test_large_tensors_decode_in_ranges_on_threads(tmp_path, monkeypatch, bits, 
     assert same_bits(tensors["w"], model.w.detach())
     _, arrays = portable.read_arrays(path)
     assert arrays["w"].tobytes() == tensors["w"].numpy().tobytes()
+
+
+def test_cold_load_of_a_small_model_imports_no_numba_or_compiler_stack(tmp_path):
+    """pqcompress.load of a small file decodes with numpy and builds the model on the meta
+    device by shape arithmetic: numba, dynamo and sympy stay out of the process."""
+    import subprocess
+    import sys
+
+    from pqcompress import CompressionConfig, Compressor
+    from pqcompress import codec as pqz_codec
+    from pqcompress.models import build_model
+
+    model = build_model("cnn5", num_classes=10, input_shape=(3, 32, 32), width=0.25)
+    comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
+    comp.apply()
+    path = pqz_codec.save(model, tmp_path / "m.pqz", comp, model_name="cnn5",
+                          model_args={"width": 0.25}, num_classes=10, input_shape=(3, 32, 32))  # fmt: skip
+    code = (
+        "import sys, torch, pqcompress as pqc\n"
+        f"m = pqc.load({str(path)!r})\n"
+        "print(sorted(x for x in ('numba', 'torch._dynamo', 'sympy') if x in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+    numba_model = pqz_codec.load(path, decoder="numba")
+    numpy_model = pqz_codec.load(path, decoder="numpy")
+    for (name, a), b in zip(numba_model.state_dict().items(), numpy_model.state_dict().values()):
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+
+
+def test_auto_decoder_uses_numba_for_big_files_and_bfloat16():
+    from pqcompress.codec.reader import NUMBA_MIN_ELEMENTS, use_numba
+
+    small = {"tensors": [{"dtype": "float32", "shape": [10, 10]}]}
+    big = {"tensors": [{"dtype": "float32", "shape": [NUMBA_MIN_ELEMENTS]}]}
+    bf16 = {"tensors": [{"dtype": "bfloat16", "shape": [4]}]}
+    assert not use_numba(small) and use_numba(big) and use_numba(bf16)
+    assert use_numba(small, "numba") and not use_numba(big, "numpy")
+    with pytest.raises(ValueError, match="decoder"):
+        use_numba(small, "fast")

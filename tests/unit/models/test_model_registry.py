@@ -129,3 +129,39 @@ def test_register_model_rejects_builders_without_the_contract() -> None:
             return nn.Linear(1, num_classes)
 
     assert "broken" not in available_models()
+
+
+@pytest.mark.parametrize(
+    "model, shapes",
+    [
+        ("cnn5", [(3, 32, 32), (1, 28, 28), (3, 8, 8), (1, 13, 17)]),
+        ("amc1d", [(2, 1024), (2, 128), (2, 77)]),
+    ],
+)
+def test_flatten_size_arithmetic_matches_a_real_forward(model, shapes):
+    import torch
+
+    from pqcompress.models.shapes import output_shape
+
+    for shape in shapes:
+        built = build_model(model, num_classes=7, input_shape=shape)
+        features = built.features.eval()
+        with torch.no_grad():
+            real = features(torch.zeros(1, *shape)).shape[1:]
+        assert output_shape(features, shape) == tuple(real), (model, shape)
+
+
+def test_building_on_the_meta_device_imports_no_compiler_stack():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from pqcompress.models import build_model\n"
+        "with torch.device('meta'):\n"
+        "    for name, shape in (('cnn5', (3, 32, 32)), ('amc1d', (2, 1024)), ('vgg16_cifar', (3, 32, 32))):\n"
+        "        build_model(name, num_classes=10, input_shape=shape)\n"
+        "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
