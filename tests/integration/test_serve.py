@@ -95,10 +95,16 @@ def _free_port() -> int:
 class Server:
     """One `pqcompress serve` subprocess and an HTTP client for it."""
 
-    def __init__(self, model: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "pqcompress.cli.main", "serve", str(model)]
+        cmd = [*prefix, sys.executable, "-m", "pqcompress.cli.main", "serve", str(model)]
         cmd += ["--port", str(self.port), "--log-level", "warning", *args]
         full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
         self.proc = subprocess.Popen(
@@ -546,6 +552,40 @@ def test_corrupt_or_missing_model_exits_at_startup(built, tmp_path, damage):
     assert "pqcompress: error:" in err
     assert str(bad) in err
     assert ("does not exist" in err) if damage == "missing" else ("cannot load model" in err)
+
+
+# ---------------------------------------------------------------- threads sized from the CPUs
+
+
+def test_model_info_reports_thread_sizes(server):
+    threads = server.client.get("/v1/model").json()["threads"]
+    budget = threads["cpu_budget"]
+    assert threads["threads"] == 1
+    assert threads["inference_threads"] == budget["threads"] >= 1
+    assert budget["affinity"] >= 1
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="no taskset (util-linux)")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to restrict")
+def test_a_real_affinity_mask_sizes_the_inference_executor(built):
+    cpu = str(min(os.sched_getaffinity(0)))
+    srv = Server(built["path"], prefix=("taskset", "-c", cpu)).wait_ready()
+    try:
+        info = srv.client.get("/v1/model").json()
+        assert info["threads"]["inference_threads"] == 1
+        assert info["threads"]["cpu_budget"]["affinity"] == 1
+        x = np.zeros((1, *info["input_shape"]), dtype=np.float32).tolist()
+        assert srv.client.post("/v1/predict", json={"inputs": x}).status_code == 200
+    finally:
+        srv.stop()
+    explicit = Server(built["path"], "--inference-threads", "3").wait_ready()
+    try:
+        threads = explicit.client.get("/v1/model").json()["threads"]
+        assert (
+            threads["inference_threads"] == 3 and threads["inference_threads_source"] == "setting"
+        )
+    finally:
+        explicit.stop()
 
 
 # ---------------------------------------------------------------- fuzzing from the OpenAPI spec

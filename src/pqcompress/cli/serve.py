@@ -20,10 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=None, help="default 8080")
     p.add_argument("--workers", type=int, default=None, help="processes (default 1)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default 1)")
+    p.add_argument(
+        "--inference-threads",
+        type=int,
+        default=None,
+        help="inferences at once (default: the CPUs the process may use, cgroup quota included)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--int8", dest="int8", action="store_const", const=True, default=None,
-        help="require int8 kernels (default: when the model's form allows it)",
+        help="require int8 kernels, ONNX Runtime only (default: when the model's form allows it)",
     )  # fmt: skip
     g.add_argument("--no-int8", dest="int8", action="store_const", const=False, help="float graph")
     p.add_argument("--max-body-bytes", type=int, default=None, help="default 8 MiB")
@@ -41,7 +47,8 @@ def _serve(args: argparse.Namespace) -> int:
     from pqcompress.serve.settings import ServeSettings
 
     fields = (
-        "model", "runtime", "host", "port", "workers", "threads", "int8", "max_body_bytes",
+        "model", "runtime", "host", "port", "workers", "threads", "inference_threads", "int8",
+        "max_body_bytes",
         "max_batch", "request_timeout_s", "max_in_flight", "drain_timeout_s", "log_level",
         "access_log",
     )  # fmt: skip

@@ -8,6 +8,7 @@ A load failure is logged and, under :func:`pqcompress.serve.server.serve`, stops
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -23,7 +24,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -57,6 +57,8 @@ class ServiceState:
     draining: bool = False
     predicting: int = 0
     on_fatal: Callable[[], None] | None = None
+    executor: concurrent.futures.ThreadPoolExecutor | None = None
+    threads: dict[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
@@ -66,13 +68,18 @@ class ServiceState:
 def create_app(settings: ServeSettings, *, load_model: bool = True) -> FastAPI:
     """The service for ``settings``; ``load_model=False`` builds it without a model (OpenAPI)."""
     state = ServiceState(settings, ServiceMetrics())
+    state.threads = thread_plan(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=state.threads["inference_threads"], thread_name_prefix="pqc-infer"
+        )
         task = asyncio.create_task(_load(state)) if load_model else None
         yield
         if task is not None and not task.done():
             task.cancel()
+        state.executor.shutdown(wait=False, cancel_futures=True)
         if state.metrics.multiprocess:
             from prometheus_client import multiprocess
 
@@ -93,6 +100,22 @@ def create_app(settings: ServeSettings, *, load_model: bool = True) -> FastAPI:
     return app
 
 
+def thread_plan(settings: ServeSettings) -> dict[str, Any]:
+    """The service's thread sizes: ``threads`` (intra-op, per inference) and
+    ``inference_threads`` (inferences at once; by default the CPUs the process may use, from
+    its affinity mask and cgroup quota), with the CPU budget they were sized from."""
+    from pqcompress.cpus import cpu_budget
+
+    budget = cpu_budget()
+    workers = settings.inference_threads or budget.threads
+    return {
+        "threads": settings.threads,
+        "inference_threads": workers,
+        "inference_threads_source": "setting" if settings.inference_threads else budget.source,
+        "cpu_budget": budget.to_dict(),
+    }
+
+
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers (``--workers N``): settings from ``PQC_*`` variables."""
     return create_app(ServeSettings.from_env())
@@ -107,16 +130,22 @@ async def _load(state: ServiceState) -> None:
         state.load_error = f"cannot load model '{state.settings.model}': {exc!r}"
     else:
         state.metrics.set_model(model.info, model.load_s, model.warmup_s)
+        model.info["threads"] = state.threads
         state.model = model
         labels = model_labels(model.info)
+        plan = state.threads or {}
         log.info(
-            "model %s (%s, %s%s) ready: loaded in %.3f s, warm-up %.3f s",
+            "model %s (%s, %s%s) ready: loaded in %.3f s, warm-up %.3f s; %s inference "
+            "thread(s) (%s) x %s intra-op",
             state.settings.model,
             labels["architecture"] or "unknown architecture",
             state.settings.runtime,
             ", int8 kernels" if model.info.get("int8") else "",
             model.load_s,
             model.warmup_s,
+            plan.get("inference_threads"),
+            plan.get("inference_threads_source"),
+            plan.get("threads"),
         )
         return
     log.error("%s", state.load_error)
@@ -249,7 +278,8 @@ async def _predict(request: Request, state: ServiceState) -> dict[str, Any]:
             time.sleep(settings.debug_delay_s)
         return np.asarray(model.logits(x), dtype=np.float32)
 
-    logits = await run_in_threadpool(run)
+    loop = asyncio.get_running_loop()
+    logits = await loop.run_in_executor(state.executor, run)
     state.metrics.samples.inc(len(logits))
     probs = softmax(logits)
     labels = [int(i) for i in probs.argmax(axis=1)]

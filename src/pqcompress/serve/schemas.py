@@ -50,6 +50,11 @@ class ModelSummary(BaseModel):
     class_names: list[str]
     input_shape: list[int]
     file_bytes: int | None = None
+    threads: dict[str, Any] | None = Field(
+        None,
+        description="thread sizes: intra-op threads per inference, inferences at once, and the "
+        "CPU budget (affinity, cgroup quota) they were sized from",
+    )
 
 
 class Status(BaseModel):

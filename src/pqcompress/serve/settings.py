@@ -23,7 +23,9 @@ class ServeSettings:
     ``int8``: None = int8 kernels when the model's form allows it (uniform at <= 8 bits),
     True = require them, False = float graph. ``max_in_flight`` bounds concurrent
     /v1/predict requests (more get 503 + Retry-After). ``debug`` adds /debug/runtime and
-    ``debug_delay_s`` sleeps in every prediction: both for tests only.
+    ``debug_delay_s`` sleeps in every prediction: both for tests only. ``threads`` is the
+    intra-op thread count of one inference; ``inference_threads`` how many inferences run at
+    once (None = the CPUs the process may use: affinity and cgroup quota, ``pqcompress.cpus``).
     """
 
     model: str
@@ -32,6 +34,7 @@ class ServeSettings:
     port: int = 8080
     workers: int = 1
     threads: int = 1
+    inference_threads: int | None = None
     int8: bool | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch: int = 64
@@ -60,6 +63,13 @@ class ServeSettings:
         for name in ("workers", "threads", "max_body_bytes", "max_batch", "max_in_flight"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.int8 and self.runtime == "torch":
+            raise ConfigError(
+                "int8=true (--int8) needs runtime onnxruntime: the torch runtime serves the "
+                "decoded float weights; use --runtime onnxruntime for int8 kernels"
+            )
+        if self.inference_threads is not None and self.inference_threads < 1:
+            raise ConfigError(f"inference_threads={self.inference_threads} must be >= 1 or auto")
         for name in ("request_timeout_s", "drain_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be > 0")
@@ -109,7 +119,9 @@ def _parse(name: str, kind: str, raw: str, key: str) -> Any:
             if low in _FALSE:
                 return False
             raise ValueError
-        if kind == "int":
+        if "int" in kind and "None" in kind and text.lower() in ("auto", "none"):
+            return None
+        if kind.startswith("int"):
             return int(text)
         if kind == "float":
             return float(text)

@@ -89,6 +89,23 @@ def _test_hold(run_root: Path, epochs_done: int) -> None:
         time.sleep(0.05)
 
 
+def _threads_note(threads: int, requested: int | None) -> str | None:
+    """A log line when the thread count was cut by a CPU quota or PQCOMPRESS_THREADS."""
+    if requested is not None:
+        return None
+    from pqcompress.cpus import cpu_budget
+
+    budget = cpu_budget()
+    if budget.source == "affinity":
+        return None
+    why = (
+        f"cgroup quota {budget.quota:g} CPUs ({budget.quota_source})"
+        if budget.source == "quota"
+        else "PQCOMPRESS_THREADS"
+    )
+    return f"threads: {threads} (from {why}; {budget.affinity} CPUs in the affinity mask)"
+
+
 def ramp_steps_for(train_cfg: TrainConfig, bundle: DataBundle) -> int:
     """``train.ramp_epochs`` in optimizer steps: epochs x steps per epoch (rounded)."""
     loader = loop.make_epoch_loader(
@@ -135,7 +152,7 @@ class Trainer:
         if config_dict is None:
             config_dict = {"train": to_dict(train_cfg), "compression": to_dict(compression)}
         self.config: dict[str, Any] = copy.deepcopy(dict(config_dict))
-        apply_threads(train_cfg.threads)
+        self.threads = apply_threads(train_cfg.threads)
         self.device = resolve_device(train_cfg.device)
         self.model = model.to(self.device)
         if compression is not None and train_cfg.ramp_epochs is not None:
@@ -166,6 +183,9 @@ class Trainer:
         status: Status = "completed"
         epochs = self.cfg.epochs
         with EpochProgress(self.progress, epochs) as progress:
+            note = _threads_note(self.threads, self.cfg.threads)
+            if note:
+                progress.message(note)
             if self.cfg.patience and not self.has_val:
                 progress.message("note: no validation split; early stopping watches test accuracy")
             try:

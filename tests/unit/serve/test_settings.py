@@ -25,8 +25,19 @@ def test_env_is_parsed_and_flags_win():
 
 
 def test_to_env_round_trips():
-    s = ServeSettings(model="m.pqz", runtime="torch", int8=True, workers=3, debug_delay_s=0.5)
+    s = ServeSettings(model="m.pqz", runtime="torch", int8=False, workers=3, debug_delay_s=0.5)
     assert ServeSettings.from_env(s.to_env()) == s
+    s = ServeSettings(model="m.pqz", int8=True, inference_threads=2)
+    assert ServeSettings.from_env(s.to_env()) == s
+
+
+def test_int8_with_the_torch_runtime_is_refused_and_auto_threads_parse():
+    with pytest.raises(ConfigError, match="int8=true .* needs runtime onnxruntime"):
+        ServeSettings(model="m.pqz", runtime="torch", int8=True)
+    env = {"PQC_MODEL": "m.pqz", "PQC_INFERENCE_THREADS": "auto"}
+    assert ServeSettings.from_env(env).inference_threads is None
+    with pytest.raises(ConfigError, match="PQC_INFERENCE_THREADS"):
+        ServeSettings.from_env({**env, "PQC_INFERENCE_THREADS": "many"})
 
 
 @pytest.mark.parametrize(
