@@ -28,11 +28,11 @@ OnResult = Callable[[dict[str, Any]], None]
 
 
 def cpu_count() -> int:
-    """CPUs this process may use (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """CPUs this process may use: affinity mask capped by the cgroup CPU quota
+    (``pqcompress.cpus.cpu_budget``, the one rule the trainer and the service use too)."""
+    from pqcompress.cpus import cpu_budget
+
+    return cpu_budget().threads
 
 
 def start_forkserver(threads: int | None = None) -> None:
