@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-from pqcompress.report import html, plots, tables
+from pqcompress.report import html, plots, reference, tables
 from pqcompress.report.errors import PlotSkipped, ReportError
 from pqcompress.report.grid import Grid, build_grid, most_compressed
 from pqcompress.report.store import Sweep, read_sweep
@@ -158,7 +158,7 @@ def build_report(
     """Write the report of one sweep into ``out_dir`` (created if needed) and return its files.
 
     Tables: ``accuracy_density``, ``efficiency_score``, ``table_i_comparison``, ``points``,
-    ``runs``
+    ``runs``, and ``modulation_comparison`` for AMC-1D sweeps
     (.md, .csv, .json each). Plots (.png and .svg): see docs/report.md. ``index.html`` embeds
     every plot. ReportError for a missing/empty store, an unknown sweep or layer, or missing
     matplotlib (unless ``options.plots`` is False); plots the data cannot support yet (no
@@ -182,6 +182,8 @@ def build_report(
         tables.points_table(sweep),
         tables.runs_table(sweep),
     ]
+    if sweep.common("model") == reference.MODULATION_MODEL:
+        made.insert(3, tables.modulation_comparison(grid, sweep))
     table_files = {t.name: t.write(out) for t in made}
     say(f"wrote {len(made)} tables (Markdown, CSV, JSON)")
 

@@ -55,3 +55,42 @@ def efficiency(alpha: float, bits: int, rho: float) -> float | None:
         return None
     row = EFFICIENCY.get((round(alpha, 6), int(rho)))
     return None if row is None else row[PE_BITS.index(bits)]
+
+
+# The modulation study (METHOD.md §6, seed table `modulation_amc1d`): AMC-1D on a 7-class
+# RadioML 2018.01A subset, SGD lr 0.05 momentum 0.9, batch 64, 70/30 split. Per alpha, one
+# value per MODULATION_BITS entry: accuracy %, sparsity % (none published at alpha 0) and the
+# file size as the study prints it ("Mb"; its float32 file is 3.18).
+MODULATION_MODEL, MODULATION_DATASETS = "amc1d", ("modulation", "radioml")
+MODULATION_BITS = (32, 16, 8, 4, 3)
+MODULATION: dict[float, dict[str, tuple[float, ...] | None]] = {
+    0.0: {
+        "accuracy": (97.06, 96.93, 97.0, 84.18, 83.89),
+        "sparsity": None,
+        "file_mb": (3.18, 1.59, 0.8, 0.4, 0.3),
+    },
+    0.25: {
+        "accuracy": (96.13, 96.68, 95.77, 92.03, 84.0),
+        "sparsity": (42.17, 47.31, 48.11, 45.85, 38.5),
+        "file_mb": (1.84, 0.84, 0.41, 0.26, 0.18),
+    },
+    0.5: {
+        "accuracy": (96.7, 96.41, 96.43, 84.31, 83.41),
+        "sparsity": (66.26, 60.82, 61.28, 60.61, 41.6),
+        "file_mb": (1.08, 0.62, 0.31, 0.16, 0.17),
+    },
+    0.75: {
+        "accuracy": (94.46, 95.2, 95.18, 90.55, 83.36),
+        "sparsity": (74.78, 69.75, 76.11, 68.41, 62.44),
+        "file_mb": (0.8, 0.48, 0.19, 0.13, 0.11),
+    },
+}
+
+
+def modulation_cell(alpha: float, bits: int) -> dict[str, float | None] | None:
+    """Their accuracy %, sparsity % and file size at a grid point, or None if not published."""
+    row = MODULATION.get(round(alpha, 6))
+    if row is None or bits not in MODULATION_BITS:
+        return None
+    i = MODULATION_BITS.index(bits)
+    return {k: (v[i] if v is not None else None) for k, v in row.items()}

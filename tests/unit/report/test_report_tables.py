@@ -224,3 +224,26 @@ def test_points_table_averages_seeds_and_keeps_density_runs_out_of_the_grid(
     assert [p["frontier"] for p in points] == [True, False, True]
     md = (out / "points.md").read_text()
     assert "86.00 ± 1.41" in md
+
+
+def test_amc1d_sweeps_get_the_modulation_studys_table_beside_ours(tmp_path: Path) -> None:
+    rows = [
+        run_row(0, alpha=0.0, bits=32, acc=0.90, model="amc1d", dataset="modulation",
+                pqz_bytes=400_000),
+        run_row(1, alpha=0.75, bits=3, acc=0.80, density=0.3, model="amc1d",
+                dataset="modulation", pqz_bytes=20_000),
+    ]  # fmt: skip
+    out = tmp_path / "rep"
+    res = build_report(write_store(tmp_path / "m.db", rows), out, NO_PLOTS)
+    assert "modulation_comparison" in res.tables
+    recs = {(r["alpha"], r["bits"]): r for r in _records(out, "modulation_comparison")}
+    base, small = recs[(0.0, 32)], recs[(0.75, 3)]
+    assert base["acc_pct_theirs"] == 97.06 and base["sparsity_pct_theirs"] is None
+    assert small["acc_pct_theirs"] == 83.36 and small["file_mb_theirs_as_printed"] == 0.11
+    assert small["acc_pct_ours"] == pytest.approx(80.0)
+    assert small["delta_acc_pp"] == pytest.approx(80.0 - 83.36)
+    assert small["sparsity_pct_ours"] == pytest.approx(70.0)
+    assert small["x_smaller_than_float32_pqz_ours"] == pytest.approx(20.0)
+    cnn = build_report(write_store(tmp_path / "c.db", [run_row(0, alpha=0.0, bits=32)]),
+                       tmp_path / "rep2", NO_PLOTS)  # fmt: skip
+    assert "modulation_comparison" not in cnn.tables

@@ -32,7 +32,7 @@ def test_to_env_round_trips():
 
 
 def test_int8_with_the_torch_runtime_is_refused_and_auto_threads_parse():
-    with pytest.raises(ConfigError, match="int8=true .* needs runtime onnxruntime"):
+    with pytest.raises(ConfigError, match=r"int8=true .* needs runtime onnxruntime"):
         ServeSettings(model="m.pqz", runtime="torch", int8=True)
     env = {"PQC_MODEL": "m.pqz", "PQC_INFERENCE_THREADS": "auto"}
     assert ServeSettings.from_env(env).inference_threads is None

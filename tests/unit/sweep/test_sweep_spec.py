@@ -106,6 +106,7 @@ def test_recipes_expand() -> None:
     assert counts["grid_cnn5_cifar10.yaml"] == 7 * 5 * 6 + 1
     assert counts["grid_vgg16_cifar10_microservice.yaml"] == 6
     assert counts["grid_vgg16_cifar10_microservice_cpu.yaml"] == 6
+    assert counts["grid_amc1d_modulation_cpu.yaml"] == 4 * 5
     cpu = SweepSpec.from_yaml(root / "grid_cnn5_cifar10_cpu.yaml").points()
     assert cpu[0].params == {"alpha": 0.0, "bits": 32}
     grid = {(p.config.compression.alpha, p.config.compression.bits) for p in cpu[:15]}
