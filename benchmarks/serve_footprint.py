@@ -150,8 +150,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
         "--codec",
-        default="zstd",
-        help="entropy codec of the served .pqz files (zstd: fastest start; auto: smallest)",
+        default="auto",
+        help="entropy codec of the served .pqz files (auto, the default users get: zstd/deflate/raw)",
     )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/serve_footprint.md"))
     ns = ap.parse_args()

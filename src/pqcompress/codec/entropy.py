@@ -118,8 +118,10 @@ def zstd_available() -> bool:
 
 
 def auto_candidates() -> list[str]:
-    """Codecs ``codec="auto"`` tries on each payload (the smallest result is kept)."""
-    names = ["raw", "deflate", "lzma"]
+    """Codecs ``codec="auto"`` tries on each payload: the fast decoders only (raw, deflate,
+    zstd). lzma saves well under 1% on these payloads and inflates 4-7x slower than zstd, so
+    it is used only when asked for (``codec="lzma"``)."""
+    names = ["raw", "deflate"]
     if zstd_available():
         names.append("zstd")
     return names

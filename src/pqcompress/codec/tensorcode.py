@@ -32,7 +32,6 @@ DTYPES: dict[str, torch.dtype] = {
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 LUT_MAX_WIDTH = 18  # decode through a lookup table of 2**width values up to this width
 EXHAUSTIVE_BYTES = 1 << 18  # below this raw size, "auto" tries every layout x codec pair
-AUTO_LZMA_MAX_BYTES = 4 << 20  # "auto" codec: no lzma on larger sections (too slow to write)
 AUTO_TOLERANCE = 0.01  # "auto" codec: a slower decoder must save more than 1% ...
 AUTO_SLACK_BYTES = 16  # ... and more than 16 bytes
 DECODE_THREADS = min(4, os.cpu_count() or 1)  # threads decoding one large tensor's ranges
@@ -182,22 +181,12 @@ def _probe(codecs: list[str]):
     return lambda raw: len(zlib.compress(raw, 1))
 
 
-def auto_codecs_for(codecs: list[str], size: int) -> list[str]:
-    """The codecs tried on a section of ``size`` bytes: ``auto`` (several candidates) leaves
-    lzma out above AUTO_LZMA_MAX_BYTES (it compresses at a few MB/s and rarely wins by more
-    than AUTO_TOLERANCE there); an explicitly chosen codec is always used."""
-    if len(codecs) > 1 and size > AUTO_LZMA_MAX_BYTES:
-        return [c for c in codecs if c != "lzma"] or codecs
-    return codecs
-
-
 def _compress_all(sections: list[Section], codecs: list[str]) -> int:
     """Compress each section with every codec; keep the fastest-to-decode codec whose
     output is within ``AUTO_TOLERANCE`` of the smallest. Returns the total size."""
     total = 0
     for s in sections:
-        names = auto_codecs_for(codecs, len(s.raw))
-        outs = {name: entropy.get_codec(name).compress(s.raw) for name in names}
+        outs = {name: entropy.get_codec(name).compress(s.raw) for name in codecs}
         smallest = min(len(d) for d in outs.values())
         limit = smallest + max(AUTO_SLACK_BYTES, AUTO_TOLERANCE * smallest)
         ranked = sorted(outs, key=lambda c: entropy.DECODE_SPEED_ORDER.index(c))

@@ -183,13 +183,26 @@ def test_literal_codes_wider_than_the_lookup_table(tmp_path, layout) -> None:
     assert same_bits(tensors["w"], model.w.detach())
 
 
-def test_auto_codec_skips_lzma_on_large_sections_but_honours_an_explicit_choice():
-    from pqcompress.codec.tensorcode import AUTO_LZMA_MAX_BYTES, auto_codecs_for
+def test_auto_codec_picks_a_fast_decoder_and_lzma_only_when_asked(tmp_path):
+    """auto keeps the fastest-to-decode codec within 1% of the smallest among raw, deflate
+    and zstd: never lzma, zstd for compressible sections, raw for incompressible ones."""
+    from pqcompress.codec.entropy import auto_candidates
 
-    auto = ["raw", "deflate", "lzma", "zstd"]
-    assert "lzma" in auto_codecs_for(auto, AUTO_LZMA_MAX_BYTES)
-    assert "lzma" not in auto_codecs_for(auto, AUTO_LZMA_MAX_BYTES + 1)
-    assert auto_codecs_for(["lzma"], 10 * AUTO_LZMA_MAX_BYTES) == ["lzma"]
+    assert "lzma" not in auto_candidates() and "zstd" in auto_candidates()
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(64, 256, generator=g) * 0.05
+    result = pq_compress(w, 0.8, 4)  # sparse low-bit codes: compressible sections
+    model = OneTensor(result.values)
+    model.register_buffer("noise", torch.randn(4096, generator=g))  # float noise: no gain
+    path = codec.save(model, tmp_path / "auto.pqz", StubCompressor({"w": result}))
+    manifest, _ = codec.read(path)
+    used = {e["name"]: {s["role"]: s["codec"] for s in e["sections"]} for e in manifest["tensors"]}
+    assert "lzma" not in {c for roles in used.values() for c in roles.values()}
+    assert used["w"]["values"] == "zstd"
+    assert used["noise"]["values"] in ("raw", "zstd")
+    lz = codec.save(model, tmp_path / "lzma.pqz", StubCompressor({"w": result}), codec="lzma")
+    manifest, _ = codec.read(lz)
+    assert {s["codec"] for e in manifest["tensors"] for s in e["sections"]} == {"lzma"}
 
 
 @pytest.mark.parametrize("bits", [8, 4, 3])
