@@ -50,13 +50,14 @@ def load_model_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
     """The experiment config a run directory records in ``config.yaml`` (None when absent)."""
-    import yaml
+    from pqcompress.errors import ConfigError
+    from pqcompress.yamlio import read_yaml_file
 
     path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CheckpointError(f"'{path}' is not valid YAML: {exc}") from None
+        data = read_yaml_file(path, "run config")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
     return data if isinstance(data, dict) else None

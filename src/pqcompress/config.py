@@ -359,16 +359,9 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 def load_yaml(cls: type[T], path: str | Path) -> T:
     """Read a YAML file into ``cls`` with strict key checking."""
-    import yaml
+    from pqcompress.yamlio import read_yaml_file
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file '{p}' does not exist")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from None
-    return from_dict(cls, data or {})
+    return from_dict(cls, read_yaml_file(path, "config file") or {})
 
 
 def dump_yaml(obj: Any, path: str | Path | None = None) -> str:

@@ -5,12 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pqcompress import __version__
 from pqcompress.errors import PQCError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the message and where to read more), not the
+    whole usage text; ``--help`` still prints everything."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(
+            EXIT_USAGE,
+            f"pqcompress: error: {message} (see '{self.prog} --help')\n",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         train,
     )
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pqcompress",
         description="Compression-aware training (prune-then-quantize after every step) for PyTorch.",
     )
@@ -52,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except PQCError as exc:
         print(f"pqcompress: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a path that cannot be written or read: say which, no traceback
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"pqcompress: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("pqcompress: interrupted", file=sys.stderr)

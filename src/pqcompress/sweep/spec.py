@@ -110,10 +110,10 @@ class SweepSpec:
     @classmethod
     def from_yaml(cls, path: str | Path) -> SweepSpec:
         """Read a sweep YAML file; the sweep name defaults to the file stem."""
+        from pqcompress.yamlio import read_yaml_file
+
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"sweep file '{p}' does not exist")
-        data = parse_yaml(p.read_text(encoding="utf-8"), str(p))
+        data = read_yaml_file(p, "sweep file", _SweepLoader)
         if not isinstance(data, Mapping):
             raise ConfigError(f"sweep file '{p}' must hold a mapping, got {type(data).__name__}")
         return cls.from_dict(data, default_name=p.stem)
@@ -175,16 +175,6 @@ def run_id(config: ExperimentConfig) -> str:
 def axis_path(axis: str) -> str:
     """The dotted config path of an axis name."""
     return AXIS_ALIASES.get(axis, axis)
-
-
-def parse_yaml(text: str, where: str) -> Any:
-    """YAML that also reads ``1e-3`` as a number (PyYAML's YAML 1.1 reads it as a string)."""
-    import yaml
-
-    try:
-        return yaml.load(text, Loader=_SweepLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"sweep file '{where}' is not valid YAML: {exc}") from None
 
 
 # ---------------------------------------------------------------- internals
