@@ -4,6 +4,7 @@ Ground floor (beside ``atomic``), so that the codec can read a run without the t
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +18,64 @@ FORMAT_VERSION = 1
 RUN_CONFIG = "config.yaml"  # the experiment config beside a run's checkpoints
 
 
+DIGEST_KEY = "digest"  # BLAKE2b of every value in the checkpoint (torch does not check its zip CRC)
+
+
+def state_digest(state: Any) -> str:
+    """A digest of a checkpoint's contents: every tensor's dtype, shape and bytes and every plain
+    value, walked in a fixed order (mapping keys sorted), so one flipped bit changes it."""
+    h = hashlib.blake2b(digest_size=32)
+
+    def walk(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(value.shape)}".encode())
+            if t.numel():
+                h.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            h.update(b"D%d" % len(value))
+            for key in sorted(value, key=repr):
+                h.update(repr(key).encode())
+                walk(value[key])
+        elif isinstance(value, (list, tuple)):
+            h.update(b"L%d" % len(value))
+            for item in value:
+                walk(item)
+        else:
+            h.update(repr(value).encode())
+
+    walk(state)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically write ``state`` plus the format tag and version to ``path``."""
+    """Atomically write ``state`` plus the format tag, version and a digest of the contents."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
+    payload[DIGEST_KEY] = state_digest(payload)
     atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU; CheckpointError if unusable."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' is not a regular file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, foreign pickle, truncated zip ...
-        raise CheckpointError(f"checkpoint '{path}' cannot be read: {exc}") from None
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 200 else detail[:200] + " ..."
+        raise CheckpointError(f"checkpoint '{path}' cannot be read: {detail}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not a pqcompress checkpoint")
+    digest = data.pop(DIGEST_KEY, None)
+    if digest is not None and digest != state_digest(data):
+        raise CheckpointError(
+            f"checkpoint '{path}' is corrupt: its contents do not match the digest written with "
+            "them (a changed or damaged file); it is not used"
+        )
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(

@@ -22,3 +22,7 @@ class DataError(PQCError):
 
 class CheckpointError(PQCError):
     """A checkpoint or run directory cannot be used to resume."""
+
+
+class DivergedError(PQCError):
+    """Training diverged: the loss or the weights became NaN/inf."""

@@ -33,7 +33,7 @@ from torch import nn
 
 from pqcompress.aware.policy import Target, select_targets
 from pqcompress.config import CompressionConfig
-from pqcompress.errors import ConfigError, PQCError
+from pqcompress.errors import ConfigError, DivergedError
 from pqcompress.ops.fused import (
     Applied,
     NonFiniteError,
@@ -46,10 +46,6 @@ from pqcompress.ops.pq import PQResult, codes_from_values
 from pqcompress.ops.prune import alpha_for_density, cubic_ramp
 
 STATE_VERSION = 1
-
-
-class DivergedError(PQCError):
-    """Weights became NaN/inf during training, so they cannot be compressed."""
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, help="run directory (default: runs/<model>-<dataset>-<time>)"
     )
     p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint, with the config it was started "
+        "with (flags may only extend --epochs)",
     )
     p.add_argument(
         "--no-progress", action="store_true", help="plain log lines instead of a progress bar"
@@ -136,9 +139,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """Merge recipe and flags into a validated ExperimentConfig (unknown keys are errors)."""
+def config_from_args(
+    args: argparse.Namespace, base: dict[str, Any] | None = None
+) -> ExperimentConfig:
+    """Merge recipe (or ``base``, a saved run's config) and flags into a validated
+    ExperimentConfig (unknown keys are errors)."""
     data: dict[str, Any] = {}
+    if base is not None:
+        data = to_dict(ExperimentConfig.from_dict(base))
     if args.recipe is not None:
         data = to_dict(ExperimentConfig.from_yaml(args.recipe))
     for dest, key in _FLAG_KEYS.items():
@@ -155,6 +163,29 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return from_dict(ExperimentConfig, data)
 
 
+def saved_config(out: Path | None) -> dict[str, Any]:
+    """The config a run directory was started with, for ``--resume``: the run continues as it
+    was configured, and a flag may only change what resume allows (``train.epochs``); any other
+    difference is refused by the trainer, naming the key."""
+    from pqcompress.checkpoint import read_run_config
+
+    if out is None:
+        raise ConfigError("--resume needs --out pointing at the run directory to continue")
+    if not out.exists():
+        raise ConfigError(
+            f"--resume: '{out}' does not exist, so there is nothing to resume; drop --resume "
+            "to start a new run there"
+        )
+    if not out.is_dir():
+        raise ConfigError(f"--resume: '{out}' is not a directory; pass the run directory")
+    saved = read_run_config(out)
+    if saved is None:
+        raise ConfigError(
+            f"--resume: '{out}' holds no run (no config.yaml); drop --resume to start one there"
+        )
+    return saved
+
+
 def default_out_dir(cfg: ExperimentConfig) -> Path:
     return Path("runs") / f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -163,10 +194,12 @@ def run(args: argparse.Namespace) -> int:
     from pqcompress.cli.report import print_result
     from pqcompress.train import train
 
-    cfg = config_from_args(args)
-    if args.resume and args.out is None:
-        raise ConfigError("--resume needs --out pointing at the run directory to continue")
-    out = args.out if args.out is not None else default_out_dir(cfg)
+    if args.resume:
+        out = args.out
+        cfg = config_from_args(args, base=saved_config(out))
+    else:
+        cfg = config_from_args(args)
+        out = args.out if args.out is not None else default_out_dir(cfg)
     result = train(cfg, out, resume=args.resume, progress=not args.no_progress)
     print_result(result)
     return 130 if result.status == "interrupted" else 0

@@ -20,7 +20,7 @@ from pqcompress.atomic import stale_temp_files
 from pqcompress.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
 from pqcompress.data.bundle import DataBundle
-from pqcompress.errors import CheckpointError, ConfigError
+from pqcompress.errors import CheckpointError, ConfigError, DivergedError
 from pqcompress.metrics.classification import classification_report, evaluate_model
 from pqcompress.metrics.sparsity import model_density
 from pqcompress.train import loop
@@ -87,6 +87,31 @@ def _test_hold(run_root: Path, epochs_done: int) -> None:
     deadline = time.monotonic() + TEST_HOLD_MAX_S
     while Path(hold_file).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def _finite_parameters(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
+
+
+def _check_checkpoint_values(ckpt: dict[str, Any]) -> None:
+    """CheckpointError (one line) for a checkpoint whose contents cannot be resumed from: a
+    missing part, an epoch that is not a whole number in 0..epochs, or non-finite weights."""
+    for key in ("model", "optimizer", "scheduler", "tracker", "rng", "epoch"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint lacks '{key}'; it cannot be resumed from")
+    epoch = ckpt["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"checkpoint epoch {epoch!r} is not a whole number >= 0")
+    if not isinstance(ckpt["model"], Mapping):
+        raise CheckpointError("checkpoint 'model' is not a state dict")
+    for name, value in ckpt["model"].items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"checkpoint tensor '{name}' is not a tensor")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"checkpoint tensor '{name}' holds NaN or inf: the run had diverged; resume "
+                "from an earlier run directory or start again with a lower learning rate"
+            )
 
 
 def _threads_note(threads: int, requested: int | None) -> str | None:
@@ -252,6 +277,22 @@ class Trainer:
     def _start(self) -> RunResult | None:
         """Prepare a fresh or resumed run; return the stored result of a finished run."""
         rd = self.run_dir
+        if (
+            rd is not None
+            and self.resume
+            and rd.checkpoint.exists()
+            and not rd.checkpoint.is_file()
+        ):
+            raise CheckpointError(
+                f"cannot resume {rd.root}: '{rd.checkpoint}' is not a regular file; move it away "
+                "to start the run again (its metrics.jsonl is left as it is)"
+            )
+        finished = rd is not None and rd.metrics.is_file() and rd.metrics.stat().st_size > 0
+        if rd is not None and self.resume and not rd.checkpoint.exists() and finished:
+            raise CheckpointError(
+                f"cannot resume {rd.root}: metrics.jsonl records finished epochs but there is no "
+                "checkpoint.pt; starting again would overwrite them, so nothing was done"
+            )
         if rd is None or not self.resume or not rd.checkpoint.is_file():
             if rd is not None:
                 saved = rd.read_config() if self.resume else None
@@ -288,6 +329,7 @@ class Trainer:
         return None
 
     def _load(self, ckpt: dict[str, Any]) -> None:
+        _check_checkpoint_values(ckpt)
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -352,6 +394,12 @@ class Trainer:
             ),
             label_smoothing=cfg.label_smoothing,
         )
+        if not math.isfinite(stats.loss) or not _finite_parameters(self.model):
+            raise DivergedError(
+                f"training diverged in epoch {epoch + 1}: the training loss is {stats.loss} "
+                "or the weights hold NaN/inf (try a lower learning rate); the last finished "
+                f"epoch ({epoch}) stays saved"
+            )
         compress_time = stats.compress_time_s
         if self.compressor is not None:
             t0 = time.perf_counter()

@@ -201,3 +201,50 @@ def test_registry_listings(capsys):
     assert {"vgg16_cifar", "cnn5", "amc1d", "resnet20", "student_cnn"} <= set(listed)
     code, out, _ = run_cli(["datasets"], capsys)
     assert code == 0 and "digits" in out.split()
+
+
+def test_resume_takes_the_saved_config_and_only_epochs_may_change(tmp_path, capsys):
+    out = tmp_path / "run"
+    first = ["train", "--model", "cnn5", "--dataset", "digits", "--epochs", "1", "--bits", "4",
+             "--alpha", "0.8", "--max-steps-per-epoch", "2", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert run_cli(first, capsys)[0] == 0
+    # the README form: no other flag; the saved 4-bit config continues (not the CLI defaults)
+    code, _, err = run_cli(["train", "--out", str(out), "--resume", "--no-progress"], capsys)
+    assert code == 0, err
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["compression"]["bits"] == 4 and saved["train"]["epochs"] == 1
+    code, _, err = run_cli(
+        ["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"], capsys
+    )
+    assert code == 0, err
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    code, _, err = run_cli(["train", "--out", str(out), "--resume", "--bits", "8"], capsys)
+    assert code == 2 and "compression.bits" in err and "only train.epochs" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("what", ["missing", "file", "empty"])
+def test_resume_of_something_that_is_not_a_run_is_refused(tmp_path, capsys, what):
+    target = tmp_path / "x"
+    if what == "file":
+        target.write_text("not a run")
+    elif what == "empty":
+        target.mkdir()
+    code, _, err = run_cli(["train", "--out", str(target), "--resume"], capsys)
+    needle = {"missing": "does not exist", "file": "not a directory", "empty": "holds no run"}
+    assert code == 2 and needle[what] in err and err.count("\n") == 1
+    assert what != "missing" or not target.exists()
+
+
+def test_a_diverging_float_run_stops_with_an_error_and_keeps_finished_epochs(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--model", "cnn5", "--dataset", "digits", "--epochs", "3", "--lr", "1e6",
+            "--no-compress", "--out", str(out), "--no-progress"]  # fmt: skip
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "diverged" in err
+    assert not (out / "result.json").exists()
+    lines = (
+        (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
+    )
+    for line in lines:  # what was written is finished epochs only
+        assert json.loads(line)["train_loss"] == json.loads(line)["train_loss"]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from train_support import make_trainer
 
-from pqcompress.checkpoint import load_checkpoint
+from pqcompress.checkpoint import load_checkpoint, state_digest
 from pqcompress.config import CompressionConfig
 from pqcompress.errors import CheckpointError
 from pqcompress.train import loop
@@ -221,3 +221,81 @@ def test_sigkill_loses_at_most_the_current_epoch(tmp_path):
     assert deterministic(lines(out / "metrics.jsonl")) == deterministic(
         lines(tmp_path / "straight" / "metrics.jsonl")
     )
+
+
+# ---------------------------------------------------------------- damaged run directories
+
+
+def _damage(out: Path, how: str) -> None:
+    from pqcompress.checkpoint import save_checkpoint
+
+    ckpt_path = out / "checkpoint.pt"
+    if how.startswith("flip@"):
+        data = bytearray(ckpt_path.read_bytes())
+        data[int(len(data) * float(how[5:]))] ^= 0x10
+        ckpt_path.write_bytes(bytes(data))
+        return
+    if how == "directory":
+        ckpt_path.unlink()
+        ckpt_path.mkdir()
+        return
+    if how == "missing":
+        ckpt_path.unlink()
+        return
+    state = load_checkpoint(ckpt_path)
+    for key in ("format", "format_version"):
+        state.pop(key)
+    if how == "nan":
+        name = next(k for k, v in state["model"].items() if v.is_floating_point())
+        state["model"][name] = torch.full_like(state["model"][name], float("nan"))
+    elif how in ("epoch=-1", "epoch=2.7", "epoch=true"):
+        state["epoch"] = {"epoch=-1": -1, "epoch=2.7": 2.7, "epoch=true": True}[how]
+    elif how == "no-optimizer":
+        del state["optimizer"]
+    save_checkpoint(ckpt_path, state)  # a well-formed file with a valid digest: the values lie
+
+
+DAMAGE = [f"flip@{f}" for f in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95)] + [
+    "directory",
+    "missing",
+    "nan",
+    "epoch=-1",
+    "epoch=2.7",
+    "epoch=true",
+    "no-optimizer",
+]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_checkpoint_is_refused_and_metrics_are_kept(tmp_path, how):
+    out = tmp_path / "run"
+    make_trainer(out, epochs=2).fit()
+    (out / "result.json").unlink()  # as if killed: the resume must read the checkpoint
+    metrics = (out / "metrics.jsonl").read_bytes()
+    before = state_digest(load_checkpoint(out / "checkpoint.pt"))
+    _damage(out, how)
+    if how.startswith("flip@"):
+        try:  # a flip in the zip's alignment padding changes no value: that file is fine
+            if state_digest(load_checkpoint(out / "checkpoint.pt")) == before:
+                return
+        except CheckpointError:
+            pass
+    with pytest.raises(CheckpointError) as info:
+        make_trainer(out, epochs=3, resume=True).fit()
+    assert "\n" not in str(info.value)
+    assert (out / "metrics.jsonl").read_bytes() == metrics  # finished epochs never lost
+
+
+def test_a_checkpoint_digest_catches_a_flipped_bit_inside_a_tensor(tmp_path):
+    from pqcompress.checkpoint import save_checkpoint
+
+    path = tmp_path / "c.pt"
+    w = torch.arange(4096, dtype=torch.float32)
+    save_checkpoint(path, {"model": {"w": w}})
+    data = bytearray(path.read_bytes())
+    at = bytes(data).find(w.numpy().tobytes()[4000:4016])  # inside the stored tensor bytes
+    assert at > 0
+    data[at + 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)
