@@ -24,7 +24,13 @@ import zlib
 from typing import Any
 
 from pqcompress.codec import bitpack, entropy, layouts
-from pqcompress.codec.entries import CODE_KINDS, ITEMSIZE, numel, value_count
+from pqcompress.codec.entries import (
+    CODE_KINDS,
+    ITEMSIZE,
+    entry_runs_on_int8,
+    numel,
+    value_count,
+)
 from pqcompress.codec.errors import ChecksumError, DecompressionBombError, FormatError, VersionError
 from pqcompress.codec.symbols import SymbolMap, parse_symbol_map
 from pqcompress.errors import ConfigError
@@ -313,12 +319,7 @@ def _validate_graphs(manifest: dict[str, Any], tensors: dict[str, dict[str, Any]
                 raise bad(f"initializer '{i['name']}': bad source/transpose")
             if i["transpose"] and len(entry["shape"]) != 2:
                 raise bad(f"initializer '{i['name']}': only 2-D tensors can be transposed")
-            if i["source"] == "codes" and not (
-                entry.get("encoding") == "codes"
-                and entry.get("kind") in ("uniform", "quantize")
-                and _is_int(entry.get("bits"))
-                and entry["bits"] <= 8
-            ):
+            if i["source"] == "codes" and not entry_runs_on_int8(entry):
                 raise bad(
                     f"initializer '{i['name']}' takes int8 codes from tensor '{i['tensor']}', "
                     "which is not stored as uniform/quantize codes of <= 8 bits"

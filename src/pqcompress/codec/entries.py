@@ -5,6 +5,27 @@ from __future__ import annotations
 import numpy as np
 
 CODE_KINDS = ("exact", "literal", "uniform", "quantize")
+# forms whose values are ``scale * code`` on a zero-containing grid: int8 kernels run them as
+# they are when the codes fit int8 (<= 8 bits); the one home of that rule
+INT8_NATIVE_KINDS = ("uniform", "quantize")
+INT8_MAX_BITS = 8
+
+
+def runs_on_int8(kind: str | None, bits: object) -> bool:
+    """Whether codes of this form and bit width run natively on int8 kernels."""
+    if kind not in INT8_NATIVE_KINDS or isinstance(bits, bool):
+        return False
+    try:
+        return int(bits) <= INT8_MAX_BITS  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+
+
+def entry_runs_on_int8(entry: dict) -> bool:
+    """A manifest entry stored as codes that run natively on int8 kernels."""
+    return entry.get("encoding") == "codes" and runs_on_int8(entry.get("kind"), entry.get("bits"))
+
+
 # dtype name -> element size in bytes (the names docs/format.md §2 lists)
 ITEMSIZE: dict[str, int] = {
     "float32": 4,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pqcompress.codec.entries import runs_on_int8
 from pqcompress.errors import CheckpointError, ConfigError, PQCError
 
 WHICH = {"best": "best.pt", "last": "checkpoint.pt", "post": "post.pt"}
@@ -147,8 +148,7 @@ def _wants_int8(onnx: str, compressor: Any) -> bool:
     results = [compressor.compressed(n) for n in compressor.names()]
     compressed = [r for r in results if r.codes is not None or r.kind != "none"]
     return bool(compressed) and all(
-        r.codes is not None and r.kind in ("uniform", "quantize") and int(r.bits) <= 8
-        for r in compressed
+        r.codes is not None and runs_on_int8(r.kind, r.bits) for r in compressed
     )
 
 

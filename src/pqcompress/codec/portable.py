@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 
 from pqcompress.codec import container, entropy
-from pqcompress.codec.entries import ITEMSIZE, numel
+from pqcompress.codec.entries import ITEMSIZE, entry_runs_on_int8, numel
 from pqcompress.codec.errors import FormatError, GraphError
 from pqcompress.codec.npdecode import decode_entry
 
 DEFAULT_MAX_DECODED_BYTES = container.DEFAULT_MAX_DECODED_BYTES
-NATIVE_INT8_KINDS = ("uniform", "quantize")
 REEXPORT_HINT = (
     "re-export it with the onnx package installed: `pqcompress export RUN_DIR -o model.pqz` "
     "embeds the float32 graph (and the int8 graph when calibration data is available), or "
@@ -89,14 +88,6 @@ def read_arrays(
     return manifest, arrays
 
 
-def _native_int8(entry: dict) -> bool:
-    return (
-        entry.get("encoding") == "codes"
-        and entry.get("kind") in NATIVE_INT8_KINDS
-        and int(entry.get("bits", 99)) <= 8
-    )
-
-
 def _compressed(entry: dict) -> bool:
     return entry.get("encoding") == "codes" or entry.get("kind", "none") != "none"
 
@@ -106,7 +97,7 @@ def int8_by_default(manifest: dict[str, Any]) -> bool:
     on int8 kernels (uniform/quantize codes of <= 8 bits): what ``int8=None`` picks."""
     names = {g["name"] for g in manifest.get("graphs") or []}
     compressed = [e for e in manifest["tensors"] if _compressed(e)]
-    return "int8" in names and all(_native_int8(e) for e in compressed)
+    return "int8" in names and all(entry_runs_on_int8(e) for e in compressed)
 
 
 def model_info(path: str | Path) -> dict[str, Any]:
@@ -133,7 +124,7 @@ def model_info(path: str | Path) -> dict[str, Any]:
                 "compressed": compressed,
                 "form": e["kind"],
                 "bits": e.get("bits"),
-                "native_int8": _native_int8(e),
+                "native_int8": entry_runs_on_int8(e),
                 "layout": e["layout"],
                 "nnz": int(e["nnz"]),
                 "sparsity": 1.0 - int(e["nnz"]) / n if n else 0.0,
@@ -175,7 +166,7 @@ def model_info(path: str | Path) -> dict[str, Any]:
             "forms": forms,
             "bits_used": sorted(bits_used),
             "all_native_int8": bool(forms)
-            and all(_native_int8(e) for e in manifest["tensors"] if _compressed(e)),
+            and all(entry_runs_on_int8(e) for e in manifest["tensors"] if _compressed(e)),
         },
         "params": params,
         "nnz": nnz,

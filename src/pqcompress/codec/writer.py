@@ -14,6 +14,7 @@ from torch import nn
 
 from pqcompress.atomic import atomic_write
 from pqcompress.codec import container, entropy, layouts
+from pqcompress.codec.entries import entry_runs_on_int8
 from pqcompress.codec.errors import FormatError
 from pqcompress.codec.tensorcode import DTYPES, Section, _compress_all, encode_tensor
 from pqcompress.errors import ConfigError
@@ -99,7 +100,7 @@ def save(
             decoded[name] = tensor.detach().to(DTYPES[e["storage_dtype"]]).to(tensor.dtype)
         else:
             decoded[name] = tensor.detach()
-        if e["encoding"] == "codes" and e["kind"] in ("uniform", "quantize") and e["bits"] <= 8:
+        if entry_runs_on_int8(e):
             native[name] = results[name].codes.detach().cpu().numpy().reshape(tensor.shape)
         metas = []
         for s in enc.sections:

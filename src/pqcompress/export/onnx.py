@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from pqcompress.codec.entries import runs_on_int8
 from pqcompress.errors import ConfigError, PQCError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-NATIVE_KINDS = ("uniform", "quantize")
 
 
 class ExportError(PQCError):
@@ -64,12 +64,12 @@ class CodedTensor:
     @property
     def native_int8(self) -> bool:
         """True when ``value = scale * code`` with |code| <= 127: runs as-is on int8 kernels."""
-        return self.kind in NATIVE_KINDS and self.bits <= 8
+        return runs_on_int8(self.kind, self.bits)
 
 
 def native_int8(kind: str, bits: int) -> bool:
     """Whether a tensor of this form/bit width runs natively on int8 kernels."""
-    return kind in NATIVE_KINDS and int(bits) <= 8
+    return runs_on_int8(kind, bits)
 
 
 def coded_tensors(model: nn.Module, compressed: Any) -> tuple[dict[str, CodedTensor], set[str]]:
