@@ -26,9 +26,13 @@ from typing import Any
 from pqcompress.codec import bitpack, entropy, layouts
 from pqcompress.codec.entries import (
     CODE_KINDS,
+    FLOAT32_MAX,
     ITEMSIZE,
+    MAX_ELEMENTS,
+    code_limit,
     entry_runs_on_int8,
     numel,
+    storage_allowed,
     value_count,
 )
 from pqcompress.codec.errors import ChecksumError, DecompressionBombError, FormatError, VersionError
@@ -120,6 +124,8 @@ def split_file(data: bytes, where: str) -> tuple[dict[str, Any], memoryview]:
         manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"'{where}': the manifest is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise FormatError(f"'{where}': the manifest nests too deeply to be a manifest") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "pqz":
         raise FormatError(f"'{where}': the manifest is not a .pqz manifest")
     if manifest.get("format_version") != version:
@@ -162,6 +168,7 @@ def validate(
     tensors = manifest.get("tensors")
     if not isinstance(tensors, list):
         raise FormatError("manifest has no tensor list")
+    validate_model_spec(manifest)
     payload_bytes = manifest["payload_bytes"]
     seen: dict[str, dict[str, Any]] = {}
     maps: list[SymbolMap | None] = []
@@ -185,6 +192,47 @@ def validate(
     return maps
 
 
+MAX_CLASSES = 1 << 20
+MAX_INPUT_DIM = 1 << 20
+
+
+def validate_model_spec(manifest: dict[str, Any]) -> None:
+    """The optional ``model`` record and ``class_names``: the types ``load`` relies on."""
+
+    def bad(msg: str) -> FormatError:
+        return FormatError(f"manifest 'model' record: {msg}")
+
+    spec = manifest.get("model")
+    if spec is None:
+        return
+    if not isinstance(spec, dict):
+        raise bad(f"expected a mapping, got {type(spec).__name__}")
+    if spec.get("name") is not None and not isinstance(spec["name"], str):
+        raise bad(f"name must be a string, got {spec['name']!r}")
+    nc = spec.get("num_classes")
+    if nc is not None and not (_is_int(nc) and 1 <= nc <= MAX_CLASSES):
+        raise bad(f"num_classes must be an integer in 1..{MAX_CLASSES}, got {nc!r}")
+    shape = spec.get("input_shape")
+    if shape is not None and not (
+        isinstance(shape, list)
+        and 1 <= len(shape) <= 8
+        and all(_is_int(d) and 1 <= d <= MAX_INPUT_DIM for d in shape)
+    ):
+        raise bad(f"input_shape must be a list of 1..8 positive integers, got {shape!r}")
+    args = spec.get("model_args")
+    if args is not None and not (
+        isinstance(args, dict)
+        and all(isinstance(k, str) and k.isidentifier() for k in args)
+        and all(v is None or isinstance(v, (bool, int, float, str)) for v in args.values())
+    ):
+        raise bad("model_args must map option names to numbers, strings or booleans")
+    names = manifest.get("class_names")
+    if names is not None and not (
+        isinstance(names, list) and all(isinstance(n, str) and len(n) <= 256 for n in names)
+    ):
+        raise FormatError("manifest class_names must be a list of strings")
+
+
 def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | None, int]:
     name = e["name"]
 
@@ -194,7 +242,11 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
     shape = e.get("shape")
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise bad(f"invalid shape {shape!r}")
+    if len(shape) > 16:
+        raise bad(f"shape {shape!r} has more than 16 dimensions")
     n = numel(shape)
+    if n > MAX_ELEMENTS or any(d > MAX_ELEMENTS for d in shape):
+        raise bad(f"shape {shape!r} declares more than {MAX_ELEMENTS} elements")
     if e.get("dtype") not in ITEMSIZE:
         raise bad(f"unsupported dtype {e.get('dtype')!r}")
     if e.get("layout") not in ROLES:
@@ -212,6 +264,13 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
             raise bad(f"bits {bits!r} not in 1..16")
         if not (_is_num(e.get("scale")) and _is_num(e.get("threshold"))):
             raise bad("scale/threshold missing or not finite")
+        scale, threshold = float(e["scale"]), float(e["threshold"])
+        top = code_limit(e["kind"], bits) or (1 << 16)
+        if scale < 0 or threshold < 0 or threshold > FLOAT32_MAX or scale * top > FLOAT32_MAX:
+            raise bad(
+                f"scale {scale!r} / threshold {threshold!r} are not float32 magnitudes >= 0 "
+                "whose largest code stays finite"
+            )
         try:
             smap = parse_symbol_map(e.get("symbols"), e["kind"], bits)
         except FormatError as exc:
@@ -223,6 +282,11 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
     elif e.get("encoding") == "values":
         if e.get("storage_dtype") not in ITEMSIZE:
             raise bad(f"unsupported storage dtype {e.get('storage_dtype')!r}")
+        if not storage_allowed(e["dtype"], e["storage_dtype"]):
+            raise bad(
+                f"{e['dtype']} values stored as {e['storage_dtype']}: a values entry stores its "
+                "own dtype, or float16/bfloat16 for a float dtype"
+            )
         values_size = count * ITEMSIZE[e["storage_dtype"]]
         values_dtype = "bytes"
     else:
@@ -310,7 +374,9 @@ def _validate_graphs(manifest: dict[str, Any], tensors: dict[str, dict[str, Any]
         for i in inits:
             if not isinstance(i, dict) or not isinstance(i.get("name"), str):
                 raise bad("an initializer record without a name")
-            entry = tensors.get(i.get("tensor"))  # type: ignore[arg-type]
+            if not isinstance(i.get("tensor"), str):
+                raise bad(f"initializer '{i['name']}': 'tensor' must name a tensor")
+            entry = tensors.get(i["tensor"])
             if entry is None:
                 raise bad(f"initializer '{i['name']}' names unknown tensor {i.get('tensor')!r}")
             if i.get("source") not in GRAPH_INIT_SOURCES or not isinstance(

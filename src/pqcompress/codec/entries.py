@@ -41,8 +41,70 @@ ITEMSIZE: dict[str, int] = {
 }
 
 
+MAX_ELEMENTS = 1 << 40  # per tensor: beyond any model; keeps every size an exact int64
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def numel(shape: list[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+    """Elements of ``shape`` (exact: Python integers, never a wrapped int64)."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def storage_allowed(dtype: str, storage: str) -> bool:
+    """A values entry stores its own dtype, or a float dtype as float16/bfloat16 (lossy)."""
+    return storage == dtype or (dtype in FLOAT_DTYPES and storage in ("float16", "bfloat16"))
+
+
+def invalid_symbols(codes: np.ndarray, smap: object, kind: str, bits: int) -> np.ndarray:
+    """Mask of the symbols ``0..len(codes)-1`` (decoded to ``codes``) that no valid writer
+    produces: beyond the map's largest symbol, or a code outside the form's range."""
+    symbols = np.arange(codes.size)
+    bad = symbols > int(smap.max_symbol)  # type: ignore[attr-defined]
+    limit = code_limit(kind, bits)
+    if limit is not None:
+        bad |= np.abs(codes) > limit
+    return bad
+
+
+def check_codes(
+    name: str, symbols: np.ndarray, codes: np.ndarray, smap: object, kind: str, bits: int
+) -> None:
+    """FormatError when a symbol or code (wide codes, decoded without a lookup table) is one
+    no valid writer produces."""
+    from pqcompress.codec.errors import FormatError
+
+    if not symbols.size:
+        return
+    limit = code_limit(kind, bits)
+    too_big = int(symbols.max()) > int(smap.max_symbol)  # type: ignore[attr-defined]
+    if too_big or (limit is not None and int(np.abs(codes).max()) > limit):
+        raise FormatError(f"tensor '{name}': a code outside the {kind} form's range")
+
+
+def check_decoded(name: str, values: np.ndarray) -> None:
+    """FormatError unless a decoded float tensor is all finite (codes, scale and threshold in
+    range: validation and lookup tables mark anything else NaN)."""
+    from pqcompress.codec.errors import FormatError
+
+    if values.dtype.kind == "f" and values.size and not bool(np.isfinite(values).all()):
+        raise FormatError(
+            f"tensor '{name}' decodes to NaN or inf: a code outside its form's range or a "
+            "scale/threshold out of range (corrupt or tampered file)"
+        )
+
+
+def code_limit(kind: str, bits: int) -> int | None:
+    """Largest |code| a writer produces for this form (docs/format.md §4); None: unbounded."""
+    top = (1 << (bits - 1)) - 1
+    if kind in ("uniform", "quantize"):
+        return top
+    if kind == "exact":
+        return top + 1
+    return None
 
 
 def value_count(entry: dict) -> int:

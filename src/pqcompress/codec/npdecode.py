@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from pqcompress.codec import bitpack, layouts
-from pqcompress.codec.entries import ITEMSIZE, numel, value_count
+from pqcompress.codec.entries import (
+    ITEMSIZE,
+    check_codes,
+    check_decoded,
+    invalid_symbols,
+    numel,
+    value_count,
+)
 from pqcompress.codec.errors import FormatError
 from pqcompress.codec.symbols import SymbolMap
 
@@ -57,10 +64,13 @@ def decode_codes(codes: np.ndarray, kind: str, scale: float, threshold: float, b
 
 def _lut(entry: dict, smap: SymbolMap) -> np.ndarray:
     table = smap.decode(np.arange(1 << smap.width, dtype=np.int64))
+    invalid = invalid_symbols(table, smap, entry["kind"], int(entry["bits"]))
     table = np.clip(table, -(2**31), 2**31 - 1)
-    return decode_codes(
+    values = decode_codes(
         table, entry["kind"], float(entry["scale"]), float(entry["threshold"]), int(entry["bits"])
     )
+    values[invalid] = np.nan  # a symbol no writer produces: caught by the finiteness check
+    return values
 
 
 def _positions(entry: dict, raws: dict[str, bytes]):
@@ -106,14 +116,17 @@ def decode_entry(
         if smap.width <= LUT_MAX_WIDTH:
             vals = _lut(entry, smap)[symbols]
         else:
+            wide = smap.decode(symbols)
+            check_codes(entry["name"], symbols, wide, smap, entry["kind"], int(entry["bits"]))
             vals = decode_codes(
-                smap.decode(symbols),
+                wide,
                 entry["kind"],
                 float(entry["scale"]),
                 float(entry["threshold"]),
                 int(entry["bits"]),
             )
         out = _place(vals, where, n)
+        check_decoded(entry["name"], out)
         if where is None:
             _check_nnz(entry, np.count_nonzero(out.view(np.int32)))
         codes = None
@@ -134,4 +147,6 @@ def decode_entry(
     if where is None:
         _check_nnz(entry, np.count_nonzero(full.reshape(-1).view(f"u{k}")))
     stored = full.reshape(-1).view(numpy_dtype(entry["storage_dtype"])).reshape(shape)
+    if stored.dtype.kind == "f":
+        check_decoded(entry["name"], stored.astype(np.float32, copy=False))
     return stored.astype(dtype, copy=False), None

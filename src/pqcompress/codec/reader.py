@@ -31,9 +31,12 @@ INFLATE_THREADS = min(4, os.cpu_count() or 1)
 
 def _read_bytes(path: str | Path) -> bytes:
     p = Path(path)
-    if not p.is_file():
-        raise FormatError(f"'{p}' does not exist or is not a file")
-    return p.read_bytes()
+    try:
+        if not p.is_file():
+            raise FormatError(f"'{p}' does not exist or is not a file")
+        return p.read_bytes()
+    except OSError as exc:  # a name too long, a permission, an I/O error
+        raise FormatError(f"'{p}' cannot be read: {exc.strerror or exc}") from None
 
 
 def sections(
@@ -195,12 +198,26 @@ def load(
         except Exception:
             model = None
     if model is None:
-        model = build_model(name, **kwargs)
+        try:
+            model = build_model(name, **kwargs)
+        except Exception as exc:  # a registry error, or model_args the builder refuses
+            detail = " ".join(str(exc).split())
+            raise FormatError(
+                f"'{path}' names model {name!r} with settings it cannot be built from: {detail}"
+            ) from None
         _load_state(model, tensors, path, assign=False)
     return model.eval()
 
 
 def _load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: Any, assign: bool):
+    expected = model.state_dict()
+    for name, t in tensors.items():
+        want = expected.get(name)
+        if want is not None and want.dtype != t.dtype:
+            raise FormatError(
+                f"'{path}': tensor '{name}' is stored as {t.dtype}, but the model holds "
+                f"{want.dtype} there; the file does not fit this model"
+            )
     try:
         model.load_state_dict(tensors, strict=True, assign=assign)
     except RuntimeError as exc:

@@ -12,7 +12,13 @@ import numpy as np
 import torch
 
 from pqcompress.codec import bitpack, entropy, layouts
-from pqcompress.codec.entries import numel, value_count
+from pqcompress.codec.entries import (
+    check_codes,
+    check_decoded,
+    invalid_symbols,
+    numel,
+    value_count,
+)
 from pqcompress.codec.errors import FormatError
 from pqcompress.codec.symbols import SymbolMap, symbol_map
 from pqcompress.ops.pq import PQResult, decode
@@ -289,6 +295,7 @@ def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -
             out = _place(entry, vals, n, raws)
         if layout == "dense":
             _check_nnz(entry, np.count_nonzero(out.view(np.int32)))
+        check_decoded(entry["name"], out)
         return torch.from_numpy(out).reshape(shape).to(dtype)
     storage = DTYPES[entry["storage_dtype"]]
     k = torch.empty((), dtype=storage).element_size()
@@ -303,6 +310,8 @@ def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -
     if layout == "dense":
         _check_nnz(entry, np.count_nonzero(full.reshape(-1).view(f"u{k}")))
     t = torch.from_numpy(full.reshape(-1)).view(storage).reshape(shape)
+    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+        raise FormatError(f"tensor '{entry['name']}' holds NaN or inf values (corrupt file?)")
     return t.to(dtype)
 
 
@@ -360,10 +369,13 @@ def _lut(entry: dict, smap: SymbolMap) -> np.ndarray:
     """Float32 value of every possible symbol, computed by ``pq.decode`` (so the table is the
     decode formula itself, evaluated once per symbol)."""
     table_codes = smap.decode(np.arange(1 << smap.width, dtype=np.int64))
+    invalid = invalid_symbols(table_codes, smap, entry["kind"], int(entry["bits"]))
     table_codes = np.clip(table_codes, -(2**31), 2**31 - 1).astype(np.int32)
     kind, bits = entry["kind"], int(entry["bits"])
     scale, threshold = float(entry["scale"]), float(entry["threshold"])
-    return decode(torch.from_numpy(table_codes), kind, scale, threshold, bits=bits).numpy()
+    table = decode(torch.from_numpy(table_codes), kind, scale, threshold, bits=bits).numpy()
+    table[invalid] = np.nan  # a symbol no writer produces: caught by the finiteness check
+    return table
 
 
 def _decode_symbols(entry: dict, smap: SymbolMap, symbols: np.ndarray) -> np.ndarray:
@@ -371,7 +383,9 @@ def _decode_symbols(entry: dict, smap: SymbolMap, symbols: np.ndarray) -> np.nda
         return _lut(entry, smap)[symbols]
     kind, bits = entry["kind"], int(entry["bits"])
     scale, threshold = float(entry["scale"]), float(entry["threshold"])
-    codes = torch.from_numpy(smap.decode(symbols).astype(np.int32))
+    raw_codes = smap.decode(symbols)
+    check_codes(entry["name"], symbols, raw_codes, smap, kind, bits)
+    codes = torch.from_numpy(raw_codes.astype(np.int32))
     return decode(codes, kind, scale, threshold, bits=bits).numpy()
 
 
