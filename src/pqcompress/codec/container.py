@@ -19,8 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import mmap
+import os
 import struct
 import zlib
+from pathlib import Path
 from typing import Any
 
 from pqcompress.codec import bitpack, entropy, layouts
@@ -81,6 +84,23 @@ def manifest_bytes(manifest: dict[str, Any]) -> bytes:
             f"metadata/preprocessing/class_names must be plain JSON data: {exc}"
         ) from None
     return text.encode("utf-8")
+
+
+def map_file(path: str | Path) -> Any:
+    """The bytes of a .pqz file to hand to ``split_file``, memory-mapped read-only: the header,
+    the manifest and the declared sizes are checked before a payload page is read, so a huge
+    or sparse file that lies about its size costs nothing. FormatError for a missing or
+    unreadable path (a name too long, a permission)."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise FormatError(f"'{p}' does not exist or is not a file")
+        with p.open("rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise FormatError(f"'{p}' cannot be read: {exc.strerror or exc}") from None
 
 
 def split_file(data: bytes, where: str) -> tuple[dict[str, Any], memoryview]:

@@ -34,9 +34,7 @@ REEXPORT_HINT = (
 
 def _open(path: str | Path) -> tuple[dict[str, Any], memoryview, str]:
     p = Path(path)
-    if not p.is_file():
-        raise FormatError(f"'{p}' does not exist or is not a file")
-    manifest, payload = container.split_file(p.read_bytes(), str(p))
+    manifest, payload = container.split_file(container.map_file(p), str(p))
     return manifest, payload, str(p)
 
 

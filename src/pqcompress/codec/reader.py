@@ -29,14 +29,8 @@ DEFAULT_MAX_DECODED_BYTES = container.DEFAULT_MAX_DECODED_BYTES
 INFLATE_THREADS = min(4, os.cpu_count() or 1)
 
 
-def _read_bytes(path: str | Path) -> bytes:
-    p = Path(path)
-    try:
-        if not p.is_file():
-            raise FormatError(f"'{p}' does not exist or is not a file")
-        return p.read_bytes()
-    except OSError as exc:  # a name too long, a permission, an I/O error
-        raise FormatError(f"'{p}' cannot be read: {exc.strerror or exc}") from None
+def _read_bytes(path: str | Path) -> Any:
+    return container.map_file(path)
 
 
 def sections(

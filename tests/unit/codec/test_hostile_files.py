@@ -234,3 +234,29 @@ def test_the_untouched_file_loads_in_every_reader(real):
     loaded = pqcompress.load(real["path"])
     for (k, a), b in zip(loaded.state_dict().items(), real["model"].state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_a_huge_sparse_file_is_refused_without_reading_it(real, tmp_path):
+    """3 GiB that declare a small payload: refused from the header and manifest alone (the
+    file is memory-mapped, so its pages are never read); peak memory stays small."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "huge.pqz"
+    with path.open("wb") as fh:
+        fh.write(real["data"])
+        fh.truncate(3 << 30)  # sparse: no disk blocks
+    code = (
+        "import resource, sys\n"
+        "from pqcompress import codec\n"
+        "from pqcompress.errors import PQCError\n"
+        "try:\n"
+        f"    codec.read({str(path)!r})\n"
+        "except PQCError as exc:\n"
+        "    print('refused:', exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, rss_kb = out.stdout.strip().splitlines()
+    assert first.startswith("refused:") and "unexpected bytes after its payloads" in first
+    assert int(rss_kb) < 1_000_000  # KiB: well under the 3 GiB a full read would take
