@@ -386,7 +386,33 @@ BAD = {
         "body_too_large",
     ),
     "streamed body over the limit": ("streamed", 413, "body_too_large"),
+    "png bomb header": ("png_bomb", 413, "image_too_large"),
+    "npy header with a huge shape": ("npy_huge_shape", 422, "too_many_inputs"),
+    "npy header lying about its size": ("npy_lying_size", 422, "bad_npy"),
 }
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose IHDR declares width x height (valid CRC), with one tiny IDAT: PIL reads the
+    size from the header before any pixel."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0"))
+            + chunk(b"IEND", b""))  # fmt: skip
+
+
+def _npy_header(shape: tuple[int, ...], data: bytes = b"") -> bytes:
+    """A version 1.0 .npy header declaring float32 ``shape``, followed by ``data``."""
+    buf = io.BytesIO()
+    header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue() + data
 
 
 def _request_kwargs(kind):
@@ -405,6 +431,14 @@ def _request_kwargs(kind):
         buf = io.BytesIO()
         np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
         return {"content": buf.getvalue(), "headers": {"Content-Type": "application/x-npy"}}
+    if kind == "png_bomb":  # 60000 x 60000 pixels declared in 60 bytes
+        return {"content": _png_header(60000, 60000), "headers": {"Content-Type": "image/png"}}
+    if kind == "npy_huge_shape":  # 2**31 inputs declared, no data sent
+        return {"content": _npy_header((2**31, 1, 8, 8)),
+                "headers": {"Content-Type": "application/x-npy"}}  # fmt: skip
+    if kind == "npy_lying_size":  # one input declared, a quarter of its bytes sent
+        return {"content": _npy_header((1, 1, 8, 8), b"\0" * 64),
+                "headers": {"Content-Type": "application/x-npy"}}  # fmt: skip
     if kind == "streamed":  # chunked transfer: no Content-Length to refuse up front
         return {"content": _chunks(MAX_BODY * 4), "headers": {"Content-Type": "application/x-npy"}}
     return kind
@@ -418,6 +452,46 @@ def test_bad_input_gets_a_json_4xx_that_says_what(server, case):
     err = resp.json()["error"]
     assert err["code"] == code and err["status"] == status
     assert len(err["message"]) > 10
+
+
+def test_metrics_labels_stay_bounded_under_made_up_methods(server):
+    for i in range(40):
+        server.client.request(f"BREW{i}", "/v1/predict")
+    text = server.client.get("/metrics").text
+    methods = {
+        s.labels["method"]
+        for fam in text_string_to_metric_families(text)
+        if fam.name == "pqc_http_requests"
+        for s in fam.samples
+    }
+    assert not any(m.startswith("BREW") for m in methods)
+    assert "other" in methods and methods <= {"GET", "POST", "HEAD", "OPTIONS", "PUT",
+                                              "DELETE", "PATCH", "other"}  # fmt: skip
+
+
+def test_a_client_that_leaves_mid_body_is_counted_as_a_disconnect(server):
+    def counts() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for fam in text_string_to_metric_families(server.client.get("/metrics").text):
+            if fam.name == "pqc_http_requests":
+                for smp in fam.samples:
+                    if smp.name.endswith("_total") and smp.labels["route"] == "/v1/predict":
+                        out[smp.labels["status"]] = out.get(smp.labels["status"], 0) + smp.value
+        return out
+
+    before = counts()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\n"
+            b"Content-Length: 5000\r\n\r\n" + b"\0" * 100
+        )
+    deadline = time.monotonic() + 30  # bounded wait for the server to notice the close
+    after = counts()
+    while after.get("499", 0) <= before.get("499", 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = counts()
+    assert after.get("499", 0) == before.get("499", 0) + 1
+    assert after.get("500", 0) == before.get("500", 0)
 
 
 def test_nan_tensor_is_refused(server):
@@ -517,6 +591,22 @@ def test_overload_gets_503_with_retry_after(built):
             srv.client.post("/v1/predict", json={"inputs": built["x"][:1].tolist()}).status_code
             == 200
         )
+    finally:
+        srv.stop()
+
+
+def test_a_timed_out_inference_still_counts_against_max_in_flight(built):
+    """A 504 ends the request, not the inference already running: until it finishes it holds
+    its slot, so the next request is shed (503) instead of piling work onto the CPU."""
+    srv = Server(
+        built["path"], "--max-in-flight", "1", "--request-timeout", "1",
+        "--inference-threads", "1", env={"PQC_DEBUG_DELAY_S": "8"},
+    ).wait_ready()  # fmt: skip
+    try:
+        first = srv.client.post("/v1/predict", json={"inputs": built["x"][:1].tolist()})
+        assert first.status_code == 504 and first.json()["error"]["code"] == "timeout"
+        second = srv.client.post("/v1/predict", json={"inputs": built["x"][:1].tolist()})
+        assert second.status_code == 503 and second.json()["error"]["code"] == "overloaded"
     finally:
         srv.stop()
 

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from pqcompress import __version__
@@ -38,6 +39,8 @@ from pqcompress.serve.settings import ServeSettings
 log = logging.getLogger("pqcompress.serve")
 
 PREDICT = "/v1/predict"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+CLIENT_CLOSED = 499  # the status label of a request whose client disconnected (nginx's code)
 NPY_TYPES = ("application/x-npy", "application/octet-stream")
 ACCEPTED = (*IMAGE_TYPES, "multipart/form-data", "application/json", *NPY_TYPES)
 _ERRORS = {
@@ -56,6 +59,7 @@ class ServiceState:
     load_error: str | None = None
     draining: bool = False
     predicting: int = 0
+    orphans: int = 0  # inferences still running whose request already ended (504, disconnect)
     on_fatal: Callable[[], None] | None = None
     executor: concurrent.futures.ThreadPoolExecutor | None = None
     threads: dict[str, Any] | None = None
@@ -69,17 +73,19 @@ def create_app(settings: ServeSettings, *, load_model: bool = True) -> FastAPI:
     """The service for ``settings``; ``load_model=False`` builds it without a model (OpenAPI)."""
     state = ServiceState(settings, ServiceMetrics())
     state.threads = thread_plan(settings)
+    # threads start on first use; the executor bounds the inferences that run at once
+    state.executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=state.threads["inference_threads"], thread_name_prefix="pqc-infer"
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=state.threads["inference_threads"], thread_name_prefix="pqc-infer"
-        )
         task = asyncio.create_task(_load(state)) if load_model else None
         yield
         if task is not None and not task.done():
             task.cancel()
-        state.executor.shutdown(wait=False, cancel_futures=True)
+        if state.executor is not None:
+            state.executor.shutdown(wait=False, cancel_futures=True)
         if state.metrics.multiprocess:
             from prometheus_client import multiprocess
 
@@ -279,7 +285,15 @@ async def _predict(request: Request, state: ServiceState) -> dict[str, Any]:
         return np.asarray(model.logits(x), dtype=np.float32)
 
     loop = asyncio.get_running_loop()
-    logits = await loop.run_in_executor(state.executor, run)
+    assert state.executor is not None
+    job = state.executor.submit(run)
+    try:
+        logits = await asyncio.shield(asyncio.wrap_future(job))
+    except asyncio.CancelledError:  # a timeout (504) or a disconnect while waiting
+        if not job.cancel():  # already running: it occupies a thread until it ends
+            state.orphans += 1
+            job.add_done_callback(lambda _j: loop.call_soon_threadsafe(_orphan_done, state))
+        raise
     state.metrics.samples.inc(len(logits))
     probs = softmax(logits)
     labels = [int(i) for i in probs.argmax(axis=1)]
@@ -389,6 +403,7 @@ def _npy_tensor(model: ServedModel, body: bytes, max_batch: int) -> np.ndarray:
 
     if not body:
         raise RequestError(400, "empty", "the .npy body is empty")
+    _check_npy_header(body, max_batch)
     try:
         arr = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError, TypeError) as exc:
@@ -398,6 +413,45 @@ def _npy_tensor(model: ServedModel, body: bytes, max_batch: int) -> np.ndarray:
     if not isinstance(arr, np.ndarray):
         raise RequestError(422, "bad_npy", "send one .npy array, not an .npz archive")
     return model.preprocessing.tensor(arr, max_batch, what="the .npy array")
+
+
+def _orphan_done(state: ServiceState) -> None:
+    state.orphans -= 1
+
+
+def _check_npy_header(body: bytes, max_batch: int) -> None:
+    """Refuse a .npy body from its header alone (shape, dtype, size against the bytes sent and
+    the batch limit), before numpy allocates what the header declares."""
+    import io
+
+    fh = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(fh)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read(fh, max_header_size=10_000)
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
+        raise RequestError(422, "bad_npy", f"the body is not a valid .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise RequestError(422, "bad_npy", "object arrays (pickles) are not accepted")
+    count = 1
+    for d in shape:
+        count *= int(d)
+    if shape and int(shape[0]) > max_batch:
+        raise RequestError(
+            422, "too_many_inputs", f"the .npy array holds {shape[0]} inputs; at most {max_batch}"
+        )
+    declared = count * dtype.itemsize
+    if declared != len(body) - fh.tell():
+        raise RequestError(
+            422,
+            "bad_npy",
+            f"the .npy header declares shape {tuple(shape)} of {dtype} ({declared} bytes), but "
+            f"{len(body) - fh.tell()} data bytes were sent",
+        )
 
 
 def _predict_body() -> dict[str, Any]:
@@ -450,6 +504,7 @@ class ObserveMiddleware:
             return
         m = self.state.metrics
         route, method = self._route(scope), scope.get("method", "")
+        method = method if method in HTTP_METHODS else "other"  # a bounded label set
         status = {"code": 500}
 
         async def send_status(message: dict[str, Any]) -> None:
@@ -461,13 +516,14 @@ class ObserveMiddleware:
         m.in_flight.inc()
         limited = route == PREDICT
         try:
-            if limited and self.state.predicting >= self.state.settings.max_in_flight:
+            busy = self.state.predicting + self.state.orphans
+            if limited and busy >= self.state.settings.max_in_flight:
                 m.rejected.labels("overloaded").inc()
                 retry = str(self.state.settings.retry_after_s)
                 response = _error(
                     503,
                     "overloaded",
-                    f"{self.state.predicting} predictions are in flight, the limit is "
+                    f"{busy} predictions are in flight, the limit is "
                     f"{self.state.settings.max_in_flight}; retry after {retry} s",
                     {"Retry-After": retry},
                 )
@@ -477,6 +533,8 @@ class ObserveMiddleware:
                 self.state.predicting += 1
             try:
                 await self.app(scope, receive, send_status)
+            except ClientDisconnect:  # the client left mid-body: its fault, not a 500
+                status["code"] = CLIENT_CLOSED
             finally:
                 if limited:
                     self.state.predicting -= 1

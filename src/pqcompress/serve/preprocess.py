@@ -87,6 +87,12 @@ class Preprocessing:
                     422, "undecodable_image", f"{what}: a PNG/JPEG header, but no decodable image"
                 ) from None
             raise RequestError(415, "not_an_image", f"{what} is not a PNG or JPEG image") from None
+        except Image.DecompressionBombError:
+            raise RequestError(
+                413,
+                "image_too_large",
+                f"{what}: the image declares more pixels than the limit of {MAX_IMAGE_PIXELS}",
+            ) from None
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
             raise RequestError(
                 422, "undecodable_image", f"{what}: the image cannot be decoded ({exc})"
