@@ -260,3 +260,23 @@ def test_a_huge_sparse_file_is_refused_without_reading_it(real, tmp_path):
     first, rss_kb = out.stdout.strip().splitlines()
     assert first.startswith("refused:") and "unexpected bytes after its payloads" in first
     assert int(rss_kb) < 1_000_000  # KiB: well under the 3 GiB a full read would take
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("shape", [2**70]), ("scale", 1e39), ("dtype", "float64"), ("storage_dtype", "int32"),
+     ("nnz", -1), ("bits", "4")],
+)  # fmt: skip
+def test_the_inspect_command_prints_one_line_and_exits_2(real, tmp_path, capsys, key, value):
+    from pqcompress.cli.main import main
+
+    manifest = copy.deepcopy(real["manifest"])
+    entry = next(e for e in manifest["tensors"] if e.get("encoding") == "codes")
+    entry[key] = value
+    path = tmp_path / "bad.pqz"
+    path.write_bytes(join(manifest, real["payload"]))
+    code = main(["inspect", str(path)])
+    err = capsys.readouterr().err
+    if code == 0:  # a harmless change (e.g. a dtype the file can be read as): no traceback
+        return
+    assert code == 2 and err.startswith("pqcompress: error: ") and err.count("\n") == 1, err
