@@ -611,6 +611,23 @@ def test_a_timed_out_inference_still_counts_against_max_in_flight(built):
         srv.stop()
 
 
+@pytest.mark.parametrize("sent", [b"", b"GET /heal"])
+def test_idle_and_partial_header_connections_are_closed(built, sent):
+    """A socket that sends nothing, or half a request head, is closed after the header
+    timeout (1 s here); the service keeps answering its probes meanwhile."""
+    srv = Server(built["path"], "--header-timeout", "1").wait_ready()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as sock:
+            if sent:
+                sock.sendall(sent)
+            assert srv.client.get("/healthz").status_code == 200
+            assert sock.recv(1024) == b""  # the server closed it (bounded by the 60 s timeout)
+        # a whole request on a fresh connection still works
+        assert srv.client.get("/healthz").status_code == 200
+    finally:
+        srv.stop()
+
+
 def test_sigterm_drains_in_flight_requests_and_exits_0(built):
     srv = Server(built["path"], env={"PQC_DEBUG_DELAY_S": "2"}).wait_ready()
     out: dict = {}

@@ -37,6 +37,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--request-timeout", dest="request_timeout_s", type=float, default=None)
     p.add_argument("--max-in-flight", type=int, default=None, help="default 32; then 503")
     p.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, default=None)
+    p.add_argument(
+        "--header-timeout",
+        dest="header_timeout_s",
+        type=float,
+        default=None,
+        help="close a connection whose request head is not complete after S seconds (10)",
+    )
+    p.add_argument(
+        "--keep-alive",
+        dest="keep_alive_s",
+        type=float,
+        default=None,
+        help="close an idle kept-alive connection after S seconds (5)",
+    )
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None)
     p.add_argument("--access-log", action="store_const", const=True, default=None)
     p.set_defaults(func=_serve)
@@ -49,8 +63,8 @@ def _serve(args: argparse.Namespace) -> int:
     fields = (
         "model", "runtime", "host", "port", "workers", "threads", "inference_threads", "int8",
         "max_body_bytes",
-        "max_batch", "request_timeout_s", "max_in_flight", "drain_timeout_s", "log_level",
-        "access_log",
+        "max_batch", "request_timeout_s", "max_in_flight", "drain_timeout_s", "header_timeout_s",
+        "keep_alive_s", "log_level", "access_log",
     )  # fmt: skip
     settings = ServeSettings.from_env(**{f: getattr(args, f) for f in fields})
     return serve(settings)

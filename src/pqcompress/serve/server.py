@@ -24,6 +24,7 @@ from pqcompress.errors import PQCError
 from pqcompress.serve.app import create_app
 from pqcompress.serve.errors import ModelLoadError
 from pqcompress.serve.metrics import MULTIPROC_ENV
+from pqcompress.serve.protocol import HeaderTimeoutH11Protocol, protocol_for
 from pqcompress.serve.runtime import load_served_model
 from pqcompress.serve.settings import ServeSettings
 
@@ -47,6 +48,13 @@ def _uvicorn_kwargs(settings: ServeSettings) -> dict[str, Any]:
         "log_level": settings.log_level,
         "access_log": settings.access_log,
         "timeout_graceful_shutdown": settings.drain_timeout_s,
+        "timeout_keep_alive": settings.keep_alive_s,
+        # one process: the timeout rides on the class; workers read PQC_HEADER_TIMEOUT_S
+        "http": (
+            protocol_for(settings.header_timeout_s)
+            if settings.workers == 1
+            else HeaderTimeoutH11Protocol
+        ),
         "lifespan": "on",
         "server_header": False,
         "log_config": _log_config(settings.log_level),

@@ -42,6 +42,8 @@ class ServeSettings:
     max_in_flight: int = 32
     retry_after_s: int = 1
     drain_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
     log_level: str = "info"
     access_log: bool = False
     debug: bool = False
@@ -70,7 +72,7 @@ class ServeSettings:
             )
         if self.inference_threads is not None and self.inference_threads < 1:
             raise ConfigError(f"inference_threads={self.inference_threads} must be >= 1 or auto")
-        for name in ("request_timeout_s", "drain_timeout_s"):
+        for name in ("request_timeout_s", "drain_timeout_s", "header_timeout_s", "keep_alive_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be > 0")
         if self.retry_after_s < 0 or self.debug_delay_s < 0:
