@@ -87,7 +87,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_model_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The model state_dict stored in a checkpoint.pt or best.pt (``model.load_state_dict(...)``)."""
-    return load_checkpoint(path)["model"]
+    state: dict[str, torch.Tensor] = load_checkpoint(path)["model"]
+    return state
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:

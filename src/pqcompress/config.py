@@ -200,7 +200,8 @@ class ExperimentConfig:
     version: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+        out: dict[str, Any] = to_dict(self)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
@@ -311,7 +312,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 f"'{where}'={value!r} is not accepted; expected one of {', '.join(map(repr, args))}"
             )
         return value
-    if dataclasses.is_dataclass(tp):
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return from_dict(tp, value, where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):

@@ -24,7 +24,7 @@ MAX_EXPANDED_NODES = 100_000  # nodes the document has once every alias is writt
 def _bounded(loader_cls: type) -> type:
     """``loader_cls`` refusing more than MAX_ALIASES aliases while composing the document."""
 
-    class Bounded(loader_cls):  # type: ignore[misc, valid-type]
+    class Bounded(loader_cls):  # type: ignore[misc]
         _aliases = 0
 
         def compose_node(self, parent: Any, index: Any) -> Any:

@@ -1,8 +1,9 @@
 """Pure tensor math: pruning thresholds, rounding, P->Q forms with exact integer codes."""
 
-from pqcompress.ops.fused import Applied, NonFiniteError, PQSpec, compress_
+from pqcompress.ops.fused import Applied, PQSpec, compress_
 from pqcompress.ops.pq import (
     KINDS,
+    NonFiniteError,
     PQResult,
     codes_from_values,
     decode,

@@ -49,7 +49,9 @@ def resolve_kind(mode: str, form: str, alpha: float, bits: int) -> str:
     return form
 
 
-def compute_params(std: float, maxabs: float, alpha: float, bits: int, kind: int) -> tuple:
+def compute_params(
+    std: float, maxabs: float, alpha: float, bits: int, kind: int
+) -> tuple[np.float32, np.float32]:
     """(beta, scale) as float32 values from float64 statistics.
 
     Plain arithmetic on purpose: numba compiles this same function for the fused kernels,
@@ -142,8 +144,8 @@ def compress_kind(
     if kind == "none":
         return PQResult(x.clone(), None, kind, 32, 0.0, 0.0)
     std, maxabs = tensor_stats(x) if stats is None else stats
-    beta, scale = compute_params(std, maxabs, alpha, bits, KIND_ID[kind])
-    beta, scale = float(beta), float(scale)
+    beta32, scale32 = compute_params(std, maxabs, alpha, bits, KIND_ID[kind])
+    beta, scale = float(beta32), float(scale32)
     codes = encode(x, kind, bits, scale, beta, rounding, generator)
     if codes is None:
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
