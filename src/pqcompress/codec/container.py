@@ -168,6 +168,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} in the manifest")
 
 
+def _known(value: Any, table: Any) -> bool:
+    """``value`` is one of the names ``table`` holds (a string: a list or dict from a hostile
+    manifest is not a name, and would not even hash)."""
+    return isinstance(value, str) and value in table
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -267,9 +273,9 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
     n = numel(shape)
     if n > MAX_ELEMENTS or any(d > MAX_ELEMENTS for d in shape):
         raise bad(f"shape {shape!r} declares more than {MAX_ELEMENTS} elements")
-    if e.get("dtype") not in ITEMSIZE:
+    if not _known(e.get("dtype"), ITEMSIZE):
         raise bad(f"unsupported dtype {e.get('dtype')!r}")
-    if e.get("layout") not in ROLES:
+    if not _known(e.get("layout"), ROLES):
         raise bad(f"unknown layout {e.get('layout')!r}")
     nnz = e.get("nnz")
     if not _is_int(nnz) or not 0 <= nnz <= n:
@@ -277,7 +283,7 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
     smap = None
     count = value_count(e)
     if e.get("encoding") == "codes":
-        if e.get("kind") not in CODE_KINDS:
+        if not _known(e.get("kind"), CODE_KINDS):
             raise bad(f"kind {e.get('kind')!r} has no integer codes")
         bits = e.get("bits")
         if not _is_int(bits) or not 1 <= bits <= 16:
@@ -300,7 +306,7 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
         values_size = bitpack.packed_size(count, smap.width)
         values_dtype = "symbols"
     elif e.get("encoding") == "values":
-        if e.get("storage_dtype") not in ITEMSIZE:
+        if not _known(e.get("storage_dtype"), ITEMSIZE):
             raise bad(f"unsupported storage dtype {e.get('storage_dtype')!r}")
         if not storage_allowed(e["dtype"], e["storage_dtype"]):
             raise bad(
@@ -325,7 +331,7 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
                 raise bad(f"section {role}: invalid {key} {s.get(key)!r}")
         if s["offset"] + s["length"] > payload_bytes:
             raise bad(f"section {role} lies beyond the payload area")
-        if s.get("codec") not in entropy.CODECS:
+        if not _known(s.get("codec"), entropy.CODECS):
             raise bad(f"section {role}: unknown codec {s.get('codec')!r}")
         digest = s.get("sha256")
         if not (isinstance(digest, str) and len(digest) == 64):
@@ -338,7 +344,7 @@ def _validate_entry(e: dict[str, Any], payload_bytes: int) -> tuple[SymbolMap | 
             want = expected["mask"]
         else:
             dt = s.get("dtype")
-            if dt not in layouts.INDEX_DTYPES:
+            if not _known(dt, layouts.INDEX_DTYPES):
                 raise bad(f"section {role}: index dtype {dt!r} is not an unsigned integer type")
             want = expected[role] * layouts.INDEX_DTYPES[dt].itemsize
         if s["raw_length"] != want:
@@ -364,7 +370,7 @@ def _validate_graphs(manifest: dict[str, Any], tensors: dict[str, dict[str, Any]
         raise FormatError("manifest 'graphs' is not a list")
     total, names = 0, set()
     for g in graphs:
-        if not isinstance(g, dict) or g.get("name") not in GRAPH_NAMES or g["name"] in names:
+        if not isinstance(g, dict) or not _known(g.get("name"), GRAPH_NAMES) or g["name"] in names:
             raise FormatError(
                 f"embedded graph {g.get('name') if isinstance(g, dict) else g!r}: the name must "
                 f"be one of {', '.join(GRAPH_NAMES)}, each at most once"
@@ -382,7 +388,7 @@ def _validate_graphs(manifest: dict[str, Any], tensors: dict[str, dict[str, Any]
                 raise bad(f"invalid {key} {g.get(key)!r}")
         if g["offset"] + g["length"] > manifest["payload_bytes"]:
             raise bad("its section lies beyond the payload area")
-        if g.get("codec") not in entropy.CODECS:
+        if not _known(g.get("codec"), entropy.CODECS):
             raise bad(f"unknown codec {g.get('codec')!r}")
         if not (isinstance(g.get("sha256"), str) and len(g["sha256"]) == 64):
             raise bad("missing sha256")
@@ -399,7 +405,7 @@ def _validate_graphs(manifest: dict[str, Any], tensors: dict[str, dict[str, Any]
             entry = tensors.get(i["tensor"])
             if entry is None:
                 raise bad(f"initializer '{i['name']}' names unknown tensor {i.get('tensor')!r}")
-            if i.get("source") not in GRAPH_INIT_SOURCES or not isinstance(
+            if not _known(i.get("source"), GRAPH_INIT_SOURCES) or not isinstance(
                 i.get("transpose"), bool
             ):
                 raise bad(f"initializer '{i['name']}': bad source/transpose")

@@ -89,7 +89,15 @@ def parse_symbol_map(data: object, kind: str, bits: int) -> SymbolMap:
     if not isinstance(data, dict):
         raise FormatError("symbols record must be an object")
     name, width, offset = data.get("map"), data.get("width"), data.get("offset", 0)
-    if not isinstance(width, int) or not isinstance(offset, int) or not 1 <= width <= 32:
+    if not isinstance(name, str):
+        raise FormatError(f"symbols record {data!r} has no map name")
+    if (
+        isinstance(width, bool)
+        or not isinstance(width, int)
+        or isinstance(offset, bool)
+        or not isinstance(offset, int)
+        or not 1 <= width <= 32
+    ):
         raise FormatError(f"symbols record {data!r} has a bad width or offset")
     expected = {
         "exact": {"sign_magnitude": bits, "zero_sign_magnitude": bits + 1},

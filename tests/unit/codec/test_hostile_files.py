@@ -107,6 +107,12 @@ MUTATIONS = st.sampled_from(
         ("encoding", "values"),
         ("symbols", {"map": "offset", "width": 8, "offset": 0}),
         ("name", None),
+        ("dtype", ["float32"]),  # unhashable where a name is expected
+        ("layout", {"dense": 1}),
+        ("kind", ["exact"]),
+        ("storage_dtype", ["float32"]),
+        ("symbols", {"map": ["offset"], "width": 8}),
+        ("symbols", {"map": "offset", "width": True}),
     ]
 )
 
