@@ -44,7 +44,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from pqcompress.cli.report import make_console
+    from pqcompress.cli.console import make_console
 
     console = make_console()
     console.print(

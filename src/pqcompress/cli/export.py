@@ -150,7 +150,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from pqcompress.cli.report import make_console
+    from pqcompress.cli.console import make_console
     from pqcompress.codec import inspect
 
     report = inspect(args.path, baseline=not args.no_baseline)

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         info,
         posttrain,
         quickstart,
-        reporting,
+        report,
         serve,
         sweep,
         train,
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     posttrain.register(sub)
     sweep.register(sub)
     serve.register(sub)
-    reporting.register(sub)
+    report.register(sub)
     return parser
 
 

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pqcompress.cli.report import layer_table, make_console
+    from pqcompress.cli.console import layer_table, make_console
     from pqcompress.train import train
 
     console = make_console()

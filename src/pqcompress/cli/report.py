@@ -1,67 +1,50 @@
-"""Human-readable summaries of a run for the terminal (rich tables)."""
+"""``pqcompress report``: tables, plots and a self-contained index.html from a results store."""
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # rich is imported when a table is drawn: the serving image has no rich
-    from rich.console import Console
-    from rich.table import Table
+import argparse
+from typing import Any
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
-
-
-def make_console() -> Console:
-    """A console that does not squeeze tables to 80 columns when output is redirected."""
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=160)
-
-
-def layer_table(stats: list[dict[str, Any]], title: str = "compressed tensors") -> Table:
-    from rich.table import Table
-
-    table = Table(title=title)
-    for col in (
-        "tensor",
-        "kind",
-        "alpha",  # the alpha of the latest application (ramped or solved), else the setting
-        "bits",
-        "numel",
-        "sparsity",
-        "levels",
-        "threshold",
-        "scale",
-    ):
-        table.add_column(col, justify="left" if col in ("tensor", "kind") else "right")
-    for s in stats:
-        table.add_row(
-            s["name"],
-            s["kind"],
-            f"{s['applied_alpha'] if s.get('applied_alpha') is not None else s['alpha']:.4g}",
-            str(s["bits"]),
-            f"{s['numel']:,}",
-            _pct(s["sparsity"]),
-            "-" if s.get("levels") is None else str(s["levels"]),
-            "-" if s.get("threshold") is None else f"{s['threshold']:.4g}",
-            "-" if s.get("scale") is None else f"{s['scale']:.4g}",
-        )
-    return table
-
-
-def print_result(result: Any, console: Console | None = None) -> None:
-    console = console or make_console()
-    console.print(
-        f"[bold]{result.status}[/bold] after {result.epochs_run} epoch(s) in {result.wall_time_s:.1f}s; "
-        f"best epoch {result.best_epoch}: test {_pct(result.best_test_acc)}, "
-        f"train {_pct(result.train_acc_at_best)}, density {_pct(result.density_at_best)}"
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="tables, plots and an HTML report of a sweep's results store",
+        description="Read a results store (SQLite, written by `pqcompress sweep`) and write the "
+        "grid study's tables (Markdown, CSV, JSON), plots (PNG, SVG) and one self-contained "
+        "index.html into OUT_DIR (docs/report.md).",
     )
-    if result.post:
-        console.print(f"after post-training compression: test {_pct(result.post.get('test_acc'))}")
-    if result.compressor_stats:
-        console.print(layer_table(result.compressor_stats))
-    if result.out_dir:
-        console.print(f"run directory: {result.out_dir}")
+    p.add_argument("store", metavar="RESULTS.db")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="report directory")
+    p.add_argument("--sweep", default=None, help="sweep name (needed when the store holds several)")
+    p.add_argument(
+        "--layer",
+        default=None,
+        help="tensor of the weight histogram, e.g. features.0.weight (default: the largest "
+        "compressed tensor of the most compressed finished run)",
+    )
+    p.add_argument(
+        "--rho",
+        type=float,
+        nargs="+",
+        default=[1.0, 2.0, 3.0],
+        help="rho values of the Efficiency Score (default: 1 2 3)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="tables and HTML only (no matplotlib)")
+    p.set_defaults(func=_report)
+
+
+def _report(args: Any) -> int:
+    from pqcompress.report import ReportOptions, build_report
+
+    options = ReportOptions(
+        sweep=args.sweep, layer=args.layer, rhos=tuple(args.rho), plots=not args.no_plots
+    )
+    result = build_report(args.store, args.output, options, log=print)
+    for note in result.skipped:
+        print(f"note: {note}")
+    print(
+        f"wrote {result.index_html} ({len(result.tables)} tables, {len(result.plots)} plots, "
+        f"{result.runs} runs of sweep '{result.sweep}')"
+    )
+    return 0

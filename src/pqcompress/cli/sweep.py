@@ -106,7 +106,7 @@ def _pct(x: float | None) -> str:
 def _print_plan(name: str, plans: list[Any]) -> None:
     from rich.table import Table
 
-    from pqcompress.cli.report import make_console
+    from pqcompress.cli.console import make_console
 
     table = Table(title=f"sweep {name}: {len(plans)} point(s)")
     for col in ("#", "run_id", "params", "status", "action", "best test acc"):
@@ -127,7 +127,7 @@ def _print_plan(name: str, plans: list[Any]) -> None:
 def _print_summary(summary: Any) -> None:
     from rich.table import Table
 
-    from pqcompress.cli.report import make_console
+    from pqcompress.cli.console import make_console
 
     table = Table(title=f"sweep {summary.sweep}: ran {summary.ran}, skipped {summary.skipped}")
     cols = ("#", "params", "status", "best test acc", "density", ".pqz bytes", "x smaller", "time")

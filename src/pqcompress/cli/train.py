@@ -191,7 +191,7 @@ def default_out_dir(cfg: ExperimentConfig) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pqcompress.cli.report import print_result
+    from pqcompress.cli.console import print_result
     from pqcompress.train import train
 
     if args.resume:

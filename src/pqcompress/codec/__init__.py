@@ -19,7 +19,7 @@ _EXPORTS = {
     "FormatError": "pqcompress.codec.errors",
     "GraphError": "pqcompress.codec.errors",
     "VersionError": "pqcompress.codec.errors",
-    "export_run": "pqcompress.codec.export",
+    "export_run": "pqcompress.codec.run_export",
     "inspect": "pqcompress.codec.summary",
     "load": "pqcompress.codec.reader",
     "load_into": "pqcompress.codec.reader",

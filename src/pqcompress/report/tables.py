@@ -8,7 +8,7 @@ from typing import Any
 from pqcompress.report import reference
 from pqcompress.report.grid import Grid, Score, efficiency_scores
 from pqcompress.report.store import Run, Sweep
-from pqcompress.report.table import Table, num, pct, pct_value
+from pqcompress.report.table_format import Table, num, pct, pct_value
 
 
 def _axes_note(grid: Grid) -> str:

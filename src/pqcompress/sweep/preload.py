@@ -7,7 +7,7 @@ import contextlib
 import torch
 import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s)
 
-import pqcompress.codec.export
+import pqcompress.codec.run_export
 import pqcompress.train.trainer  # noqa: F401
 from pqcompress.sweep import worker  # noqa: F401
 
