@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pqcompress.errors import PQCError
 
 
@@ -20,3 +22,12 @@ class RequestError(PQCError):
 
     def to_dict(self) -> dict[str, object]:
         return {"error": {"code": self.code, "message": self.message, "status": self.status}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Any:
+    """The JSON error response of the service (``{"error": {code, message, status}}``)."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(RequestError(status, code, message).to_dict(), status, headers=headers)
