@@ -18,6 +18,7 @@ from pqcompress.report.weights import LayerWeights
 DPI = 120
 MAX_CURVES = 30  # small multiples: at most this many runs (the cells' best runs first)
 BASE_COLOR = "#555555"
+DENSITY_COLOR = "#7b3294"  # runs that ask for a density (target_density)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
@@ -372,11 +373,17 @@ def size_vs_accuracy(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
     pts = [(r.pqz_bytes / 1024, 100 * r.best_test_acc) for r in runs]
     fig = _figure(6.8, 4.4)
     ax = fig.subplots()
+
+    def color_of(r: Run) -> Any:
+        if r.target_density is not None:
+            return DENSITY_COLOR
+        return colors.get(round(r.alpha, 6), BASE_COLOR)
+
     for r, (x, y) in zip(runs, pts):
         ax.scatter(
             x,
             y,
-            color=colors.get(round(r.alpha, 6), BASE_COLOR),
+            color=color_of(r),
             marker=marker[r.bits],
             s=36,
             zorder=3,
@@ -390,7 +397,7 @@ def size_vs_accuracy(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
     for i in front:
         r = runs[i]
         ax.annotate(
-            f"α={r.alpha:g}, {r.bits}b",
+            r.short_label(),
             pts[i],
             textcoords="offset points",
             xytext=(4, 7),
@@ -413,6 +420,10 @@ def size_vs_accuracy(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
         for a in grid.alphas
         if any(round(r.alpha, 6) == a for r in runs)
     ]
+    if any(r.target_density is not None for r in runs):
+        handles.append(
+            Line2D([], [], color=DENSITY_COLOR, marker="o", ls="none", label="target density")
+        )
     handles += [
         Line2D([], [], color="gray", marker=marker[b], ls="none", label=f"{b} bits")
         for b in bits_order

@@ -115,6 +115,16 @@ class Run:
         names = rep.get("class_names") or [str(i) for i in range(len(cm))]
         return cm, [str(n) for n in names]
 
+    def short_label(self) -> str:
+        """``α=0.5, 4b``, or for a density target ``5% dens., 4b`` (``+conv α`` when some layers
+        keep an alpha of their own)."""
+        td = self.target_density
+        if td is None:
+            return f"α={self.alpha:g}, {self.bits}b"
+        comp = self.compression or {}
+        extra = " +fixed α" if comp.get("overrides") else ""
+        return f"{100 * td:g}% dens., {self.bits}b{extra}"
+
     def label(self) -> str:
         lr = self.lr
         return f"α={self.alpha:g} b={self.bits}" + (f" lr={lr:g}" if lr is not None else "")
