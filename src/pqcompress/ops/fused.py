@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,11 +73,30 @@ def compress_(
     return _compress_torch(p, residual, spec, generator)
 
 
-def _kernel_terms(spec: PQSpec) -> tuple[float, float, float, float]:
-    """(e_pos, e_neg, d, clamp) of ``spec`` for the numba kernels."""
+def _kernel_args(spec: PQSpec, seed: int) -> tuple[Any, ...]:
+    """The compression arguments the numba kernels take after the tensors, from ``spec``:
+    (kind id, alpha, bits, e_pos, e_neg, d, stochastic, offset is beta, clamp, seed)."""
     e_pos, e_neg, d = rounding_terms(spec.rounding)
     top = grid_terms(spec.kind, spec.bits, 1.0)[1] if spec.kind not in ("prune", "none") else 0.0
-    return e_pos, e_neg, d, top
+    return (
+        KIND_ID[spec.kind],
+        float(spec.alpha),
+        int(spec.bits),
+        float(e_pos),
+        float(e_neg),
+        float(d),
+        spec.rounding == "stochastic",
+        spec.kind == "exact",
+        float(top),
+        np.uint64(seed & 0xFFFFFFFFFFFFFFFF),
+    )
+
+
+def _applied(result: tuple[Any, ...]) -> Applied:
+    beta, scale, std, maxabs, finite = result
+    if not finite:
+        raise NonFiniteError("weights hold NaN or inf")
+    return Applied(float(beta), float(scale), float(std), float(maxabs))
 
 
 def sgd_compress_(
@@ -109,33 +129,22 @@ def sgd_compress_(
     flat = p.detach().view(-1).numpy()
     res = residual.detach().view(-1).numpy() if residual is not None else flat
     buf = flat if momentum_buffer is None else momentum_buffer.detach().view(-1).numpy()
-    e_pos, e_neg, d, top = _kernel_terms(spec)
-    beta, scale, std, maxabs, finite = kernels.sgd_compress_flat(
-        flat,
-        res,
-        residual is not None,
-        grad.detach().view(-1).numpy(),
-        buf,
-        bool(first),
-        float(sgd.lr),
-        float(sgd.momentum),
-        float(sgd.dampening),
-        float(sgd.weight_decay),
-        bool(sgd.nesterov),
-        KIND_ID[spec.kind],
-        float(spec.alpha),
-        int(spec.bits),
-        float(e_pos),
-        float(e_neg),
-        float(d),
-        spec.rounding == "stochastic",
-        spec.kind == "exact",
-        float(top),
-        np.uint64(seed & 0xFFFFFFFFFFFFFFFF),
+    return _applied(
+        kernels.sgd_compress_flat(
+            flat,
+            res,
+            residual is not None,
+            grad.detach().view(-1).numpy(),
+            buf,
+            bool(first),
+            float(sgd.lr),
+            float(sgd.momentum),
+            float(sgd.dampening),
+            float(sgd.weight_decay),
+            bool(sgd.nesterov),
+            *_kernel_args(spec, seed),
+        )
     )
-    if not finite:
-        raise NonFiniteError("weights hold NaN or inf")
-    return Applied(float(beta), float(scale), float(std), float(maxabs))
 
 
 def _compress_numba(
@@ -147,25 +156,9 @@ def _compress_numba(
         raise ValueError("the numba backend needs a contiguous float32 CPU tensor")
     flat = p.detach().view(-1).numpy()
     res = residual.detach().view(-1).numpy() if residual is not None else flat
-    e_pos, e_neg, d, top = _kernel_terms(spec)
-    beta, scale, std, maxabs, finite = kernels.compress_flat(
-        flat,
-        res,
-        residual is not None,
-        KIND_ID[spec.kind],
-        float(spec.alpha),
-        int(spec.bits),
-        float(e_pos),
-        float(e_neg),
-        float(d),
-        spec.rounding == "stochastic",
-        spec.kind == "exact",
-        float(top),
-        np.uint64(seed & 0xFFFFFFFFFFFFFFFF),
+    return _applied(
+        kernels.compress_flat(flat, res, residual is not None, *_kernel_args(spec, seed))
     )
-    if not finite:
-        raise NonFiniteError("weights hold NaN or inf")
-    return Applied(float(beta), float(scale), float(std), float(maxabs))
 
 
 def _compress_torch(

@@ -21,6 +21,22 @@ CHUNK = 16384
 _params = nb.njit(cache=True)(compute_params)
 
 
+@nb.njit(cache=True, inline="always", fastmath={"reassoc", "nsz"})
+def _stats_of(q):
+    """(sum, sum of squares, max |x|) of one chunk: float64 sums, each loop vectorized."""
+    a = 0.0
+    for i in range(q.size):
+        a += q[i]
+    b = 0.0
+    for i in range(q.size):
+        b += np.float64(q[i]) * q[i]
+    m = np.float32(0.0)
+    for i in range(q.size):
+        x = abs(q[i])
+        m = x if x > m else m
+    return a, b, m
+
+
 @nb.njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
 def _chunk_stats(p, r, use_r, s1, s2, mx):
     n = p.size
@@ -30,19 +46,7 @@ def _chunk_stats(p, r, use_r, s1, s2, mx):
         q = p[lo:hi]
         if use_r:
             q = q + r[lo:hi]
-        a = 0.0
-        for i in range(q.size):
-            a += q[i]
-        b = 0.0
-        for i in range(q.size):
-            b += np.float64(q[i]) * q[i]
-        m = np.float32(0.0)
-        for i in range(q.size):
-            x = abs(q[i])
-            m = x if x > m else m
-        s1[c] = a
-        s2[c] = b
-        mx[c] = m
+        s1[c], s2[c], mx[c] = _stats_of(q)
 
 
 @nb.njit(cache=True)
@@ -163,19 +167,7 @@ def _sgd_chunk_stats(p, r, use_r, g, buf, first, lr, mom, damp, wd, nesterov, s1
             q[i] = q[i] - lr * d
         if use_r:
             q = q + r[lo:hi]
-        a = 0.0
-        for i in range(q.size):
-            a += q[i]
-        b2 = 0.0
-        for i in range(q.size):
-            b2 += np.float64(q[i]) * q[i]
-        m = np.float32(0.0)
-        for i in range(q.size):
-            x = abs(q[i])
-            m = x if x > m else m
-        s1[c] = a
-        s2[c] = b2
-        mx[c] = m
+        s1[c], s2[c], mx[c] = _stats_of(q)
 
 
 @nb.njit(cache=True)
