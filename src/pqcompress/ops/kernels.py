@@ -37,6 +37,23 @@ def _stats_of(q):
     return a, b, m
 
 
+@nb.njit(cache=True, inline="always", fastmath={"reassoc", "nsz"})
+def _stats_of_sum(q, r):
+    """``_stats_of(q + r)`` without materialising the sum (no temporary per chunk)."""
+    a = 0.0
+    for i in range(q.size):
+        a += q[i] + r[i]
+    b = 0.0
+    for i in range(q.size):
+        w = q[i] + r[i]
+        b += np.float64(w) * w
+    m = np.float32(0.0)
+    for i in range(q.size):
+        x = abs(q[i] + r[i])
+        m = x if x > m else m
+    return a, b, m
+
+
 @nb.njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
 def _chunk_stats(p, r, use_r, s1, s2, mx):
     n = p.size
@@ -45,8 +62,9 @@ def _chunk_stats(p, r, use_r, s1, s2, mx):
         hi = min(lo + CHUNK, n)
         q = p[lo:hi]
         if use_r:
-            q = q + r[lo:hi]
-        s1[c], s2[c], mx[c] = _stats_of(q)
+            s1[c], s2[c], mx[c] = _stats_of_sum(q, r[lo:hi])
+        else:
+            s1[c], s2[c], mx[c] = _stats_of(q)
 
 
 @nb.njit(cache=True)
@@ -158,16 +176,36 @@ def _sgd_chunk_stats(p, r, use_r, g, buf, first, lr, mom, damp, wd, nesterov, s1
         q = p[lo:hi]
         gg = g[lo:hi]
         bb = buf[lo:hi]
-        for i in range(q.size):
-            d = gg[i] + wd * q[i]
-            if mom != 0:
-                b = d if first else mom * bb[i] + (one - damp) * d
+        # loop-invariant cases outside the loops, so each inner loop vectorizes
+        if mom == 0:
+            for i in range(q.size):
+                q[i] = q[i] - lr * (gg[i] + wd * q[i])
+        elif first and nesterov:
+            for i in range(q.size):
+                d = gg[i] + wd * q[i]
+                bb[i] = d
+                q[i] = q[i] - lr * (d + mom * d)
+        elif first:
+            for i in range(q.size):
+                d = gg[i] + wd * q[i]
+                bb[i] = d
+                q[i] = q[i] - lr * d
+        elif nesterov:
+            for i in range(q.size):
+                d = gg[i] + wd * q[i]
+                b = mom * bb[i] + (one - damp) * d
                 bb[i] = b
-                d = d + mom * b if nesterov else b
-            q[i] = q[i] - lr * d
+                q[i] = q[i] - lr * (d + mom * b)
+        else:
+            for i in range(q.size):
+                d = gg[i] + wd * q[i]
+                b = mom * bb[i] + (one - damp) * d
+                bb[i] = b
+                q[i] = q[i] - lr * b
         if use_r:
-            q = q + r[lo:hi]
-        s1[c], s2[c], mx[c] = _stats_of(q)
+            s1[c], s2[c], mx[c] = _stats_of_sum(q, r[lo:hi])
+        else:
+            s1[c], s2[c], mx[c] = _stats_of(q)
 
 
 @nb.njit(cache=True)
