@@ -156,6 +156,7 @@ def run_sweep(
                 "pqcompress_version": __version__,
             }
         )
+        db.drop_unstarted(spec.name, (p.point.run_id for p in plans))
         db.add_points(
             spec.name,
             [

@@ -204,6 +204,18 @@ class ResultsStore:
                 rows,
             )
 
+    def drop_unstarted(self, sweep: str, keep: Iterable[str]) -> int:
+        """Delete the sweep's ``pending`` rows whose run id is not in ``keep`` (points dropped
+        from the sweep file before they ever started); started or finished rows stay."""
+        keep = set(keep)
+        with self._tx() as con:
+            rows = con.execute(
+                "SELECT run_id FROM runs WHERE sweep = ? AND status = 'pending'", (sweep,)
+            ).fetchall()
+            gone = [r[0] for r in rows if r[0] not in keep]
+            con.executemany("DELETE FROM runs WHERE run_id = ?", [(g,) for g in gone])
+        return len(gone)
+
     def mark_running(self, run_id: str, *, run_dir: str, executor: str) -> None:
         """Status running, one more attempt, start time, error cleared."""
         with self._tx() as db:

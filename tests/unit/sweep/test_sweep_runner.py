@@ -187,3 +187,24 @@ def test_post_training_points_are_exported_and_stored_with_their_compressed_accu
     assert post["best_epoch"] == post["epochs_run"] == 2
     manifest, _ = pqcompress.codec.read(post["pqz_path"])
     assert manifest["metadata"]["source"].endswith("post.pt")
+
+
+def test_points_dropped_from_the_sweep_file_before_they_started_leave_the_store(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "r.db"
+    first = SweepSpec.from_dict(tiny_spec(grid={"alpha": [0.0, 0.5], "bits": [32]}))
+    plan_sweep(first, ResultsStore(db), tmp_path / "runs")  # plans only: rows stay pending
+    with ResultsStore(db) as store:
+        store.add_points(
+            "tiny",
+            [
+                {"run_id": p.run_id, "point_index": p.index, "params": p.params,
+                 "config": p.config.to_dict()}
+                for p in first.points()
+            ],
+        )  # fmt: skip
+        assert len(store.runs(sweep="tiny")) == 2
+        kept = first.points()[0].run_id
+        assert store.drop_unstarted("tiny", [kept]) == 1
+        assert [r["run_id"] for r in store.runs(sweep="tiny")] == [kept]
