@@ -84,10 +84,10 @@ def coded_tensors(model: nn.Module, compressed: Any) -> tuple[dict[str, CodedTen
         return {}, set()
     coded: dict[str, CodedTensor] = {}
     floats: set[str] = set()
-    if isinstance(compressed, (str, os.PathLike)):
-        from pqcompress.codec import read
+    if isinstance(compressed, (str, os.PathLike)):  # only its manifest is needed
+        from pqcompress.codec.portable import read_manifest
 
-        compressed, _ = read(compressed)
+        compressed = read_manifest(compressed)
     if hasattr(compressed, "compressed") and hasattr(compressed, "names"):
         for name in compressed.names():
             r = compressed.compressed(name)
