@@ -43,7 +43,7 @@ from pqcompress.ops.fused import (
     sgd_compress_,
 )
 from pqcompress.ops.pq import PQResult, codes_from_values
-from pqcompress.ops.prune import alpha_for_density, cubic_ramp
+from pqcompress.ops.prune import alpha_for_density, cubic_ramp, layer_std
 
 STATE_VERSION = 1
 
@@ -205,10 +205,14 @@ class Compressor:
         for t in self.targets:
             if t.solved:
                 solved.append(self._weights(t))
-            else:
-                p = t.param.detach()
-                fixed_numel += p.numel()
-                fixed_nonzero += int(torch.count_nonzero(p))
+            else:  # what this application will keep of a layer with its own alpha
+                w = self._weights(t)
+                fixed_numel += w.numel()
+                if t.spec.kind in ("none", "quantize"):
+                    fixed_nonzero += int(torch.count_nonzero(w))
+                else:
+                    beta = self._alpha_for(t, self.ramp(), None) * layer_std(w)
+                    fixed_nonzero += int((w.abs() >= beta).sum())
         with torch.no_grad():
             alpha = alpha_for_density(
                 solved, density, fixed_nonzero=fixed_nonzero, fixed_numel=fixed_numel

@@ -236,3 +236,13 @@ def test_sticky_state_without_masks_is_refused():
     del state["dead"]
     with pytest.raises(ValueError, match="sticky masks"):
         comp.load_state_dict(state)
+
+
+def test_target_density_counts_what_fixed_layers_will_keep_on_the_first_application():
+    """The layers with an alpha of their own are counted by what this application keeps of
+    them (not by their nonzeros before it), so one application already meets the target."""
+    model = net()
+    cfg = CompressionConfig(bits=4, target_density=0.3, overrides=(LayerOverride("0", alpha=0.5),))
+    comp = Compressor(model, cfg)
+    comp.apply()
+    assert comp.density() == pytest.approx(0.3, abs=0.005)
