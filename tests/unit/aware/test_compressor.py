@@ -12,26 +12,7 @@ from pqcompress.aware.compressor import DivergedError
 from pqcompress.errors import ConfigError
 from pqcompress.ops import decode, level_count_bound
 
-
-def net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(8 * 8 * 8, 32),
-        nn.ReLU(),
-        nn.Linear(32, 10),
-    )
-
-
-def batches(n=6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [
-        (torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g))
-        for _ in range(n)
-    ]
+from .aware_support import batches, net
 
 
 def train(model, comp, data, lr=0.05):

@@ -5,33 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pqcompress import CompressionConfig, Compressor, LayerOverride
 from pqcompress.errors import ConfigError
 from pqcompress.ops import decode
 from pqcompress.ops.prune import alpha_for_density, cubic_ramp
 
-
-def net(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(8 * 8 * 8, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
+from .aware_support import batches
+from .aware_support import net as _net
 
 
-def batches(n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
-    return [
-        (torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g))
-        for _ in range(n)
-    ]
+def net(seed: int = 0):
+    return _net(hidden=64, seed=seed)
 
 
 def train(model, comp, data, lr=0.1, after_step=None):

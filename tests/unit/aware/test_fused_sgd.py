@@ -11,26 +11,12 @@ from pqcompress import CompressionConfig, Compressor
 from pqcompress.aware import PQSGD
 from pqcompress.ops import decode
 
-
-def net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(8 * 8 * 8, 32),
-        nn.ReLU(),
-        nn.Linear(32, 10),
-    )
+from .aware_support import batches as _batches
+from .aware_support import net
 
 
 def batches(n: int = 8):
-    g = torch.Generator().manual_seed(0)
-    return [
-        (torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g))
-        for _ in range(n)
-    ]
+    return _batches(n)
 
 
 def run(cfg: CompressionConfig, fused: bool, sgd: dict, data) -> tuple[nn.Module, Compressor]:
