@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,3 +29,22 @@ def batches(n: int = 6, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]
         (torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g))
         for _ in range(n)
     ]
+
+
+def fit(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    comp: Any,
+    data: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    after_step: Callable[[Any], None] | None = None,
+) -> None:
+    """The loop the compressor is made for: forward, loss, backward, ``opt.step()``,
+    ``comp.step()`` (then ``after_step(comp)``) for every batch."""
+    for x, y in data:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        comp.step()
+        if after_step is not None:
+            after_step(comp)

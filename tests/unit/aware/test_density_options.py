@@ -11,7 +11,7 @@ from pqcompress.errors import ConfigError
 from pqcompress.ops import decode
 from pqcompress.ops.prune import alpha_for_density, cubic_ramp
 
-from .aware_support import batches
+from .aware_support import batches, fit
 from .aware_support import net as _net
 
 
@@ -21,14 +21,7 @@ def net(seed: int = 0):
 
 def train(model, comp, data, lr=0.1, after_step=None):
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-3)
-    for x, y in data:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        comp.step()
-        if after_step is not None:
-            after_step(comp)
+    fit(model, opt, comp, data, after_step)
 
 
 # ------------------------------------------------------------------ config

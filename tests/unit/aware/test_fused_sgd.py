@@ -12,7 +12,7 @@ from pqcompress.aware import PQSGD
 from pqcompress.ops import decode
 
 from .aware_support import batches as _batches
-from .aware_support import net
+from .aware_support import fit, net
 
 
 def batches(n: int = 8):
@@ -24,12 +24,7 @@ def run(cfg: CompressionConfig, fused: bool, sgd: dict, data) -> tuple[nn.Module
     comp = Compressor(model, cfg)
     opt_cls = PQSGD if fused else torch.optim.SGD
     opt = opt_cls(model.parameters(), comp, **sgd) if fused else opt_cls(model.parameters(), **sgd)
-    for x, y in data:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        comp.step()
+    fit(model, opt, comp, data)
     return model, comp
 
 
