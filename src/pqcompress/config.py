@@ -23,6 +23,7 @@ Mask = Literal["free", "sticky"]
 Optimizer = Literal["sgd", "adam"]
 LRSchedule = Literal["none", "step", "cosine", "onecycle"]
 TrainMetric = Literal["running", "full"]
+BestOn = Literal["test", "val"]
 
 FULL_PRECISION_BITS = 32
 MIN_BITS, MAX_BITS = 2, 16
@@ -160,9 +161,10 @@ class TrainConfig:
     threads: int | None = None
     train_metric: TrainMetric = "running"
     max_steps_per_epoch: int | None = None
+    best_on: BestOn = "test"
 
     def __post_init__(self) -> None:
-        _check_literal(self, "optimizer", "lr_schedule", "train_metric")
+        _check_literal(self, "optimizer", "lr_schedule", "train_metric", "best_on")
         for name in ("epochs", "batch_size", "lr_step_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 1")

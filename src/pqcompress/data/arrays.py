@@ -45,6 +45,7 @@ class ArrayDataset(Dataset):
         self.augment = augment
         self.rows = torch.arange(x.shape[0]) if rows is None else rows.to(torch.int64)
         self.extras = dict(extras or {})
+        self.target_extra: str | None = None
         self._scale, self._shift = self.normalization.scale_shift(x.ndim)
         self._identity = self.normalization == Normalization.identity(x.shape[1])
 
@@ -73,6 +74,26 @@ class ArrayDataset(Dataset):
         """The same samples with ``augment`` applied in ``make_loader`` batches."""
         return self._view(self.rows, augment)
 
+    def with_extra(self, name: str, values: Tensor) -> ArrayDataset:
+        """A view that also carries side column ``name`` (``values``: one row per *storage*
+        sample, as ``self.x``); the other views of the storage are not changed."""
+        if values.shape[0] != self.x.shape[0]:
+            raise ValueError(
+                f"extra {name!r} has {values.shape[0]} rows, the storage has {self.x.shape[0]}"
+            )
+        view = self._view(self.rows, self.augment)
+        view.extras = {**self.extras, name: values}
+        return view
+
+    def with_target_extra(self, name: str | None) -> ArrayDataset:
+        """A view whose batches are ``(x, y, extra)`` with ``extra = extras[name][rows]`` (e.g.
+        cached teacher logits for distillation), or plain ``(x, y)`` for ``None``."""
+        if name is not None and name not in self.extras:
+            raise KeyError(f"no extra column {name!r}; have {sorted(self.extras)}")
+        view = self._view(self.rows, self.augment)
+        view.target_extra = name
+        return view
+
     def _view(self, rows: Tensor, augment: CropFlip | None) -> ArrayDataset:
         view = ArrayDataset.__new__(ArrayDataset)
         view.__dict__.update(self.__dict__)
@@ -80,20 +101,22 @@ class ArrayDataset(Dataset):
         return view
 
     # ------------------------------------------------------------------ fetch
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
         row = self.rows[index]
-        x, y = self.fetch(row.reshape(1))
-        return x[0], y[0]
+        return tuple(t[0] for t in self.fetch(row.reshape(1)))
 
-    def fetch(self, rows: Tensor, augment_params: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def fetch(self, rows: Tensor, augment_params: Tensor | None = None) -> tuple[Tensor, ...]:
         """Batch ``(x float32 (B, ...), y int64 (B,))`` of storage ``rows``, augmented when
-        ``augment_params`` (B, 3) from ``self.augment.draw`` are given, then normalized."""
+        ``augment_params`` (B, 3) from ``self.augment.draw`` are given, then normalized; with
+        :meth:`with_target_extra` also the extra column's rows, ``(x, y, extra)``."""
         x = self.x[rows]
         if augment_params is not None and self.augment is not None:
             x = self.augment.apply(x, augment_params)
         x = x.to(torch.float32)
         if not self._identity:
             x.mul_(self._scale).add_(self._shift)
+        if self.target_extra is not None:
+            return x, self.y[rows], self.extras[self.target_extra][rows]
         return x, self.y[rows]
 
     def __repr__(self) -> str:

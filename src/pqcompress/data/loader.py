@@ -73,7 +73,7 @@ def _unwrap(dataset: Dataset) -> tuple[ArrayDataset | None, Tensor]:
     return None, torch.empty(0, dtype=torch.int64)
 
 
-def _as_is(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+def _as_is(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return batch
 
 
@@ -86,11 +86,10 @@ class _EpochBatches(Dataset):
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        x, y = self.__getitems__(slice(index, index + 1))
-        return x[0], y[0]
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
+        return tuple(t[0] for t in self.__getitems__(slice(index, index + 1)))
 
-    def __getitems__(self, span: slice) -> tuple[Tensor, Tensor]:
+    def __getitems__(self, span: slice) -> tuple[Tensor, ...]:
         params = None if self.params is None else self.params[span]
         return self.base.fetch(self.rows[span], params)
 

@@ -114,9 +114,9 @@ def evaluate_model(
     preds: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     try:
-        for x, y in loader:
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
+        for batch in loader:  # (x, y) or (x, y, extra)
+            x = batch[0].to(device, non_blocking=True)
+            y = batch[1].to(device, non_blocking=True)
             logits = model(x)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             pred = logits.argmax(dim=1)

@@ -1,4 +1,5 @@
-"""One training epoch: forward, cross-entropy, backward, optimizer step, compressor step."""
+"""One training epoch: forward, loss (cross-entropy or a criterion), backward, optimizer step,
+compressor step."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ class StepCompressor(Protocol):
 # on_step(step, total_steps, running_loss, running_acc) — called every few steps for progress.
 StepCallback = Callable[[int, int, float, float], None]
 
+# criterion(logits, x, y, extra) -> scalar loss. ``extra`` is the batch's third element when the
+# dataset yields (x, y, extra) (e.g. cached teacher logits, see ArrayDataset.with_target_extra),
+# else None. Used in place of cross-entropy; pqcompress.distill.DistillationCriterion is one.
+Criterion = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor
+]
+
 
 @dataclass
 class EpochStats:
@@ -38,10 +46,17 @@ def train_step(
     y: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     label_smoothing: float = 0.0,
+    criterion: Criterion | None = None,
+    extra: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward, cross-entropy, zero_grad, backward, optimizer.step; returns (loss, n correct)."""
+    """Forward, loss, zero_grad, backward, optimizer.step; returns (loss, n correct).
+
+    The loss is cross-entropy (with ``label_smoothing``) unless ``criterion`` is given."""
     logits = model(x)
-    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    if criterion is not None:
+        loss = criterion(logits, x, y, extra)
+    else:
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -56,7 +71,7 @@ def _sync(device: torch.device) -> None:
 
 def train_one_epoch(
     model: nn.Module,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loader: Iterable[tuple[torch.Tensor, ...]],
     optimizer: torch.optim.Optimizer,
     compressor: StepCompressor | None,
     device: torch.device,
@@ -66,6 +81,7 @@ def train_one_epoch(
     report_every: int = 10,
     before_step: Callable[[int], None] | None = None,
     label_smoothing: float = 0.0,
+    criterion: Criterion | None = None,
 ) -> EpochStats:
     """Run at most ``total_steps`` steps; ``compressor.step()`` follows every optimizer step.
 
@@ -73,6 +89,8 @@ def train_one_epoch(
     is synchronized around the call so the time is the compressor's own). Running loss and
     accuracy accumulate on the device and are read back only every ``report_every`` steps.
     ``before_step(step)`` (0-based) runs before each step, e.g. to set a per-step lr.
+    Batches are ``(x, y)`` or ``(x, y, extra)``; ``criterion`` (see :data:`Criterion`)
+    replaces cross-entropy and receives ``extra``.
     """
     model.train()
     start = time.perf_counter()
@@ -80,12 +98,15 @@ def train_one_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     samples = steps = 0
     compress_time = 0.0
-    for x, y in loader:
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, non_blocking=True)
+    for batch in loader:
+        x = batch[0].to(device, non_blocking=True)
+        y = batch[1].to(device, non_blocking=True)
         if before_step is not None:
             before_step(steps)
-        if label_smoothing:
+        if criterion is not None:
+            extra = batch[2].to(device, non_blocking=True) if len(batch) > 2 else None
+            loss, n_correct = train_step(model, x, y, optimizer, 0.0, criterion, extra)
+        elif label_smoothing:
             loss, n_correct = train_step(model, x, y, optimizer, label_smoothing)
         else:
             loss, n_correct = train_step(model, x, y, optimizer)
@@ -123,7 +144,7 @@ def steps_in_epoch(loader: Any, max_steps: int | None) -> int:
 
 def make_epoch_loader(
     dataset: Any, batch_size: int, *, shuffle: bool, seed: int, epoch: int
-) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+) -> Iterable[tuple[torch.Tensor, ...]]:
     """A fresh loader for one epoch; order and augmentation are a function of (seed, epoch)."""
     from pqcompress.data.loader import make_loader
 

@@ -1,4 +1,4 @@
-"""Best-epoch bookkeeping (METHOD.md §5: highest test accuracy) and early stopping."""
+"""Best-epoch bookkeeping (METHOD.md §5: highest test accuracy, or validation) and early stopping."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 @dataclass
 class BestTracker:
-    """Tracks the best epoch by test accuracy and the early-stopping counter.
+    """Tracks the best epoch and the early-stopping counter.
 
-    The best epoch is the one with the highest test accuracy; ties keep the earlier epoch.
+    The best epoch is the one with the highest test accuracy (``best_on="test"``, the studies'
+    protocol, METHOD.md §5) or validation accuracy (``best_on="val"``, no test leakage; test
+    accuracy when a row has no validation accuracy); ties keep the earlier epoch.
     Early stopping watches ``monitor`` ("val_acc", or "test_acc" when there is no validation
     split): an epoch that does not strictly raise it increments ``bad_epochs``; training stops
     once ``bad_epochs`` reaches ``patience`` (0 disables early stopping).
@@ -18,6 +20,8 @@ class BestTracker:
 
     patience: int = 0
     monitor: str = "val_acc"
+    best_on: str = "test"
+    best_score: float = -1.0
     best_epoch: int = 0
     best_test_acc: float = -1.0
     train_acc_at_best: float = float("nan")
@@ -40,8 +44,10 @@ class BestTracker:
             self.best_monitored, self.bad_epochs = float(monitored), 0
         else:
             self.bad_epochs += 1
-        is_best = row["test_acc"] > self.best_test_acc
+        key = "val_acc" if self.best_on == "val" and val_acc is not None else "test_acc"
+        is_best = row[key] > self.best_score
         if is_best:
+            self.best_score = float(row[key])
             self.best_epoch = epoch
             self.best_test_acc = float(row["test_acc"])
             self.train_acc_at_best = float(row["train_acc"])
@@ -59,5 +65,7 @@ class BestTracker:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
-            if hasattr(self, key) and key not in ("patience", "monitor"):
+            if hasattr(self, key) and key not in ("patience", "monitor", "best_on"):
                 setattr(self, key, value)
+        if "best_score" not in state:  # checkpoints from before best_on chose on test accuracy
+            self.best_score = float(state.get("best_test_acc", -1.0))

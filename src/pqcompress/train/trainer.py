@@ -152,6 +152,9 @@ class Trainer:
     ``out_dir=None`` runs in memory and writes nothing. ``resume=True`` continues the run in
     ``out_dir`` (or starts it when there is none yet). ``config_dict`` is what config.yaml and
     the checkpoint record and what resume compares; default ``{"train": ..., "compression": ...}``.
+    ``criterion`` (``loop.Criterion``: ``(logits, x, y, extra) -> loss``) replaces
+    cross-entropy in training (evaluation still reports cross-entropy), e.g. a distillation
+    loss; when ``bundle.train`` yields ``(x, y, extra)`` batches the criterion gets ``extra``.
     """
 
     def __init__(
@@ -165,8 +168,10 @@ class Trainer:
         progress: bool = True,
         resume: bool = False,
         config_dict: dict[str, Any] | None = None,
+        criterion: loop.Criterion | None = None,
     ) -> None:
         self.cfg = train_cfg
+        self.criterion = criterion
         self.bundle = bundle
         self.compression = compression
         self.resume = resume
@@ -190,7 +195,9 @@ class Trainer:
         self.schedule = EpochLRSchedule(self.optimizer, train_cfg)
         self.has_val = bundle.val is not None and len(bundle.val) > 0  # type: ignore[arg-type]
         monitor = "val_acc" if self.has_val else "test_acc"
-        self.tracker = BestTracker(patience=train_cfg.patience, monitor=monitor)
+        self.tracker = BestTracker(
+            patience=train_cfg.patience, monitor=monitor, best_on=train_cfg.best_on
+        )
         self.history = MetricsLog(self.run_dir.metrics if self.run_dir else None)
         self.epochs_done = 0
         self._committed: dict[str, Any] = self.tracker.state_dict()
@@ -249,6 +256,8 @@ class Trainer:
             raise ConfigError(f"dataset '{self.bundle.name}' has no {split} split")
         if hasattr(dataset, "with_augment"):  # evaluate on clean (un-augmented) samples
             dataset = dataset.with_augment(None)
+        if getattr(dataset, "target_extra", None) is not None:  # plain (x, y) batches
+            dataset = dataset.with_target_extra(None)
         loader = loop.make_epoch_loader(
             dataset,
             max(self.cfg.batch_size, EVAL_BATCH_SIZE),
@@ -393,6 +402,7 @@ class Trainer:
                 else None
             ),
             label_smoothing=cfg.label_smoothing,
+            criterion=self.criterion,
         )
         if not math.isfinite(stats.loss) or not _finite_parameters(self.model):
             raise DivergedError(

@@ -45,6 +45,25 @@ def test_best_epoch_protocol_uses_test_accuracy_and_records_train_and_density():
     assert (t.best_val_acc, t.best_val_epoch) == (0.95, 3)
 
 
+def test_best_on_val_chooses_by_validation_and_reports_test_there():
+    t = BestTracker(monitor="val_acc", best_on="val")
+    accs = [(0.50, 0.9), (0.70, 0.6), (0.65, 0.95), (0.90, 0.95)]
+    flags = [t.update(row(e, test, val)) for e, (test, val) in enumerate(accs, 1)]
+    assert flags == [True, False, True, False]  # test accuracy plays no part; ties keep 3
+    assert t.best_epoch == 3 and t.best_test_acc == 0.65 and t.val_acc_at_best == 0.95
+    no_val = BestTracker(monitor="test_acc", best_on="val")
+    assert no_val.update(row(1, 0.4)) and not no_val.update(row(2, 0.3))
+
+
+def test_old_checkpoint_state_keeps_choosing_on_test_accuracy():
+    t = BestTracker(monitor="val_acc")
+    t.update(row(1, 0.6, 0.5))
+    old = {k: v for k, v in t.state_dict().items() if k not in ("best_score", "best_on")}
+    u = BestTracker(monitor="val_acc")
+    u.load_state_dict(old)
+    assert not u.update(row(2, 0.55, 0.9)) and u.update(row(3, 0.61, 0.1))
+
+
 def test_early_stopping_counts_epochs_without_strict_improvement():
     t = BestTracker(patience=2, monitor="val_acc")
     for epoch, val in enumerate([0.5, 0.6, 0.6, 0.7, 0.7], 1):
