@@ -1,4 +1,5 @@
-"""VGG16 for 32x32 images exactly as in the studies (METHOD.md §4): 13 conv3x3 + 3 dense layers."""
+"""VGG16 for 32x32 images exactly as in the studies (METHOD.md §4): 13 conv3x3 + 3 dense layers;
+and a small VGG11-BN (a distillation teacher for 28x28 images)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ VGG16_LAYOUT: tuple[int | str, ...] = (
     *(512, 512, 512, POOL),
 )
 HIDDEN = 4096
+# VGG11 (configuration "A") without its last two 512-convs and pool: 4 pools, so 16x16 inputs work
+VGG11_SMALL_LAYOUT: tuple[int | str, ...] = (
+    *(64, POOL),
+    *(128, POOL),
+    *(256, 256, POOL),
+    *(512, 512, POOL),
+)
+VGG11_HIDDEN = 512
 
 
 def make_features(
@@ -58,17 +67,18 @@ class VGG(nn.Module):
         *,
         batch_norm: bool = False,
         dropout: float = 0.0,
+        hidden: int = HIDDEN,
     ) -> None:
         super().__init__()
         self.features = make_features(layout, input_shape[0], batch_norm=batch_norm)
         self.flatten = nn.Flatten()
         flat = features_out(layout, input_shape)
         head: list[nn.Module] = []
-        for in_features in (flat, HIDDEN):
-            head += [nn.Linear(in_features, HIDDEN), nn.ReLU()]
+        for in_features in (flat, hidden):
+            head += [nn.Linear(in_features, hidden), nn.ReLU()]
             if dropout > 0:
                 head.append(nn.Dropout(dropout))
-        head.append(nn.Linear(HIDDEN, num_classes))
+        head.append(nn.Linear(hidden, num_classes))
         self.classifier = nn.Sequential(*head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,5 +105,21 @@ def vgg16_cifar(
         input_shape,
         batch_norm=check_flag("vgg16_cifar", "batch_norm", batch_norm),
         dropout=check_dropout("vgg16_cifar", dropout),
+    )
+    return init_glorot(model)
+
+
+@register_model("vgg11_bn", default_input_shape=(1, 28, 28))
+def vgg11_bn(*, num_classes: int, input_shape: tuple[int, ...], dropout: float = 0.5) -> VGG:
+    """A small VGG11 with BatchNorm: 6 conv3x3 (64-128-256-256-512-512), 4 max-pools, dense
+    512-512-classes with dropout; about 5.0M parameters on 1x28x28. Inputs of 16x16 and up."""
+    check_input_shape("vgg11_bn", input_shape, rank=3, min_size=16)
+    model = VGG(
+        VGG11_SMALL_LAYOUT,
+        num_classes,
+        input_shape,
+        batch_norm=True,
+        dropout=check_dropout("vgg11_bn", dropout),
+        hidden=VGG11_HIDDEN,
     )
     return init_glorot(model)

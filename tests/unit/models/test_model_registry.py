@@ -17,7 +17,16 @@ from pqcompress.models import (
 from pqcompress.models import registry as model_registry
 from pqcompress.registry import Registry
 
-BUILT_INS = {"vgg16_cifar", "cnn5", "amc1d", "resnet20", "resnet56", "resnet50", "student_cnn"}
+BUILT_INS = {
+    "vgg16_cifar",
+    "vgg11_bn",
+    "cnn5",
+    "amc1d",
+    "resnet20",
+    "resnet56",
+    "resnet50",
+    "student_cnn",
+}
 
 
 def test_importing_the_package_registers_every_built_in() -> None:
