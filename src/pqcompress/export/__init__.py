@@ -1,4 +1,4 @@
-"""Deployment formats: ONNX (float32, and int8 QDQ for ONNX Runtime) — see docs/export.md."""
+"""Deployment formats: ONNX (float32, int8 QDQ and dynamic int8 for ONNX Runtime) — see docs/export.md."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pqcompress.export.onnx import (
     OrtModel,
     coded_tensors,
     export_onnx,
+    export_onnx_dynamic_int8,
     load_onnx,
     native_int8,
     weight_codes,
@@ -17,6 +18,7 @@ __all__ = [
     "OrtModel",
     "coded_tensors",
     "export_onnx",
+    "export_onnx_dynamic_int8",
     "load_onnx",
     "native_int8",
     "weight_codes",

@@ -285,6 +285,29 @@ def export_onnx(
     return path
 
 
+def export_onnx_dynamic_int8(
+    model: nn.Module, path: str | os.PathLike, *, input_shape: Sequence[int], opset: int = 17
+) -> Path:
+    """Write ``model`` as a dynamic-range int8 ONNX graph for ONNX Runtime and return the path.
+
+    Weights of Conv and MatMul/Gemm are stored as int8 (per-tensor, ORT's
+    ``quantize_dynamic``); activations stay float and are quantized per batch at run time
+    (ConvInteger / MatMulInteger). No calibration data is needed.
+    """
+    _require("onnx")
+    _require("onnxruntime")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = Path(path)
+    blob = _export_float(model.eval(), input_shape, opset, fold_batchnorm=True)
+    with tempfile.TemporaryDirectory(prefix="pqc-dyn-") as tmp:
+        fpath = Path(tmp) / "float.onnx"
+        fpath.write_bytes(blob)
+        with _quiet():
+            quantize_dynamic(str(fpath), str(path), weight_type=QuantType.QInt8)
+    return path
+
+
 @contextlib.contextmanager
 def _quiet():
     """Silence ORT's quantizer: root-logger advice to pre-process, warnings, prints."""

@@ -181,3 +181,21 @@ def test_manifest_that_does_not_fit_the_model(tmp_path, trained):
     other = TinyConvNet()  # random weights: not on the manifest's grids
     with pytest.raises(ConfigError):
         export_onnx(other, tmp_path / "x.onnx", input_shape=(1, 8, 8), compressed=manifest)
+
+
+def test_dynamic_int8_stores_int8_weights_and_agrees_with_torch(tmp_path, trained, test_batch):
+    import onnx
+
+    from pqcompress.export import export_onnx_dynamic_int8
+
+    model, _, _ = trained
+    x, _ = test_batch
+    path = export_onnx_dynamic_int8(model, tmp_path / "dyn.onnx", input_shape=(1, 8, 8))
+    graph = onnx.load(str(path)).graph
+    int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert int8_weights, "no int8 weights in the graph"
+    assert {"ConvInteger", "MatMulInteger"} & {n.op_type for n in graph.node}
+    ort = load_onnx(path)
+    with torch.no_grad():
+        ref, got = model(x).argmax(1), ort(x).argmax(1)
+    assert (ref == got).float().mean() >= 0.97
