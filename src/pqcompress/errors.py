@@ -26,3 +26,7 @@ class CheckpointError(PQCError):
 
 class DivergedError(PQCError):
     """Training diverged: the loss or the weights became NaN/inf."""
+
+
+class ModelError(PQCError):
+    """A model cannot be built here: a missing optional package or weights file."""

@@ -88,3 +88,24 @@ def test_the_checker_sees_lazy_imports():
     # export_run imports its calibration data lazily, inside a function
     assert "pqcompress.data.batches" in MODULES["pqcompress.codec.run_export"]
     assert "pqcompress.aware.compressor" in MODULES["pqcompress.codec.run_export"]
+
+
+@pytest.mark.parametrize(
+    "upper",
+    ["pqcompress.train", "pqcompress.codec", "pqcompress.studies", "pqcompress.sweep"],
+)
+def test_distill_stays_on_its_floor(upper):
+    # the loss, the ensembles and the cache work in any loop: they need no trainer or codec
+    bad = [
+        f"{mod} -> {imp}"
+        for mod, imps in MODULES.items()
+        if mod.startswith("pqcompress.distill")
+        for imp in imps
+        if imp == upper or imp.startswith(upper + ".")
+    ]
+    assert bad == []
+
+
+def test_only_the_cli_imports_the_study_pipelines():
+    importers = _importers_of("pqcompress.studies", outside="pqcompress.studies")
+    assert importers and all(m.startswith("pqcompress.cli.") for m in importers)

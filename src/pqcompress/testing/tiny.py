@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -40,3 +43,28 @@ class TinyConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.flatten(self.features(x)))
+
+
+def write_tiny_pneumonia(
+    folder: str | os.PathLike[str],
+    sizes: tuple[int, int, int] = (64, 24, 32),
+    *,
+    image_size: int = 16,
+    seed: int = 0,
+) -> Path:
+    """Write a learnable stand-in ``pneumoniamnist.npz`` (train/val/test ``sizes``) into
+    ``folder``: noise images, class 1 with a bright square in the middle. Returns its path."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    lo, hi = image_size // 4, image_size - image_size // 4
+    for split, n in zip(("train", "val", "test"), sizes):
+        y = rng.integers(0, 2, size=(n, 1))
+        x = rng.integers(0, 80, size=(n, image_size, image_size)).astype(np.uint8)
+        x[y[:, 0] == 1, lo:hi, lo:hi] += 120
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y.astype(np.uint8)
+    path = Path(folder) / "pneumoniamnist.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path

@@ -1,0 +1,60 @@
+"""DistillationCriterion: the distillation loss as a Trainer criterion (cached or live teachers)."""
+
+from __future__ import annotations
+
+import torch
+
+from pqcompress.distill.ensemble import TeacherEnsemble, check_combine, soft_targets
+from pqcompress.distill.loss import DistillationLoss, distillation_loss
+
+
+class DistillationCriterion:
+    """``criterion(logits, x, y, extra) -> loss`` for ``Trainer(criterion=...)``.
+
+    ``extra`` holds the batch's cached member logits (B, M, C) (see :mod:`.cache`); when a
+    batch has none, ``teacher`` (a :class:`TeacherEnsemble`) is run on the (augmented) batch.
+    The ensemble's distribution comes from :func:`soft_targets` (``combine`` mean or vote).
+    """
+
+    def __init__(
+        self,
+        loss: DistillationLoss,
+        *,
+        combine: str = "mean",
+        teacher: TeacherEnsemble | None = None,
+    ) -> None:
+        self.loss = loss
+        self.combine = check_combine(combine)
+        self.teacher = teacher
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        extra: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if extra is None:
+            if self.teacher is None:
+                raise ValueError(
+                    "the batch carries no cached teacher logits and the criterion has no teacher"
+                )
+            extra = self.teacher.member_logits(x)
+        probs = soft_targets(extra, self.combine, self.loss.temperature)
+        return distillation_loss_from_probs(self.loss, logits, probs, y)
+
+
+def distillation_loss_from_probs(
+    loss: DistillationLoss, logits: torch.Tensor, probs: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """``loss`` with the teacher given as probabilities already at the loss's temperature."""
+    return distillation_loss(
+        logits,
+        probs,
+        y,
+        temperature=loss.temperature,
+        soft_weight=loss.soft_weight,
+        hard_weight=loss.hard_weight,
+        teacher_probs=True,
+        t_squared=loss.t_squared,
+    )
