@@ -27,6 +27,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from pqcompress.cli import (
+        distill,
         evaluate,
         export,
         info,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.register(sub)
     serve.register(sub)
     report.register(sub)
+    distill.register(sub)
     return parser
 
 

@@ -14,7 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "grid study's tables (Markdown, CSV, JSON), plots (PNG, SVG) and one self-contained "
         "index.html into OUT_DIR (docs/report.md).",
     )
-    p.add_argument("store", metavar="RESULTS.db")
+    p.add_argument(
+        "store",
+        metavar="RESULTS.db",
+        help="a results store, or a `pqcompress distill` output folder (Tables I-IV)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="report directory")
     p.add_argument("--sweep", default=None, help="sweep name (needed when the store holds several)")
     p.add_argument(
@@ -35,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: Any) -> int:
+    from pqcompress.report.distillation import build_distillation_report, is_distillation_folder
+
+    if is_distillation_folder(args.store):
+        paths = build_distillation_report(args.store, args.output)
+        print(f"wrote {paths[0]} (the distillation study's Tables I-IV, {len(paths) - 1} files)")
+        return 0
     from pqcompress.report import ReportOptions, build_report
 
     options = ReportOptions(
