@@ -49,6 +49,7 @@ def save(
     onnx: str = "none",
     calibration: Iterable[Any] | None = None,
     opset: int = 17,
+    integrity: str = "auto",
 ) -> Path:
     """Write ``model.state_dict()`` to ``path`` as a .pqz file and return the path.
 
@@ -61,6 +62,11 @@ def save(
     :func:`pqcompress.codec.load` rebuild the model; without it the file is "custom" and is
     read with :func:`pqcompress.codec.load_into`. The file is written to a temporary file in
     the same directory, fsynced and renamed over ``path``: a crash never leaves a partial file.
+
+    ``integrity``: ``"auto"`` (default) stores one SHA-256 of the whole payload (format
+    version 3, docs/format.md §7) when the payload is at most 1 MiB, else one per section;
+    ``"sections"`` always one per section (versions 1/2, which pqcompress before 0.2 reads);
+    ``"payload"`` always one for the whole payload.
 
     ``onnx`` embeds ONNX graphs (format version 2; docs/format.md §8) whose weights are the
     file's own tensors, attached again by ``pqcompress.codec.portable.onnx_model_bytes``:
@@ -79,6 +85,10 @@ def save(
         raise ConfigError(f"codec={codec!r} is not accepted; use auto, {', '.join(entropy.CODECS)}")
     if codec == "zstd" and not entropy.zstd_available():
         raise ConfigError("codec='zstd' needs the 'zstandard' package (pip install zstandard)")
+    if integrity not in container.INTEGRITY:
+        raise ConfigError(
+            f"integrity={integrity!r} is not accepted; use {', '.join(container.INTEGRITY)}"
+        )
     if float_dtype not in FLOAT_DTYPES:
         raise ConfigError(f"float_dtype={float_dtype!r} is not accepted; use float32 or float16")
     if onnx not in ONNX_CHOICES:
@@ -109,7 +119,7 @@ def save(
                 offset=offset,
                 length=len(s.data),
                 raw_length=len(s.raw),
-                sha256=hashlib.sha256(s.data).hexdigest(),
+                sha256=hashlib.sha256(s.data).hexdigest(),  # dropped again for version 3
             )
             metas.append(meta)
             chunks.append(s.data)
@@ -134,7 +144,15 @@ def save(
         graphs.append(record)
         chunks.append(section.data)
         offset += len(section.data)
-    version = container.GRAPHS_FORMAT_VERSION if graphs else container.FORMAT_VERSION
+    compact = integrity == "payload" or (
+        integrity == "auto" and offset <= container.COMPACT_MAX_PAYLOAD
+    )
+    if compact:  # one digest of the whole payload area instead of one per section
+        for record in [*graphs, *(s for e in entries for s in e["sections"])]:
+            record.pop("sha256")
+        version = container.COMPACT_FORMAT_VERSION
+    else:
+        version = container.GRAPHS_FORMAT_VERSION if graphs else container.FORMAT_VERSION
     manifest = {
         "format": "pqz",
         "format_version": version,
@@ -150,6 +168,11 @@ def save(
     }
     if graphs:
         manifest["graphs"] = graphs
+    if compact:
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
+        manifest["payload_sha256"] = digest.hexdigest()
     body = container.store_manifest(container.manifest_bytes(manifest))
     head = container.header(body, version=version)
 

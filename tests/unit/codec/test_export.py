@@ -97,7 +97,8 @@ def test_export_embeds_graphs_by_default(run_dir, tmp_path, capsys):
     args = parser().parse_args(["export", str(run_dir), "-o", str(out), "--onnx", "none"])
     assert args.func(args) == 0
     assert "graphs: none" in capsys.readouterr().out
-    assert portable.read_manifest(out)["format_version"] == 1
+    manifest = portable.read_manifest(out)
+    assert "graphs" not in manifest and manifest["format_version"] == 3  # small: one digest
 
 
 def test_export_uniform_run_embeds_the_int8_graph(tmp_path_factory, capsys):

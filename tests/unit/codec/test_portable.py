@@ -95,6 +95,7 @@ def good(tmp_path):
         codec="deflate",
         input_shape=(12,),
         onnx="none",
+        integrity="sections",  # forged sections keep valid digests (format 3: test_integrity)
     )
     return path
 

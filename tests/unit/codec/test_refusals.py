@@ -23,7 +23,15 @@ def good(tmp_path):
     torch.manual_seed(0)
     result = pq_compress(torch.randn(16, 12), 0.5, 4)
     model = OneTensor(result.values)
-    path = codec.save(model, tmp_path / "m.pqz", StubCompressor({"w": result}), codec="deflate")
+    # per-section digests (format 1), so that a test can forge one section and reach the
+    # check it aims at; the whole-payload digest of format 3 is tested in test_integrity.py
+    path = codec.save(
+        model,
+        tmp_path / "m.pqz",
+        StubCompressor({"w": result}),
+        codec="deflate",
+        integrity="sections",
+    )
     return path, model
 
 
@@ -136,6 +144,7 @@ def test_bitmap_count_disagrees(tmp_path):
         StubCompressor({"w": result}),
         layout="bitmap",
         codec="raw",
+        integrity="sections",
     )
     manifest, payload = split(path.read_bytes())
     mask = entry(manifest)["sections"][0]
@@ -234,6 +243,7 @@ def test_bitmap_padding_bits_are_refused_by_both_readers(tmp_path):
         StubCompressor({"w": result}),
         layout="bitmap",
         codec="raw",
+        integrity="sections",
     )
     manifest, payload = split(path.read_bytes())
     mask = entry(manifest)["sections"][0]

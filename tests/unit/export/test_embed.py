@@ -26,7 +26,15 @@ def embedded(trained, tmp_path_factory):
     model, comp, data = trained
     calib = [x for x, _ in make_loader(data.train, 64, shuffle=False)][:2]
     path = tmp_path_factory.mktemp("embed") / "m.pqz"
-    codec.save(model, path, comp, input_shape=(1, 8, 8), onnx="all", calibration=calib)
+    codec.save(
+        model,
+        path,
+        comp,
+        input_shape=(1, 8, 8),
+        onnx="all",
+        calibration=calib,
+        integrity="sections",  # format 2: a digest per section (format 3: test_integrity)
+    )
     return path
 
 
