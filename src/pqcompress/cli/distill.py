@@ -34,7 +34,8 @@ def _distill(args: Any) -> int:
         if "skipped" in row:
             print(f"{key:<{width}}  skipped: {row['skipped']}")
             continue
-        ratio = row.get("ratio_to_teacher")
+        teacherish = key.startswith("teacher") or row.get("role") == "teacher member"
+        ratio = None if teacherish else row.get("ratio_to_teacher")
         print(
             f"{key:<{width}}  {100 * row['accuracy']:7.2f}%  {row['f1']:.3f}  "
             f"{row['bytes'] or 0:>11,}  {f'{ratio:,.0f}x smaller' if ratio and ratio > 1 else ''}"

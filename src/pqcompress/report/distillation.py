@@ -229,8 +229,83 @@ def quantized_table(rows: dict[str, Any]) -> Table:
     )
 
 
+def pq_table(rows: dict[str, Any], details: dict[str, Any]) -> Table:
+    keys = [k for k in rows if k.startswith("distilled_pq/")]
+    chosen = (details.get("pq") or {}).get("chosen")
+    teacher = rows["teacher"]["bytes"]
+    body, records = [], []
+    for key in keys:
+        r = rows[key]
+        c = r.get("compression") or {}
+        mark = "chosen" if key == chosen else ""
+        val = r.get("val_accuracy")
+        body.append(
+            (
+                key.split("/", 1)[1],
+                num(c.get("alpha"), "g"),
+                str(c.get("bits", "-")),
+                pct(val),
+                pct(r["accuracy"]),
+                num(r["f1"], ".3f"),
+                pct(r.get("density")),
+                f"{r['bytes']:,}",
+                f"{teacher / r['bytes']:,.0f}x",
+                mark,
+            )
+        )
+        records.append(
+            {
+                "candidate": key,
+                "alpha": c.get("alpha"),
+                "bits": c.get("bits"),
+                "val_accuracy": pct_value(val),
+                "accuracy": pct_value(r["accuracy"]),
+                "f1": r["f1"],
+                "density": r.get("density"),
+                "bytes": r["bytes"],
+                "chosen": bool(mark),
+            }
+        )
+    pq = details.get("pq") or {}
+    return Table(
+        "distill_pq",
+        "Ours: distillation under P->Q after every step (test accuracy; chosen on "
+        f"{pq.get('choose_on', 'val')})",
+        (
+            "candidate",
+            "alpha",
+            "bits",
+            "val acc %",
+            "test acc %",
+            "F1",
+            "density %",
+            "bytes",
+            "vs teacher",
+            "",
+        ),
+        tuple(body),
+        (
+            "candidate",
+            "alpha",
+            "bits",
+            "val_accuracy",
+            "accuracy",
+            "f1",
+            "density",
+            "bytes",
+            "chosen",
+        ),
+        tuple(records),
+        (
+            f"rule: {pq.get('rule', '-')} (tolerance {pq.get('tolerance_points', 0)} points, "
+            f"reference {pct(pq.get('reference_accuracy'))}%)",
+        ),
+    )
+
+
 def build_distillation_report(folder: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write Tables I-IV (.md/.csv/.json each) and ``report.md`` (all four) into ``out_dir``."""
+    """Write Tables I-IV (.md/.csv/.json each), the P->Q candidates when there are any, and
+    ``report.md`` (all of them) into ``out_dir``."""
     folder, out = Path(folder), Path(out_dir)
     rows, details = _read(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,6 +315,8 @@ def build_distillation_report(folder: str | Path, out_dir: str | Path) -> list[P
         prune_table(rows, details),
         quantized_table(rows),
     ]
+    if any(k.startswith("distilled_pq/") for k in rows):
+        tables.append(pq_table(rows, details))
     written: list[Path] = []
     for t in tables:
         written += t.write(out)

@@ -192,7 +192,12 @@ class DistillationRun:
         return out
 
     def _claim_folder(self) -> None:
-        """Write recipe.yaml, or check that the folder's recipe is this one."""
+        """Write recipe.yaml, or check that the folder's recipe trains the same models.
+
+        What the trained runs depend on (data, teachers, combine, student, distillation,
+        training, seed) must match; the cheap stages after them (``prune``, ``quantize``)
+        and the P->Q candidates (``compression``, ``pq``: each run has its own folder) may
+        change between runs, e.g. to add candidates."""
         from pqcompress.train.rundir import config_differences
 
         self.out.mkdir(parents=True, exist_ok=True)
@@ -200,17 +205,20 @@ class DistillationRun:
         current = json.loads(json.dumps(self.recipe.to_dict()))
         if path.exists():
             try:
-                saved = DistillRecipe.from_yaml(path).to_dict()
+                saved = json.loads(json.dumps(DistillRecipe.from_yaml(path).to_dict()))
             except PQCError as exc:
                 raise DistillationError(f"{path} is not a readable recipe ({exc})") from None
-            diff = config_differences(json.loads(json.dumps(saved)), current)
+            free = ("prune", "quantize", "compression", "pq")
+            diff = config_differences(
+                {k: v for k, v in saved.items() if k not in free},
+                {k: v for k, v in current.items() if k not in free},
+            )
             if diff:
                 raise DistillationError(
                     f"{self.out} holds a distillation run of another recipe (differs in "
                     f"{', '.join(diff)}); pass a new --out folder, or delete this one"
                 )
-        else:
-            write_text_atomic(path, dump_yaml(self.recipe))
+        write_text_atomic(path, dump_yaml(self.recipe))
 
     @property
     def _bundle(self) -> DataBundle:

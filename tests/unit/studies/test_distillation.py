@@ -168,3 +168,20 @@ def test_a_missing_teacher_run_is_named(tmp_path: Path) -> None:
     r = recipe(tmp_path / "data", teachers=[{"run": str(tmp_path / "nope")}])
     with pytest.raises(DistillationError, match="is not a finished run directory"):
         run_distillation(r, tmp_path / "out", progress=False)
+
+
+def test_new_pq_candidates_extend_a_finished_folder(study, tmp_path: Path) -> None:
+    import shutil
+
+    out, rows, r = study
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    first = copy / "distilled_pq" / "0-pq-a0.5-b4" / "best.pt"
+    before = first.stat().st_mtime_ns
+    extended = DistillRecipe.from_dict(
+        {**r.to_dict(), "compression": [*r.to_dict()["compression"], {"alpha": 1.5, "bits": 2}]}
+    )
+    again = run_distillation(extended, copy, progress=False)
+    assert "distilled_pq/2-pq-a1.5-b2" in again
+    assert first.stat().st_mtime_ns == before  # the earlier candidates are reused
+    assert again["distilled"]["accuracy"] == rows["distilled"]["accuracy"]
