@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         posttrain,
         quickstart,
         report,
+        search,
         serve,
         sweep,
         train,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     report.register(sub)
     distill.register(sub)
+    search.register(sub)
     return parser
 
 

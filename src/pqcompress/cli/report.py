@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="report directory")
     p.add_argument("--sweep", default=None, help="sweep name (needed when the store holds several)")
     p.add_argument(
+        "--search",
+        default=None,
+        metavar="NAME",
+        help="report the search study NAME of the store (pqcompress search)",
+    )
+    p.add_argument(
         "--layer",
         default=None,
         help="tensor of the weight histogram, e.g. features.0.weight (default: the largest "
@@ -44,6 +50,14 @@ def _report(args: Any) -> int:
     if is_distillation_folder(args.store):
         paths = build_distillation_report(args.store, args.output)
         print(f"wrote {paths[0]} (the distillation study's Tables I-IV, {len(paths) - 1} files)")
+        return 0
+    from pqcompress.report.search import build_search_report, is_search_store
+
+    if args.search or is_search_store(args.store):
+        paths = build_search_report(
+            args.store, args.output, study=args.search, plots=not args.no_plots
+        )
+        print(f"wrote {paths[0]} (the search study's tables and plots, {len(paths) - 1} files)")
         return 0
     from pqcompress.report import ReportOptions, build_report
 

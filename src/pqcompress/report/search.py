@@ -1,0 +1,303 @@
+"""The search study's report from a results store: hypervolume per algorithm (mean +- sd over
+repeats, theirs beside ours), the 16 selection-metric pairs, overheads, and plots (Pareto
+fronts, hypervolume vs evaluations, boxplots over repeats)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from pqcompress.report.errors import ReportError
+from pqcompress.report.table_format import Table, num
+
+# theirs (seed_results.json surrogate_search, VGG16 on CIFAR-10): hypervolume mean, sd
+THEIRS_VGG16 = {
+    "surrogate MAPE/MAPE": (6.0016, 0.3957),
+    "surrogate SPEARMAN/MAPE": (6.0726, 0.5386),
+    "ctaea 5x20": (0.8335, 0.0119),
+    "ctaea 10x10": (4.9071, 0.4034),
+}
+PAIR_METRICS = ("MSE", "MAPE", "SPEARMAN", "RAND")
+THEIR_PAIRS = {
+    ("MSE", "MSE"): 4.9353,
+    ("MSE", "MAPE"): 5.7181,
+    ("MSE", "SPEARMAN"): 4.8264,
+    ("MSE", "RAND"): 4.6262,
+    ("MAPE", "MSE"): 5.1082,
+    ("MAPE", "MAPE"): 6.0016,
+    ("MAPE", "SPEARMAN"): 5.4859,
+    ("MAPE", "RAND"): 4.7719,
+    ("SPEARMAN", "MSE"): 5.5137,
+    ("SPEARMAN", "MAPE"): 6.0726,
+    ("SPEARMAN", "SPEARMAN"): 5.3756,
+    ("SPEARMAN", "RAND"): 5.0593,
+    ("RAND", "MSE"): 5.2932,
+    ("RAND", "MAPE"): 5.228,
+    ("RAND", "SPEARMAN"): 5.4051,
+    ("RAND", "RAND"): 5.2573,
+}
+
+
+def is_search_store(path: str | Path) -> bool:
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as db:
+            names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "search_runs" not in names:
+                return False
+            has_search = db.execute("SELECT COUNT(*) FROM search_runs").fetchone()[0] > 0
+            has_sweep = (
+                "runs" in names and db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] > 0
+            )
+    except sqlite3.DatabaseError:
+        return False
+    return has_search and not has_sweep
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float | None]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def _load(path: Path, study: str | None) -> tuple[str, list[dict], list[dict], dict]:
+    from pqcompress.search.store import SearchStore
+
+    store = SearchStore(path)
+    try:
+        studies = store.studies()
+        if not studies:
+            raise ReportError(f"{path} holds no search study")
+        if study is None:
+            if len(studies) > 1:
+                raise ReportError(
+                    f"{path} holds several studies ({', '.join(studies)}); pass --search NAME"
+                )
+            study = studies[0]
+        if study not in studies:
+            raise ReportError(f"no search study '{study}' in {path}; it holds {', '.join(studies)}")
+        runs = [
+            dict(r)
+            for r in store.db.execute(
+                "SELECT * FROM search_runs WHERE study = ? ORDER BY algorithm, repeat", (study,)
+            )
+        ]
+        its = store.iterations(study)
+        meta = store.study(study) or {}
+        return study, runs, its, meta
+    finally:
+        store.close()
+
+
+def hypervolume_table(runs: list[dict], its: list[dict]) -> Table:
+    by: dict[str, list[float]] = defaultdict(list)
+    evals: dict[str, list[int]] = defaultdict(list)
+    for r in runs:
+        by[r["algorithm"]].append(r["hypervolume"])
+        evals[r["algorithm"]].append(r["evaluations"])
+    fit: dict[str, list[float]] = defaultdict(list)
+    opt: dict[str, list[float]] = defaultdict(list)
+    for i in its:
+        if i["fit_s"] is not None:
+            fit[i["algorithm"]].append(i["fit_s"])
+            opt[i["algorithm"]].append(i["optimize_s"])
+    order = sorted(by, key=lambda a: -statistics.fmean(by[a]))
+    body, records = [], []
+    for a in order:
+        mean, sd = _mean_sd(by[a])
+        theirs = THEIRS_VGG16.get(a)
+        f = statistics.fmean(fit[a]) if fit.get(a) else None
+        o = statistics.fmean(opt[a]) if opt.get(a) else None
+        body.append(
+            (
+                a,
+                str(len(by[a])),
+                num(statistics.fmean(evals[a]), ".1f"),
+                f"{mean:.4f} ± {num(sd, '.4f')}",
+                f"{theirs[0]:.2f} ± {theirs[1]:.2f}" if theirs else "-",
+                num(f, ".2f"),
+                num(o, ".2f"),
+            )
+        )
+        records.append(
+            {
+                "algorithm": a,
+                "repeats": len(by[a]),
+                "hypervolume_mean": mean,
+                "hypervolume_sd": sd,
+                "their_mean": theirs[0] if theirs else None,
+                "fit_s_per_iteration": f,
+                "optimize_s_per_iteration": o,
+            }
+        )
+    return Table(
+        "search_hypervolume",
+        "Hypervolume per algorithm (mean ± sd over repeats)",
+        (
+            "algorithm",
+            "repeats",
+            "evaluations",
+            "hypervolume",
+            "theirs (VGG16)",
+            "fit s/iter",
+            "optimise s/iter",
+        ),
+        tuple(body),
+        (
+            "algorithm",
+            "repeats",
+            "hypervolume_mean",
+            "hypervolume_sd",
+            "their_mean",
+            "fit_s_per_iteration",
+            "optimize_s_per_iteration",
+        ),
+        tuple(records),
+        (
+            "ours: normalised objectives, reference point 1 in each (docs/search.md); theirs use "
+            "another scale, so compare the order of the algorithms, not the values",
+        ),
+    )
+
+
+def pairs_table(runs: list[dict]) -> Table:
+    by: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in runs:
+        a = r["algorithm"]
+        if a.startswith("surrogate ") and "/" in a:
+            o, c = a.split(" ", 1)[1].split("/", 1)
+            by[(o, c)].append(r["hypervolume"])
+    body, records = [], []
+    for o in PAIR_METRICS:
+        cells = [o]
+        for c in PAIR_METRICS:
+            vals = by.get((o, c))
+            ours = f"{statistics.fmean(vals):.4f}" if vals else "-"
+            cells.append(f"{ours} (theirs {THEIR_PAIRS[(o, c)]:.2f})")
+            records.append(
+                {
+                    "objectives": o,
+                    "constraints": c,
+                    "ours": statistics.fmean(vals) if vals else None,
+                    "theirs": THEIR_PAIRS[(o, c)],
+                }
+            )
+        body.append(tuple(cells))
+    return Table(
+        "search_metric_pairs",
+        "Surrogate selection metrics: objectives (rows) x constraint (columns), mean hypervolume",
+        ("objectives \\ constraint", *PAIR_METRICS),
+        tuple(body),
+        ("objectives", "constraints", "ours", "theirs"),
+        tuple(records),
+        ("'-': the pair was not run in this study",),
+    )
+
+
+def _plots(path: Path, study: str, runs: list[dict], its: list[dict], out: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    from pqcompress.search.pareto import Normaliser, feasible_front
+    from pqcompress.search.store import SearchStore
+
+    store = SearchStore(path)
+    try:
+        evals = store.all_evaluations(study)
+        meta = store.study(study) or {}
+    finally:
+        store.close()
+    written = []
+    algos = sorted({r["algorithm"] for r in runs})
+    # hypervolume vs evaluations (mean over repeats, step-wise)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for a in algos:
+        curves = defaultdict(list)
+        for i in its:
+            if i["algorithm"] == a:
+                curves[i["repeat"]].append((i["evaluations"], i["hypervolume"]))
+        grid = sorted({e for c in curves.values() for e, _ in c})
+        if not grid:
+            continue
+        means = []
+        for g in grid:
+            vals = [max([h for e, h in c if e <= g], default=0.0) for c in curves.values()]
+            means.append(statistics.fmean(vals))
+        ax.step(grid, means, where="post", label=a)
+    ax.set_xlabel("real evaluations")
+    ax.set_ylabel("hypervolume (mean over repeats)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    for ext in ("png", "svg"):
+        p = out / f"search_hypervolume_curve.{ext}"
+        fig.savefig(p, dpi=120, bbox_inches="tight")
+        written.append(p)
+    plt.close(fig)
+    # boxplots over repeats
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    data = [[r["hypervolume"] for r in runs if r["algorithm"] == a] for a in algos]
+    ax.boxplot(data)
+    ax.set_xticks(range(1, len(algos) + 1), algos, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("final hypervolume")
+    ax.grid(alpha=0.3, axis="y")
+    for ext in ("png", "svg"):
+        p = out / f"search_hypervolume_box.{ext}"
+        fig.savefig(p, dpi=120, bbox_inches="tight")
+        written.append(p)
+    plt.close(fig)
+    # fronts of repeat 0
+    ref = meta.get("reference", {})
+    spec = meta.get("spec", {})
+    objectives = tuple(spec.get("objectives", ("accuracy", "nonzero")))
+    cons = spec.get("constraints", {})
+    floor = cons.get("accuracy_min", ref.get("accuracy", 0) - cons.get("accuracy_drop_max", 0))
+    norm = Normaliser(objectives, float(floor), ref)
+    if objectives[:2] == ("accuracy", "nonzero"):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for a in algos:
+            rows = [e for e in evals if e["algorithm"] == a and e["repeat"] == 0]
+            front, _ = feasible_front(rows, norm)
+            pts = sorted((f["objectives"]["nonzero"], f["objectives"]["accuracy"]) for f in front)
+            if pts:
+                ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=a)
+        ax.axhline(100 * float(floor), color="grey", ls="--", lw=1, label="accuracy floor")
+        ax.set_xlabel("nonzero share of parameters")
+        ax.set_ylabel("accuracy % (evaluation subset)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        for ext in ("png", "svg"):
+            p = out / f"search_fronts.{ext}"
+            fig.savefig(p, dpi=120, bbox_inches="tight")
+            written.append(p)
+        plt.close(fig)
+    return written
+
+
+def build_search_report(
+    path: str | Path, out_dir: str | Path, *, study: str | None = None, plots: bool = True
+) -> list[Path]:
+    """Write the tables (.md/.csv/.json), plots and ``search_report.md`` into ``out_dir``."""
+    path, out = Path(path), Path(out_dir)
+    study, runs, its, meta = _load(path, study)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = [hypervolume_table(runs, its), pairs_table(runs)]
+    written: list[Path] = []
+    for t in tables:
+        written += t.write(out)
+    figures = _plots(path, study, runs, its, out) if plots else []
+    ref = meta.get("reference", {})
+    head = (
+        f"# Search study '{study}'\n\nUnmodified model: {100 * ref.get('accuracy', 0):.2f}% on "
+        f"the evaluation subset. Spec: `{json.dumps(meta.get('spec', {}), sort_keys=True)}`\n\n"
+    )
+    pics = "".join(f"![{p.stem}]({p.name})\n\n" for p in figures if p.suffix == ".png")
+    report = out / "search_report.md"
+    report.write_text(head + "\n".join(t.to_markdown() for t in tables) + "\n" + pics, "utf-8")
+    return [report, *written, *figures]

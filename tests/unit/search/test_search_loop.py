@@ -1,0 +1,150 @@
+"""The search on a tiny real model: each algorithm, the budget, memoisation, constraint
+handling, resume after kill -9, and summary.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pymoo")
+pytest.importorskip("optuna")
+
+from pqcompress.errors import ConfigError
+from pqcompress.search import SearchSpec, run_search
+from pqcompress.search.store import SearchStore
+from pqcompress.testing.runs import tiny_search_spec as spec_dict
+
+ALGOS = [
+    "surrogate",
+    {"algorithm": "ctaea", "pop_size": 5},
+    "random",
+    {"algorithm": "optuna", "pop_size": 4},
+]
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("searched")
+    spec = SearchSpec.from_dict(spec_dict(tiny_run, algorithms=ALGOS))
+    entries = run_search(spec, base / "r.db", out=base / "out")
+    return base, spec, entries
+
+
+def test_every_algorithm_spends_its_budget_and_reports_the_keys(searched) -> None:
+    base, _, entries = searched
+    assert [e["algorithm"] for e in entries] == [
+        "surrogate MAPE/MAPE",
+        "ctaea 5x2",
+        "random",
+        "optuna",
+    ]
+    summary = json.loads((base / "out" / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(entries))
+    for e in summary:
+        assert {
+            "algorithm",
+            "repeat",
+            "evaluations",
+            "hypervolume",
+            "reference_point",
+            "front",
+        } <= set(e)
+        assert 1 <= e["evaluations"] <= 10
+        assert e["reference_point"] == [1.0, 1.0]
+        for point in e["front"]:
+            assert {"variables", "objectives", "constraints"} <= set(point)
+
+
+def test_no_infeasible_point_on_any_front(searched) -> None:
+    _, _, entries = searched
+    for e in entries:
+        floor = e["normalisation"]["accuracy_floor"]
+        for point in e["front"]:
+            assert point["objectives"]["accuracy"] >= floor
+            assert point["constraints"]["accuracy_min"] <= 0
+
+
+def test_every_evaluation_is_one_row_and_none_repeats_within_a_run(searched) -> None:
+    base, _, entries = searched
+    store = SearchStore(base / "r.db")
+    rows = store.all_evaluations("tiny")
+    per_run: dict[tuple[str, int], list[str]] = {}
+    for r in rows:
+        per_run.setdefault((r["algorithm"], r["repeat"]), []).append(r["key"])
+        assert r["wall_s"] > 0 and set(r["objectives"]) >= {"accuracy", "nonzero"}
+    for e in entries:
+        keys = per_run[(e["algorithm"], e["repeat"])]
+        assert len(keys) == len(set(keys)) == e["evaluations"]
+
+
+def test_surrogate_iterations_record_their_picks_and_overheads(searched) -> None:
+    base, _, entries = searched
+    its = [i for i in SearchStore(base / "r.db").iterations("tiny") if i["picks"]]
+    assert its, "no surrogate iteration recorded"
+    for it in its:
+        targets = {p["target"] for p in it["picks"] if "target" in p}
+        assert targets == {"accuracy", "nonzero", "accuracy_min"}
+        assert it["fit_s"] > 0 and it["optimize_s"] > 0
+    overhead = entries[0]["overhead_s_per_iteration"]
+    assert overhead["iterations"] == len(its) and overhead["fit"] > 0
+
+
+def test_a_rerun_measures_nothing_again(searched, monkeypatch) -> None:
+    base, spec, entries = searched
+    from pqcompress.search import evaluate
+
+    def boom(self, config):
+        raise AssertionError("a real evaluation ran on a finished study")
+
+    monkeypatch.setattr(evaluate.PostTrainEvaluator, "__call__", boom)
+    again = run_search(spec, base / "r.db")
+    assert [e["hypervolume"] for e in again] == [e["hypervolume"] for e in entries]
+
+
+def test_changed_settings_under_the_same_name_are_refused(searched, tiny_run) -> None:
+    base, _, _ = searched
+    other = SearchSpec.from_dict(spec_dict(tiny_run, subset=60, algorithms=["random"]))
+    with pytest.raises(ConfigError, match=r"study 'tiny' with other settings \(subset\)"):
+        run_search(other, base / "r.db")
+
+
+def test_kill_9_then_rerun_resumes_without_losing_evaluations(tiny_run, tmp_path) -> None:
+    spec_path = tmp_path / "spec.yaml"
+    import yaml
+
+    spec_path.write_text(
+        yaml.safe_dump(spec_dict(tiny_run, name="killed", budget=12, algorithms=["random"]))
+    )
+    db = tmp_path / "r.db"
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    env = {**os.environ, "PQCOMPRESS_TEST_SEARCH_HOLD": f"5:{hold}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pqcompress.cli.main", "search", str(spec_path), "--store", str(db)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    held = tmp_path / "hold.held"
+    deadline = time.monotonic() + 300
+    while not held.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert held.exists(), proc.stderr.read().decode() if proc.poll() is not None else "never held"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = SearchStore(db).all_evaluations("killed")
+    assert len(before) >= 5
+    entries = run_search(SearchSpec.from_yaml(spec_path), db)
+    after = SearchStore(db).all_evaluations("killed")
+    assert entries[0]["evaluations"] == len(after) == 12
+    assert [r["key"] for r in after[: len(before)]] == [r["key"] for r in before]
+    # the same sequence as an uninterrupted run of the same spec
+    fresh = run_search(SearchSpec.from_yaml(spec_path), tmp_path / "fresh.db")
+    assert fresh[0]["hypervolume"] == pytest.approx(entries[0]["hypervolume"])
