@@ -18,6 +18,34 @@ def import_ray() -> Any:
     return ray
 
 
+AUTH_HINT = (
+    "; if the cluster uses token authentication (Ray >= 2.5x turns it on when "
+    "~/.ray/auth_token exists), set RAY_AUTH_MODE=token here so that the token is sent, or "
+    "start the head with RAY_AUTH_MODE=disabled"
+)
+
+
+def init_ray(address: str | None, *, num_cpus: int | None = None) -> Any:
+    """``ray.init`` joining ``address`` (or a private local Ray with ``num_cpus``), quiet; a
+    failure to join is one ExecutorError naming the address (and the token-auth fix)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except Exception as exc:  # ray raises ConnectionError, RuntimeError, AuthenticationError...
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = AUTH_HINT if "auth" in str(exc).lower() else ""
+        raise ExecutorError(
+            f"cannot join the Ray cluster at {address or 'local'}: {text}{hint}"
+        ) from None
+    return ray
+
+
 class RayExecutor:
     """Runs each task as ``ray.remote(execute_point)`` with at most as many in flight as the
     cluster has slots (one CPU per task; one GPU per task when the cluster has GPUs).
@@ -45,11 +73,7 @@ class RayExecutor:
         t0 = time.perf_counter()
         started_here = not ray.is_initialized()
         if started_here:
-            kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            else:
-                ray.init(num_cpus=self.workers, **kwargs)
+            init_ray(self.address, num_cpus=self.workers)
         try:
             resources = ray.cluster_resources()
             gpus = int(resources.get("GPU", 0))
