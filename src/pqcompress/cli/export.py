@@ -40,7 +40,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-root", default=None, help="the calibration dataset's files")
     p.add_argument("--calibration-batches", type=int, default=8)
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=17,
+        help="ONNX opset (of --format onnx, and of embedded graphs)",
+    )
+    p.add_argument(
+        "--integrity",
+        choices=("auto", "sections", "payload"),
+        default="auto",
+        help="checksums: auto (one for the whole payload up to 1 MiB, format 3), sections "
+        "(one per section, formats 1/2, read by older pqcompress), payload",
+    )
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument("--codec", choices=CODECS, default="auto")
     p.add_argument("--which", choices=("best", "last", "post"), default="best")
@@ -88,6 +100,8 @@ def _export(args: argparse.Namespace) -> int:
         calibration=calibration,
         calibration_batches=args.calibration_batches,
         data_root=args.data_root,
+        opset=args.opset,
+        integrity=args.integrity,
     )
     from pqcompress.codec.portable import model_info
 

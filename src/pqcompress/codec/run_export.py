@@ -27,6 +27,8 @@ def export_run(
     calibration: Iterable[Any] | None = None,
     calibration_batches: int = 8,
     data_root: str | None = None,
+    opset: int = 17,
+    integrity: str = "auto",
 ) -> Path:
     """Export a run directory (``which``: best.pt, checkpoint.pt or post.pt) or one checkpoint.
 
@@ -45,7 +47,8 @@ def export_run(
     ``calibration_batches`` batches of the run's training set (``data_root`` overrides the
     run's data root). With ``"auto"`` the int8 graph is embedded only when every compressed
     tensor is uniform/quantize codes of <= 8 bits, and a dataset that cannot be loaded means
-    the float32 graph only (with a warning).
+    the float32 graph only (with a warning). ``opset`` is the embedded graphs' ONNX opset;
+    ``integrity`` as in :func:`pqcompress.codec.save`.
     """
     from pqcompress.aware.compressor import Compressor
     from pqcompress.checkpoint import load_checkpoint, read_run_config
@@ -125,6 +128,8 @@ def export_run(
         metadata=meta,
         onnx=onnx,
         calibration=calibration,
+        opset=opset,
+        integrity=integrity,
     )
 
 

@@ -153,3 +153,19 @@ def test_post_training_run_exports_its_compressed_model(tmp_path):
     loader, _ = split_loader("digits", "test")
     scored = evaluate_model(model, loader, "cpu")
     assert scored["accuracy"] == pytest.approx(result.post["test_acc"], abs=1e-9)
+
+
+def test_export_opset_and_integrity_reach_the_file(run_dir, tmp_path, capsys):
+    import onnx
+
+    from pqcompress.codec import portable
+
+    out = tmp_path / "o.pqz"
+    args = parser().parse_args(
+        ["export", str(run_dir), "-o", str(out), "--opset", "15", "--integrity", "sections"]
+    )
+    assert args.func(args) == 0
+    manifest = portable.read_manifest(out)
+    assert manifest["format_version"] == 2  # a graph, and one digest per section
+    graph = onnx.load_from_string(portable.onnx_model_bytes(out, int8=False))
+    assert {o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")} == {15}
