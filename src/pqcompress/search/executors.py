@@ -45,6 +45,9 @@ class Executor:
     ) -> None:
         if kind not in EXECUTORS:
             raise ConfigError(f"executor={kind!r} is not accepted; use one of {EXECUTORS}")
+        from pqcompress.sweep.errors import check_ray_address
+
+        check_ray_address(kind, ray_address)
         self.kind, self.workers = kind, max(1, int(workers))
         self._pool: Any = None
         self._actors: Any = None

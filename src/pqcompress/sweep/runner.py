@@ -10,7 +10,7 @@ from typing import Any
 
 from pqcompress import __version__
 from pqcompress.registry import Registry
-from pqcompress.sweep.errors import ExecutorError
+from pqcompress.sweep.errors import ExecutorError, check_ray_address
 from pqcompress.sweep.progress import SweepProgress
 from pqcompress.sweep.spec import SweepPoint, SweepSpec
 from pqcompress.sweep.store import ResultsStore, is_complete, utc_now
@@ -22,8 +22,7 @@ EXECUTORS: Registry[Any] = Registry("executor")
 def _local(workers: int | None, ray_address: str | None) -> Any:
     from pqcompress.sweep.local import LocalExecutor, gpu_count
 
-    if ray_address:
-        raise ExecutorError("--ray-address applies to --executor ray only")
+    check_ray_address("local", ray_address)
     gpus = gpu_count()
     n = workers or gpus or 1
     return LocalExecutor(n, gpus=[i % gpus for i in range(n)] if gpus else None)
@@ -33,8 +32,7 @@ def _local(workers: int | None, ray_address: str | None) -> Any:
 def _inline(workers: int | None, ray_address: str | None) -> Any:
     from pqcompress.sweep.local import InlineExecutor
 
-    if ray_address:
-        raise ExecutorError("--ray-address applies to --executor ray only")
+    check_ray_address("inline", ray_address)
     if workers not in (None, 1):
         raise ExecutorError(f"--executor inline runs one point at a time, got --workers {workers}")
     return InlineExecutor()

@@ -73,3 +73,13 @@ def test_per_target_selection_metrics() -> None:
     assert s.metric_for("objectives", "accuracy") == "spearman"
     assert s.metric_for("objectives", "nonzero") == "mse"
     assert s.metric_for("constraints", "accuracy_min") == "mape"
+
+
+def test_ray_address_needs_the_ray_executor(tmp_path: Path, capsys) -> None:
+    from pqcompress.cli.main import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(tiny_search_spec(str(tmp_path / "no-run"))))
+    code = main(["search", str(path), "--store", str(tmp_path / "r.db"), "--ray-address", "auto"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--ray-address applies to --executor ray only" in err
