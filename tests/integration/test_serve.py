@@ -796,3 +796,82 @@ def test_a_real_prometheus_scrapes_the_service(server, tmp_path):
         api.close()
         prom.terminate()
         prom.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- memory under a request storm
+
+
+def _deployment_memory_limit_mib() -> float:
+    import yaml
+
+    path = Path(__file__).parents[2] / "deploy" / "k8s" / "base" / "deployment.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    (container,) = docs[0]["spec"]["template"]["spec"]["containers"]
+    limit = container["resources"]["limits"]["memory"]
+    assert limit.endswith("Mi"), limit
+    return float(limit[:-2])
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_memory_stays_within_the_manifest_limit_under_a_request_storm(built):
+    """The base deployment's memory limit (cnn5, the model built here) holds while 8 clients
+    send 200 requests at once: full batches at the default limits, bodies just over the limit,
+    truncated and hostile bodies. The peak (VmHWM) is read from the server's /proc entry."""
+    limit = _deployment_memory_limit_mib()
+    srv = Server(built["path"]).wait_ready()  # the deployed defaults: 8 MiB body, batch 64
+    try:
+        info = srv.client.get("/v1/model").json()
+        shape = tuple(info["input_shape"])
+        batch = np.random.default_rng(0).standard_normal((64, *shape)).astype(np.float32)
+        big = _npy(batch)
+        over = b"\0" * (8 * 1024 * 1024 + 1)
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def client(k: int) -> None:
+            with httpx.Client(base_url=srv.url, timeout=120.0) as c:
+                for i in range(25):
+                    kind = (k + i) % 4
+                    if kind == 0:
+                        r = c.post(
+                            "/v1/predict",
+                            content=big,
+                            headers={"Content-Type": "application/x-npy"},
+                        )
+                    elif kind == 1:
+                        r = c.post("/v1/predict", json={"inputs": batch[:16].tolist()})
+                    elif kind == 2:
+                        r = c.post(
+                            "/v1/predict",
+                            content=over,
+                            headers={"Content-Type": "application/x-npy"},
+                        )
+                    else:
+                        r = c.post(
+                            "/v1/predict",
+                            content=_png_header(60000, 60000),
+                            headers={"Content-Type": "image/png"},
+                        )
+                    with lock:
+                        statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        peak = _peak_rss_mib(srv.proc.pid)
+        assert srv.client.get("/readyz").status_code == 200
+    finally:
+        srv.stop()
+    assert len(statuses) == 200
+    assert set(statuses) <= {200, 413, 503}, sorted(set(statuses))
+    assert statuses.count(200) >= 50  # the valid requests were served, not all shed
+    assert peak < limit, f"peak RSS {peak:.1f} MiB over the deployment's {limit:.0f} MiB limit"
