@@ -46,8 +46,15 @@ def split(data: bytes) -> tuple[dict, bytes]:
     return json.loads(raw), data[container.HEADER_SIZE + mlen :]
 
 
-def join(manifest: dict, payload: bytes, *, version: int = container.FORMAT_VERSION) -> bytes:
-    """A file with valid checksums for ``manifest`` (as a tamperer who recomputes them would)."""
+def join(manifest: dict, payload: bytes, *, version: int | None = None) -> bytes:
+    """A file with valid checksums for ``manifest`` (as a tamperer who recomputes them would):
+    the header's version is the manifest's (unless given), and a version-3 payload digest is
+    recomputed when the manifest has one."""
+    if version is None:
+        v = manifest.get("format_version")
+        version = v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 else 1
+    if version >= container.COMPACT_FORMAT_VERSION and "payload_sha256" in manifest:
+        manifest = {**manifest, "payload_sha256": hashlib.sha256(payload).hexdigest()}
     stored = zlib.compress(json.dumps(manifest).encode())
     digest = hashlib.sha256(stored).digest()
     head = struct.pack("<8sIIQ32s", container.MAGIC, version, 1, len(stored), digest)

@@ -209,7 +209,8 @@ def _reseal_values(real, name: str, edit) -> bytes:
             if s["offset"] > sec["offset"]:
                 s["offset"] += delta
     sec["length"] = len(new)
-    sec["sha256"] = hashlib.sha256(new).hexdigest()
+    if "sha256" in sec:  # formats 1/2; join() re-seals a format-3 payload digest
+        sec["sha256"] = hashlib.sha256(new).hexdigest()
     manifest["payload_bytes"] += delta
     return join(manifest, bytes(payload))
 
