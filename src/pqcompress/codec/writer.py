@@ -77,6 +77,61 @@ def save(
     given and every compressed tensor is uniform/quantize codes of <= 8 bits; an export
     failure is a warning, not an error).
     """
+    _check_options(layout, codec, float_dtype, onnx, calibration, integrity)
+    path = Path(path)
+    state = model.state_dict()
+    results = _compressed(compressor, state)
+    payload = _Payload()
+    entries, decoded, native = _encode_state(state, results, layout, codec, float_dtype, payload)
+    model_record = _model_record(model_name, model_args, num_classes, input_shape)
+    graphs = _embed_graphs(
+        _graphs(
+            onnx, model, decoded, native, results, compressor,
+            model_record.get("input_shape"), calibration, opset,
+        ),
+        codec,
+        payload,
+    )  # fmt: skip
+    version, payload_digest = _seal(entries, graphs, payload, integrity)
+    manifest = {
+        "format": "pqz",
+        "format_version": version,
+        "writer": _writer_name(),
+        "model": model_record,
+        "preprocessing": dict(preprocessing) if preprocessing is not None else None,
+        "class_names": list(class_names) if class_names is not None else None,
+        "metadata": dict(metadata) if metadata is not None else None,
+        "float_dtype": float_dtype,
+        "lossy": any(e["lossy"] for e in entries),
+        "payload_bytes": payload.size,
+        "tensors": entries,
+    }
+    if graphs:
+        manifest["graphs"] = graphs
+    if payload_digest is not None:
+        manifest["payload_sha256"] = payload_digest
+    body = container.store_manifest(container.manifest_bytes(manifest))
+    head = container.header(body, version=version)
+
+    def write(fh: Any) -> None:
+        fh.write(head)
+        fh.write(body)
+        for chunk in payload.chunks:
+            fh.write(chunk)
+
+    atomic_write(path, write)
+    return path
+
+
+def _check_options(
+    layout: str,
+    codec: str,
+    float_dtype: str,
+    onnx: str,
+    calibration: Iterable[Any] | None,
+    integrity: str,
+) -> None:
+    """ConfigError for an option ``save`` does not accept, before anything is encoded."""
     if layout not in ("auto", *layouts.LAYOUTS):
         raise ConfigError(
             f"layout={layout!r} is not accepted; use auto, {', '.join(layouts.LAYOUTS)}"
@@ -95,10 +150,38 @@ def save(
         raise ConfigError(f"onnx={onnx!r} is not accepted; use {', '.join(ONNX_CHOICES)}")
     if onnx == "all" and calibration is None:
         raise ConfigError("onnx='all' embeds the int8 graph and needs calibration= (input batches)")
-    path = Path(path)
-    state = model.state_dict()
-    results = _compressed(compressor, state)
-    entries, chunks, offset = [], [], 0
+
+
+class _Payload:
+    """The payload area being built: its chunks in order, and where the next one goes."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> dict[str, Any]:
+        """Append ``data``; its offset, length and (formats 1/2) SHA-256."""
+        record = {
+            "offset": self.size,
+            "length": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        self.chunks.append(data)
+        self.size += len(data)
+        return record
+
+
+def _encode_state(
+    state: Mapping[str, torch.Tensor],
+    results: dict[str, Any],
+    layout: str,
+    codec: str,
+    float_dtype: str,
+    payload: _Payload,
+) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor], dict[str, np.ndarray]]:
+    """(manifest entries, the tensors as a reader will decode them, the int8 codes of the
+    tensors that run on int8 kernels), with every section appended to ``payload``."""
+    entries: list[dict[str, Any]] = []
     decoded: dict[str, torch.Tensor] = {}
     native: dict[str, np.ndarray] = {}
     for name, tensor in state.items():
@@ -112,78 +195,46 @@ def save(
             decoded[name] = tensor.detach()
         if entry_runs_on_int8(e):
             native[name] = results[name].codes.detach().cpu().numpy().reshape(tensor.shape)
-        metas = []
-        for s in enc.sections:
-            meta = s.meta()
-            meta.update(
-                offset=offset,
-                length=len(s.data),
-                raw_length=len(s.raw),
-                sha256=hashlib.sha256(s.data).hexdigest(),  # dropped again for version 3
-            )
-            metas.append(meta)
-            chunks.append(s.data)
-            offset += len(s.data)
-        enc.entry["sections"] = metas
-        entries.append(enc.entry)
-    model_record = _model_record(model_name, model_args, num_classes, input_shape)
-    graphs = []
-    shape = model_record.get("input_shape")
-    for record, raw in _graphs(
-        onnx, model, decoded, native, results, compressor, shape, calibration, opset
-    ):
+        e["sections"] = [
+            {**s.meta(), **payload.add(s.data), "raw_length": len(s.raw)} for s in enc.sections
+        ]
+        entries.append(e)
+    return entries, decoded, native
+
+
+def _embed_graphs(
+    graphs: list[tuple[dict[str, Any], bytes]], codec: str, payload: _Payload
+) -> list[dict[str, Any]]:
+    """Compress each graph, append it to ``payload``; the graph records for the manifest."""
+    out = []
+    for record, raw in graphs:
         section = Section("graph", raw, "onnx")
         _compress_all([section], entropy.auto_candidates() if codec == "auto" else [codec])
-        record.update(
-            codec=section.codec,
-            offset=offset,
-            length=len(section.data),
-            raw_length=len(raw),
-            sha256=hashlib.sha256(section.data).hexdigest(),
-        )
-        graphs.append(record)
-        chunks.append(section.data)
-        offset += len(section.data)
+        record.update(codec=section.codec, raw_length=len(raw), **payload.add(section.data))
+        out.append(record)
+    return out
+
+
+def _seal(
+    entries: list[dict[str, Any]],
+    graphs: list[dict[str, Any]],
+    payload: _Payload,
+    integrity: str,
+) -> tuple[int, str | None]:
+    """(format version, the whole-payload SHA-256 or None): format 3 keeps one digest of the
+    payload area and drops the per-section ones; formats 1/2 keep those (docs/format.md §7)."""
     compact = integrity == "payload" or (
-        integrity == "auto" and offset <= container.COMPACT_MAX_PAYLOAD
+        integrity == "auto" and payload.size <= container.COMPACT_MAX_PAYLOAD
     )
-    if compact:  # one digest of the whole payload area instead of one per section
-        for record in [*graphs, *(s for e in entries for s in e["sections"])]:
-            record.pop("sha256")
-        version = container.COMPACT_FORMAT_VERSION
-    else:
+    if not compact:
         version = container.GRAPHS_FORMAT_VERSION if graphs else container.FORMAT_VERSION
-    manifest = {
-        "format": "pqz",
-        "format_version": version,
-        "writer": _writer_name(),
-        "model": model_record,
-        "preprocessing": dict(preprocessing) if preprocessing is not None else None,
-        "class_names": list(class_names) if class_names is not None else None,
-        "metadata": dict(metadata) if metadata is not None else None,
-        "float_dtype": float_dtype,
-        "lossy": any(e["lossy"] for e in entries),
-        "payload_bytes": offset,
-        "tensors": entries,
-    }
-    if graphs:
-        manifest["graphs"] = graphs
-    if compact:
-        digest = hashlib.sha256()
-        for chunk in chunks:
-            digest.update(chunk)
-        manifest["payload_sha256"] = digest.hexdigest()
-    body = container.store_manifest(container.manifest_bytes(manifest))
-    head = container.header(body, version=version)
-
-    def write(fh: Any) -> None:
-        fh.write(head)
-        fh.write(body)
-        for chunk in chunks:
-            fh.write(chunk)
-
-    atomic_write(path, write)
-    return path
+        return version, None
+    for record in [*graphs, *(s for e in entries for s in e["sections"])]:
+        record.pop("sha256")
+    digest = hashlib.sha256()
+    for chunk in payload.chunks:
+        digest.update(chunk)
+    return container.COMPACT_FORMAT_VERSION, digest.hexdigest()
 
 
 def _graphs(

@@ -293,96 +293,19 @@ def run_surrogate(
 ) -> None:
     """The study's loop: Latin hypercube, then (fit, pick, optimise the surrogate problem
     with C-TAEA, evaluate ``infill`` diverse feasible non-dominated points) until the budget."""
-    from pymoo.algorithms.moo.ctaea import CTAEA
-    from pymoo.core.problem import Problem
-
-    from pqcompress.search.surrogates import fit_and_select
-
-    space, objectives = ctx.space, ctx.norm.objectives
+    space = ctx.space
     ctx.evaluate(space.latin_hypercube(spec.initial, seed))
     ctx.checkpoint()
     rng = np.random.default_rng(seed)
-    opt = settings.optimizer
     while ctx.remaining > 0:
         rows = list(ctx.rows.values())
-        Xf = space.features([r["variables"] for r in rows])
         t0 = time.perf_counter()
-        picks = []
-        for j, name in enumerate(objectives):
-            y = np.array([ctx.minimised(r)[j] for r in rows])
-            picks.append(
-                fit_and_select(
-                    name,
-                    Xf,
-                    y,
-                    settings.metric_for("objectives", name),
-                    seed=seed + ctx.iteration,
-                    candidates=settings.candidates,
-                )
-            )
-        g = np.array([r["constraints"]["accuracy_min"] for r in rows])
-        cpick = fit_and_select(
-            "accuracy_min",
-            Xf,
-            g,
-            settings.metric_for("constraints", "accuracy_min"),
-            seed=seed + ctx.iteration,
-            candidates=settings.candidates,
-        )
+        picks, cpick = _fit_targets(ctx, rows, settings, seed + ctx.iteration)
         fit_s = time.perf_counter() - t0
-
-        class SurrogateProblem(Problem):
-            def __init__(self, models: list[Any], constraint: Any) -> None:
-                super().__init__(
-                    n_var=len(space.variables),
-                    n_obj=len(objectives),
-                    n_ieq_constr=1,
-                    xl=space.xl,
-                    xu=space.xu,
-                )
-                self.models, self.constraint = models, constraint
-
-            def _evaluate(self, X: np.ndarray, out: dict[str, Any], *a: Any, **k: Any) -> None:
-                feats = space.features([space.decode(x) for x in space.repair(X)])
-                out["F"] = np.column_stack([m.predict(feats) for m in self.models])
-                out["G"] = self.constraint.predict(feats)[:, None]
-
         t1 = time.perf_counter()
-        algo = CTAEA(
-            ref_dirs=_ref_dirs(len(objectives), opt.pop_size, seed),
-            repair=_Repair.make(space),
-            eliminate_duplicates=True,
-        )
-        from pymoo.optimize import minimize
-
-        problem = SurrogateProblem([p.model for p in picks], cpick.model)
-        res = minimize(
-            problem, algo, ("n_gen", opt.generations), seed=seed + ctx.iteration, verbose=False
-        )
+        X, F, G = _optimise_surrogate(ctx, picks, cpick, settings, seed)
         optimize_s = time.perf_counter() - t1
-        pop = res.pop
-        X = space.repair(pop.get("X"))
-        F, G = pop.get("F"), pop.get("G").reshape(-1)
-        feasible = G <= 0
-        cand_idx = [i for i in np.where(feasible)[0]]
-        if cand_idx:
-            nd = _nd(F[cand_idx])
-            cand_idx = [cand_idx[i] for i in nd]
-        new = []
-        keys: set[str] = set()
-        for i in cand_idx:
-            c = space.decode(X[i])
-            k = space.key(c)
-            if not ctx.seen(c) and k not in keys:
-                keys.add(k)
-                new.append(c)
-        if len(new) < spec.infill:  # top up with unseen random points (say so in the picks)
-            for x in space.uniform(50, rng):
-                c = space.decode(x)
-                k = space.key(c)
-                if not ctx.seen(c) and k not in keys:
-                    keys.add(k)
-                    new.append(c)
+        new, front_points = _infill_candidates(ctx, X, F, G, spec.infill, rng)
         evaluated = space.features([r["variables"] for r in rows])
         chosen = most_diverse(space.features(new), evaluated, min(spec.infill, ctx.remaining))
         ctx.evaluate([new[i] for i in chosen])
@@ -391,8 +314,97 @@ def run_surrogate(
             optimize_s=optimize_s,
             picks=[p.record() for p in picks]
             + [cpick.record()]
-            + [{"surrogate_front_points": len(cand_idx)}],
+            + [{"surrogate_front_points": front_points}],
         )
+
+
+def _fit_targets(
+    ctx: RunContext, rows: list[dict[str, Any]], settings: SurrogateSettings, seed: int
+) -> tuple[list[Any], Any]:
+    """One picked regressor per (minimised, normalised) objective, and one for the constraint."""
+    from pqcompress.search.surrogates import fit_and_select
+
+    Xf = ctx.space.features([r["variables"] for r in rows])
+    picks = []
+    for j, name in enumerate(ctx.norm.objectives):
+        y = np.array([ctx.minimised(r)[j] for r in rows])
+        metric = settings.metric_for("objectives", name)
+        picks.append(fit_and_select(name, Xf, y, metric, seed=seed, candidates=settings.candidates))
+    g = np.array([r["constraints"]["accuracy_min"] for r in rows])
+    metric = settings.metric_for("constraints", "accuracy_min")
+    cpick = fit_and_select("accuracy_min", Xf, g, metric, seed=seed, candidates=settings.candidates)
+    return picks, cpick
+
+
+def _surrogate_problem(space: Space, n_obj: int, models: list[Any], constraint: Any) -> Any:
+    """A pymoo Problem whose objectives and constraint are the fitted regressors' predictions."""
+    from pymoo.core.problem import Problem
+
+    class SurrogateProblem(Problem):
+        def __init__(self) -> None:
+            super().__init__(
+                n_var=len(space.variables), n_obj=n_obj, n_ieq_constr=1, xl=space.xl, xu=space.xu
+            )
+
+        def _evaluate(self, X: np.ndarray, out: dict[str, Any], *a: Any, **k: Any) -> None:
+            feats = space.features([space.decode(x) for x in space.repair(X)])
+            out["F"] = np.column_stack([m.predict(feats) for m in models])
+            out["G"] = constraint.predict(feats)[:, None]
+
+    return SurrogateProblem()
+
+
+def _optimise_surrogate(
+    ctx: RunContext, picks: list[Any], cpick: Any, settings: SurrogateSettings, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """C-TAEA on the surrogate problem; its final population (X repaired, F, G flat)."""
+    from pymoo.algorithms.moo.ctaea import CTAEA
+    from pymoo.optimize import minimize
+
+    opt = settings.optimizer
+    n_obj = len(ctx.norm.objectives)
+    algo = CTAEA(
+        ref_dirs=_ref_dirs(n_obj, opt.pop_size, seed),
+        repair=_Repair.make(ctx.space),
+        eliminate_duplicates=True,
+    )
+    problem = _surrogate_problem(ctx.space, n_obj, [p.model for p in picks], cpick.model)
+    res = minimize(
+        problem, algo, ("n_gen", opt.generations), seed=seed + ctx.iteration, verbose=False
+    )
+    pop = res.pop
+    return ctx.space.repair(pop.get("X")), pop.get("F"), pop.get("G").reshape(-1)
+
+
+def _infill_candidates(
+    ctx: RunContext,
+    X: np.ndarray,
+    F: np.ndarray,
+    G: np.ndarray,
+    need: int,
+    rng: np.random.Generator,
+) -> tuple[list[dict[str, Any]], int]:
+    """(unseen configurations the surrogates call feasible and non-dominated, topped up with
+    unseen uniform samples when fewer than ``need``; how many the surrogate front had)."""
+    space = ctx.space
+    cand_idx = [int(i) for i in np.where(G <= 0)[0]]
+    if cand_idx:
+        cand_idx = [cand_idx[i] for i in _nd(F[cand_idx])]
+    new: list[dict[str, Any]] = []
+    keys: set[str] = set()
+
+    def offer(c: dict[str, Any]) -> None:
+        k = space.key(c)
+        if not ctx.seen(c) and k not in keys:
+            keys.add(k)
+            new.append(c)
+
+    for i in cand_idx:
+        offer(space.decode(X[i]))
+    if len(new) < need:
+        for x in space.uniform(50, rng):
+            offer(space.decode(x))
+    return new, len(cand_idx)
 
 
 def _nd(F: np.ndarray) -> list[int]:

@@ -377,9 +377,26 @@ class Trainer:
 
     def _run_epoch(self, epoch: int, progress: EpochProgress) -> None:
         """Train, evaluate, log and checkpoint 0-based ``epoch``."""
-        cfg = self.cfg
         start = time.perf_counter()
         lr = self.schedule.start_epoch(epoch)
+        stats, compress_time = self._train_pass(epoch, progress)
+        row = self._measure(epoch, lr, stats, compress_time, start)
+        is_best = self.tracker.update(row, row.pop("_report"))
+        row.update(
+            is_best=is_best,
+            best_epoch=self.tracker.best_epoch,
+            best_test_acc=self.tracker.best_test_acc,
+        )
+        self.history.append({k: row[k] for k in EPOCH_KEYS})
+        self._save_epoch(epoch, is_best)
+        self.epochs_done = epoch + 1
+        self._committed = self.tracker.state_dict()
+        progress.end_epoch(row)
+
+    def _train_pass(self, epoch: int, progress: EpochProgress) -> tuple[loop.EpochStats, float]:
+        """One pass over the training loader (then ``compressor.epoch_end()``); the epoch's
+        stats and the seconds spent in the compressor. DivergedError on NaN/inf."""
+        cfg = self.cfg
         loader = loop.make_epoch_loader(
             self.bundle.train, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch
         )
@@ -417,21 +434,28 @@ class Trainer:
             compress_time += time.perf_counter() - t0
             if isinstance(applied_before, float):
                 compress_time = float(self.compressor.time_s) - applied_before
+        return stats, compress_time
+
+    def _measure(
+        self, epoch: int, lr: float, stats: loop.EpochStats, compress_time: float, start: float
+    ) -> dict[str, Any]:
+        """The epoch's metrics row (evaluating val and test); ``_report`` holds the test
+        report for the tracker."""
         eval_start = time.perf_counter()
         train_loss, train_acc = stats.loss, stats.accuracy
-        if cfg.train_metric == "full":
+        if self.cfg.train_metric == "full":
             full = self.evaluate("train")
             train_loss, train_acc = full["loss"], full["accuracy"]
         val = self.evaluate("val") if self.has_val else None
         test = self.evaluate("test", report=True)
         density = self.density()
         now = time.perf_counter()
-        row: dict[str, Any] = {
+        return {
             "epoch": epoch + 1,
             "lr": lr,
             "train_loss": train_loss,
             "train_acc": train_acc,
-            "train_metric": cfg.train_metric,
+            "train_metric": self.cfg.train_metric,
             "val_loss": val["loss"] if val else None,
             "val_acc": val["accuracy"] if val else None,
             "test_loss": test["loss"],
@@ -444,30 +468,25 @@ class Trainer:
             "train_time_s": stats.train_time_s,
             "compress_time_s": compress_time,
             "eval_time_s": now - eval_start,
+            "_report": test["report"],
         }
-        is_best = self.tracker.update(row, test["report"])
-        row.update(
-            is_best=is_best,
-            best_epoch=self.tracker.best_epoch,
-            best_test_acc=self.tracker.best_test_acc,
-        )
-        self.history.append({k: row[k] for k in EPOCH_KEYS})
-        if self.run_dir is not None:
-            if is_best:
-                save_checkpoint(
-                    self.run_dir.best,
-                    {
-                        "epoch": epoch + 1,
-                        "model": self.model.state_dict(),
-                        "config": self.config,
-                        **self._export_info(),
-                    },
-                )
-            save_checkpoint(self.run_dir.checkpoint, self._checkpoint_state(epoch + 1))
-            _test_hold(self.run_dir.root, epoch + 1)
-        self.epochs_done = epoch + 1
-        self._committed = self.tracker.state_dict()
-        progress.end_epoch(row)
+
+    def _save_epoch(self, epoch: int, is_best: bool) -> None:
+        """best.pt when the epoch is the best, then checkpoint.pt (both atomic)."""
+        if self.run_dir is None:
+            return
+        if is_best:
+            save_checkpoint(
+                self.run_dir.best,
+                {
+                    "epoch": epoch + 1,
+                    "model": self.model.state_dict(),
+                    "config": self.config,
+                    **self._export_info(),
+                },
+            )
+        save_checkpoint(self.run_dir.checkpoint, self._checkpoint_state(epoch + 1))
+        _test_hold(self.run_dir.root, epoch + 1)
 
     def _checkpoint_state(self, epochs_done: int) -> dict[str, Any]:
         return {
