@@ -50,12 +50,7 @@ def export_run(
     the float32 graph only (with a warning). ``opset`` is the embedded graphs' ONNX opset;
     ``integrity`` as in :func:`pqcompress.codec.save`.
     """
-    from pqcompress.aware.compressor import Compressor
-    from pqcompress.checkpoint import load_checkpoint, read_run_config
     from pqcompress.codec.writer import save
-    from pqcompress.config import ExperimentConfig
-    from pqcompress.models.registry import build_model
-    from pqcompress.ops.fused import Applied
 
     src = Path(run_dir_or_checkpoint)
     if which not in WHICH:
@@ -63,13 +58,59 @@ def export_run(
     if src.is_dir() and which == "best" and _is_post_run(src):
         which = "post"
     ckpt_path = src / WHICH[which] if src.is_dir() else src
+    ckpt, cfg, cfg_dict = _read_checkpoint(ckpt_path)
+    model, shape, num_classes = _rebuild_model(ckpt, cfg, ckpt_path, num_classes, input_shape)
+    compressor = _rebuild_compressor(model, ckpt, cfg, ckpt_path)
+    if onnx in ("auto", "all") and calibration is None and _wants_int8(onnx, compressor):
+        calibration = _run_calibration(cfg, data_root, calibration_batches, required=onnx == "all")
+    meta: dict[str, Any] = {"source": str(ckpt_path), "epoch": ckpt.get("epoch")}
+    if cfg.compression is not None:
+        meta["compression"] = cfg_dict.get("compression")
+    return save(
+        model,
+        out_path,
+        compressor,
+        layout=layout,
+        codec=codec,
+        float_dtype=float_dtype,
+        model_name=cfg.model,
+        model_args=cfg.model_args,
+        num_classes=num_classes,
+        input_shape=shape,
+        preprocessing=ckpt.get("preprocessing"),
+        class_names=ckpt.get("class_names"),
+        metadata=meta,
+        onnx=onnx,
+        calibration=calibration,
+        opset=opset,
+        integrity=integrity,
+    )
+
+
+def _read_checkpoint(ckpt_path: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """(checkpoint, ExperimentConfig, its dict) from the checkpoint or the config.yaml beside it."""
+    from pqcompress.checkpoint import load_checkpoint, read_run_config
+    from pqcompress.config import ExperimentConfig
+
     if not ckpt_path.is_file():
         raise CheckpointError(f"'{ckpt_path}' does not exist; nothing to export")
     ckpt = load_checkpoint(ckpt_path)
     cfg_dict = ckpt.get("config") or read_run_config(ckpt_path.parent)
     if not cfg_dict:
         raise CheckpointError(f"no experiment config in '{ckpt_path}' or beside it (config.yaml)")
-    cfg = ExperimentConfig.from_dict(cfg_dict)
+    return ckpt, ExperimentConfig.from_dict(cfg_dict), cfg_dict
+
+
+def _rebuild_model(
+    ckpt: dict[str, Any],
+    cfg: Any,
+    ckpt_path: Path,
+    num_classes: int | None,
+    input_shape: tuple[int, ...] | None,
+) -> tuple[Any, tuple[int, ...], int]:
+    """The registry model with the checkpoint's weights (strict), its input shape and classes."""
+    from pqcompress.models.registry import build_model
+
     num_classes = num_classes if num_classes is not None else ckpt.get("num_classes")
     shape = input_shape if input_shape is not None else ckpt.get("input_shape")
     if num_classes is None or shape is None:
@@ -85,52 +126,38 @@ def export_run(
         model.load_state_dict(ckpt["model"], strict=True)
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"'{ckpt_path}' does not fit model {cfg.model}: {exc}") from None
-    compressor = None
-    if cfg.compression is not None:
-        compressor = Compressor(model, cfg.compression)
-        if ckpt.get("compressor") is not None:
-            _restore(compressor, ckpt["compressor"], ckpt_path)
-        elif ckpt.get("compressor_applied") is not None:
-            compressor.applied = {k: Applied(**v) for k, v in ckpt["compressor_applied"].items()}
-        else:
-            raise CheckpointError(
-                f"'{ckpt_path}' holds no compressor parameters (written by an older pqcompress); "
-                "export the last checkpoint instead (which='last', CLI: --which last)"
-            )
-        pending = [
-            t.name
-            for t in compressor.targets
-            if t.spec.kind != "none" and t.name not in compressor.applied
-        ]
-        if pending:
-            raise CheckpointError(
-                f"the compressor was never applied to {pending[:3]} in '{ckpt_path}' "
-                f"(schedule={cfg.compression.schedule!r}); nothing to store as codes"
-            )
-    if onnx in ("auto", "all") and calibration is None and _wants_int8(onnx, compressor):
-        calibration = _run_calibration(cfg, data_root, calibration_batches, required=onnx == "all")
-    meta: dict[str, Any] = {"source": str(ckpt_path), "epoch": ckpt.get("epoch")}
-    if cfg.compression is not None:
-        meta["compression"] = cfg_dict.get("compression")
-    return save(
-        model,
-        out_path,
-        compressor,
-        layout=layout,
-        codec=codec,
-        float_dtype=float_dtype,
-        model_name=cfg.model,
-        model_args=cfg.model_args,
-        num_classes=int(num_classes),
-        input_shape=shape,
-        preprocessing=ckpt.get("preprocessing"),
-        class_names=ckpt.get("class_names"),
-        metadata=meta,
-        onnx=onnx,
-        calibration=calibration,
-        opset=opset,
-        integrity=integrity,
-    )
+    return model, shape, int(num_classes)
+
+
+def _rebuild_compressor(model: Any, ckpt: dict[str, Any], cfg: Any, ckpt_path: Path) -> Any:
+    """The run's Compressor with its latest parameters (None for an uncompressed run);
+    CheckpointError when a compressed tensor was never applied (nothing to store as codes)."""
+    from pqcompress.aware.compressor import Compressor
+    from pqcompress.ops.fused import Applied
+
+    if cfg.compression is None:
+        return None
+    compressor = Compressor(model, cfg.compression)
+    if ckpt.get("compressor") is not None:
+        _restore(compressor, ckpt["compressor"], ckpt_path)
+    elif ckpt.get("compressor_applied") is not None:
+        compressor.applied = {k: Applied(**v) for k, v in ckpt["compressor_applied"].items()}
+    else:
+        raise CheckpointError(
+            f"'{ckpt_path}' holds no compressor parameters (written by an older pqcompress); "
+            "export the last checkpoint instead (which='last', CLI: --which last)"
+        )
+    pending = [
+        t.name
+        for t in compressor.targets
+        if t.spec.kind != "none" and t.name not in compressor.applied
+    ]
+    if pending:
+        raise CheckpointError(
+            f"the compressor was never applied to {pending[:3]} in '{ckpt_path}' "
+            f"(schedule={cfg.compression.schedule!r}); nothing to store as codes"
+        )
+    return compressor
 
 
 def _is_post_run(run_dir: Path) -> bool:
