@@ -148,3 +148,29 @@ def test_kill_9_then_rerun_resumes_without_losing_evaluations(tiny_run, tmp_path
     # the same sequence as an uninterrupted run of the same spec
     fresh = run_search(SearchSpec.from_yaml(spec_path), tmp_path / "fresh.db")
     assert fresh[0]["hypervolume"] == pytest.approx(entries[0]["hypervolume"])
+
+
+def test_pq_space_fine_tunes_and_measures_the_served_file(tiny_run, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    spec = SearchSpec.from_dict(
+        spec_dict(
+            tiny_run, name="pq", space="pq", pq={"steps": 3, "bits": [3, 8]}, budget=3,
+            initial=2, algorithms=["random"], objectives=["accuracy", "size", "latency"],
+            latency_repeats=3,
+        )
+    )  # fmt: skip
+    (entry,) = run_search(spec, tmp_path / "r.db", out=tmp_path / "out")
+    rows = SearchStore(tmp_path / "r.db").all_evaluations("pq")
+    assert entry["evaluations"] == len(rows) == 3
+    reference = entry["normalisation"]["reference"]
+    for r in rows:
+        assert set(r["variables"]) == {
+            "conv_alpha",
+            "linear_alpha",
+            "conv_bits",
+            "linear_bits",
+            "form",
+        }
+        o = r["objectives"]
+        assert 0 < o["size"] < reference["size"]  # codes + pruning: smaller than float32
+        assert o["latency"] > 0 and 0 <= o["accuracy"] <= 1
