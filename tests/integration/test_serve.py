@@ -389,6 +389,9 @@ BAD = {
     "png bomb header": ("png_bomb", 413, "image_too_large"),
     "npy header with a huge shape": ("npy_huge_shape", 422, "too_many_inputs"),
     "npy header lying about its size": ("npy_lying_size", 422, "bad_npy"),
+    # numpy reads the header dict with tokenize: an unclosed one raised TokenError (500),
+    # found by benchmarks/hostile_http.py
+    "npy header dict never closed": ("npy_unclosed_header", 422, "bad_npy"),
 }
 
 
@@ -439,6 +442,11 @@ def _request_kwargs(kind):
     if kind == "npy_lying_size":  # one input declared, a quarter of its bytes sent
         return {"content": _npy_header((1, 1, 8, 8), b"\0" * 64),
                 "headers": {"Content-Type": "application/x-npy"}}  # fmt: skip
+    if kind == "npy_unclosed_header":
+        text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, "
+        text += b" " * (63 - (10 + len(text)) % 64) + b"\n"
+        body = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+        return {"content": body, "headers": {"Content-Type": "application/x-npy"}}
     if kind == "streamed":  # chunked transfer: no Content-Length to refuse up front
         return {"content": _chunks(MAX_BODY * 4), "headers": {"Content-Type": "application/x-npy"}}
     return kind
@@ -621,7 +629,11 @@ def test_idle_and_partial_header_connections_are_closed(built, sent):
             if sent:
                 sock.sendall(sent)
             assert srv.client.get("/healthz").status_code == 200
-            assert sock.recv(1024) == b""  # the server closed it (bounded by the 60 s timeout)
+            try:  # the server closed it (bounded by the 60 s timeout): an orderly close, or a
+                data = sock.recv(1024)  # reset when it aborts the transport (seen under load)
+            except ConnectionResetError:
+                data = b""
+            assert data == b""
         # a whole request on a fresh connection still works
         assert srv.client.get("/healthz").status_code == 200
     finally:

@@ -3,6 +3,8 @@ JSON and .npy, each refused from what it declares before anything is allocated."
 
 from __future__ import annotations
 
+import tokenize
+
 import json
 from typing import Any
 
@@ -110,7 +112,7 @@ def _npy_tensor(model: ServedModel, body: bytes, max_batch: int) -> np.ndarray:
     _check_npy_header(body, max_batch)
     try:
         arr = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError, TypeError) as exc:
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as exc:
         raise RequestError(
             422, "bad_npy", f"the body is not a valid .npy array without pickles ({exc})"
         ) from None
@@ -133,7 +135,8 @@ def _check_npy_header(body: bytes, max_batch: int) -> None:
             else np.lib.format.read_array_header_2_0
         )
         shape, _, dtype = read(fh, max_header_size=10_000)
-    except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as exc:
+        # numpy parses the header dict with ast/tokenize: a mangled one raises their errors
         raise RequestError(422, "bad_npy", f"the body is not a valid .npy array ({exc})") from None
     if dtype.hasobject:
         raise RequestError(422, "bad_npy", "object arrays (pickles) are not accepted")

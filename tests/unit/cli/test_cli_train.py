@@ -13,10 +13,10 @@ from pqcompress.config import ExperimentConfig
 
 ALL_RECIPES = sorted((Path(__file__).parents[3] / "recipes").glob("*.yaml"))
 # sweep recipes (a `grid:` of axes over a base experiment) are checked in tests/unit/sweep,
-# distillation recipes (`teachers:`) in tests/unit/cli/test_cli_distill.py
-RECIPES = [
-    r for r in ALL_RECIPES if not {"grid", "teachers"} & set(yaml.safe_load(r.read_text()) or {})
-]
+# distillation recipes (`teachers:`) in tests/unit/cli/test_cli_distill.py, search specs
+# (`objectives:`) in tests/unit/search/test_search_spec.py
+OTHER_KINDS = {"grid", "teachers", "objectives"}
+RECIPES = [r for r in ALL_RECIPES if not OTHER_KINDS & set(yaml.safe_load(r.read_text()) or {})]
 
 
 def run_cli(args, capsys):

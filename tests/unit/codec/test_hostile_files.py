@@ -266,7 +266,10 @@ def test_a_huge_sparse_file_is_refused_without_reading_it(real, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     first, rss_kb = out.stdout.strip().splitlines()
     assert first.startswith("refused:") and "unexpected bytes after its payloads" in first
-    assert int(rss_kb) < 1_000_000  # KiB: well under the 3 GiB a full read would take
+    # KiB: well under the 3 GiB (3,145,728 KiB) a full read would take. The process itself
+    # (torch imported) is about 250 MiB here; a loaded CI machine measured 1,028,132 KiB once,
+    # so the bound leaves room for the environment and still fails a full read.
+    assert int(rss_kb) < 1_600_000
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,261 @@
+"""Hostile-request campaign against a real `pqcompress serve` on 127.0.0.1: seeded malformed
+requests of many kinds from 4 concurrent clients, then counts per kind of answer.
+
+Kinds: random bytes under every content type; `.npy` files with mutated headers (shapes, dtypes,
+orders, lengths); corrupted and lying PNG/JPEG images (bit flips, truncation, huge declared
+sizes); JSON bodies of random structure (wrong nesting, strings, NaN, 1e308, huge lists, deep
+nesting); multipart forms with wrong fields; made-up methods and paths; oversized headers.
+"Mishandled" is any 5xx other than 503/504 (load shedding and timeouts are answers), a
+connection the server broke, or a server that is not ready afterwards. The server's peak RSS
+(VmHWM) is reported beside the base deployment's memory limit.
+
+    python benchmarks/hostile_http.py MODEL.pqz 3000
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+CONTENT_TYPES = [
+    "application/json", "application/x-npy", "application/octet-stream", "image/png",
+    "image/jpeg", "multipart/form-data; boundary=xyz", "text/plain", "", "image/gif",
+    "application/json; charset=latin-1",
+]  # fmt: skip
+METHODS = ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "FOO", "PROPFIND", "X" * 40]
+PATHS = [
+    "/v1/predict",
+    "/v1/model",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/v1/predict/",
+    "/v1/../v1/predict",
+    "/" + "a" * 3000,
+    "/v1/predict?x=" + "y" * 5000,
+    "/%00",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def npy_header(shape, dtype="<f4", order=False, extra=b"") -> bytes:
+    text = f"{{'descr': '{dtype}', 'fortran_order': {order}, 'shape': {tuple(shape)}, }}"
+    body = text.encode("latin1")
+    pad = 64 - (10 + len(body) + 1) % 64
+    header = body + b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + extra
+
+
+def png(rng: random.Random, size=(28, 28)) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.uint8(np.full(size, rng.randrange(256)))).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 6)):
+        if b:
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+    if rng.random() < 0.3:
+        b = b[: rng.randrange(len(b) + 1)]
+    return bytes(b)
+
+
+def random_json(rng: random.Random, depth: int = 0):
+    r = rng.random()
+    if depth > 4 or r < 0.3:
+        return rng.choice([0, -1, 1.5, 1e308, -1e308, "x", None, True, [], {}, 2**70])
+    if r < 0.7:
+        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 5))]
+    return {rng.choice(["inputs", "x", "data", ""]): random_json(rng, depth + 1)}
+
+
+def request(rng: random.Random, shape) -> dict:
+    kind = rng.choice(["bytes", "npy", "image", "json", "multipart", "method", "headers"])
+    ct = rng.choice(CONTENT_TYPES)
+    if kind == "bytes":
+        body = os.urandom(rng.choice([0, 1, 7, 100, 5000, 300_000]))
+        return {
+            "kind": kind,
+            "method": "POST",
+            "url": "/v1/predict",
+            "content": body,
+            "headers": {"Content-Type": ct},
+        }
+    if kind == "npy":
+        shape_ = rng.choice(
+            [
+                (1, *shape),
+                (2**31, *shape),
+                (0,),
+                (-1, 3),
+                (1, 1, 2, 2),
+                (3, *shape),
+                (2**20, 2**20),
+                (),
+            ]
+        )
+        dtype = rng.choice(["<f4", "<f8", "|u1", "<i8", "|O", "<c8", ">f4", "<U3", "??"])
+        data = os.urandom(rng.choice([0, 16, 4 * int(np.prod(shape)), 10_000]))
+        body = npy_header(shape_, dtype, rng.random() < 0.2, data)
+        if rng.random() < 0.3:
+            body = mutate(body, rng)
+        return {
+            "kind": kind,
+            "method": "POST",
+            "url": "/v1/predict",
+            "content": body,
+            "headers": {"Content-Type": "application/x-npy"},
+        }
+    if kind == "image":
+        base = png(rng)
+        if rng.random() < 0.3:  # a header that claims a huge canvas
+            base = (
+                base[:16] + struct.pack(">II", 60000, rng.choice([60000, 1, 2**31 - 1])) + base[24:]
+            )
+        body = mutate(base, rng) if rng.random() < 0.7 else base
+        return {
+            "kind": kind,
+            "method": "POST",
+            "url": "/v1/predict",
+            "content": body,
+            "headers": {"Content-Type": rng.choice(["image/png", "image/jpeg", ct])},
+        }
+    if kind == "json":
+        doc = {"inputs": random_json(rng)} if rng.random() < 0.7 else random_json(rng)
+        text = json.dumps(doc, allow_nan=True)
+        if rng.random() < 0.1:
+            text = "[" * 20000 + "]" * 20000
+        return {
+            "kind": kind,
+            "method": "POST",
+            "url": "/v1/predict",
+            "content": text.encode(),
+            "headers": {"Content-Type": "application/json"},
+        }
+    if kind == "multipart":
+        field = rng.choice(["file", "files", "image", ""])
+        return {
+            "kind": kind,
+            "method": "POST",
+            "url": "/v1/predict",
+            "files": {field or "x": ("a.png", mutate(png(rng), rng), "image/png")},
+        }
+    if kind == "method":
+        return {
+            "kind": kind,
+            "method": rng.choice([*METHODS, "POST"]),
+            "url": rng.choice(PATHS),
+            "content": b"",
+            "headers": {},
+        }
+    return {
+        "kind": kind,
+        "method": "POST",
+        "url": "/v1/predict",
+        "content": b"{}",
+        "headers": {"Content-Type": ct, "X-Big": "v" * rng.choice([10, 10_000, 60_000])},
+    }
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    model, total = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3000
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pqcompress.cli.main", "serve", model, "--port", str(port),
+         "--log-level", "error"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("the server did not become ready in 300 s")
+        time.sleep(0.2)
+    shape = tuple(httpx.get(url + "/v1/model").json()["input_shape"])
+    counts: collections.Counter[str] = collections.Counter()
+    by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    bad: list[str] = []
+    details: list[str] = []
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        rng = random.Random(1000 + k)
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for _ in range(total // 4):
+                req = request(rng, shape)
+                kind = req.pop("kind")
+                body = req.get("content") or b""
+                what = f"{kind} {req.get('headers', {}).get('Content-Type', '')} {len(body)} B {body[:70]!r}"
+                try:
+                    code = c.request(**req).status_code
+                    outcome = f"{code // 100}xx" if code not in (503, 504) else str(code)
+                    mishandled = code >= 500 and code not in (503, 504)
+                except httpx.HTTPError as exc:
+                    outcome, mishandled = f"error:{type(exc).__name__}", True
+                with lock:
+                    counts[outcome] += 1
+                    by_kind[kind][outcome] += 1
+                    if mishandled:
+                        bad.append(f"{kind}: {outcome}")
+                        details.append(f"{outcome}: {what}")
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ready = httpx.get(url + "/readyz", timeout=10).status_code
+    good = np.zeros((1, *shape), dtype=np.float32).tolist()
+    still = httpx.post(url + "/v1/predict", json={"inputs": good}, timeout=30).status_code
+    peak = peak_rss_mib(proc.pid)
+    proc.terminate()
+    proc.wait(timeout=60)
+    print(f"tried {sum(counts.values())} requests in {wall:.0f} s: {dict(counts)}")
+    for kind, c in sorted(by_kind.items()):
+        print(f"  {kind:<10} {dict(c)}")
+    print(f"mishandled {len(bad)} {collections.Counter(bad).most_common(5)}")
+    for d in details[:10]:
+        print(f"    {d}")
+    print(f"afterwards: /readyz {ready}, a good request {still}; peak RSS {peak:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
