@@ -3,9 +3,8 @@ JSON and .npy, each refused from what it declares before anything is allocated."
 
 from __future__ import annotations
 
-import tokenize
-
 import json
+import tokenize
 from typing import Any
 
 import numpy as np
