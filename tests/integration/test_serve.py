@@ -110,7 +110,12 @@ class Server:
         self.proc = subprocess.Popen(
             cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        self.client = httpx.Client(base_url=self.url, timeout=60.0)
+        # the server closes a keep-alive connection idle for its header timeout (>= 1 s in
+        # these tests); reusing one idle for longer would race that close, so the client
+        # drops pooled connections idle for more than 0.2 s
+        self.client = httpx.Client(
+            base_url=self.url, timeout=60.0, limits=httpx.Limits(keepalive_expiry=0.2)
+        )
 
     def wait_ready(self) -> Server:
         deadline = time.monotonic() + START_DEADLINE_S
@@ -628,14 +633,18 @@ def test_idle_and_partial_header_connections_are_closed(built, sent):
         with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as sock:
             if sent:
                 sock.sendall(sent)
-            assert srv.client.get("/healthz").status_code == 200
+            # a new client each time: a pooled keep-alive connection idle for over 1 s is
+            # closed by the same timeout, and reusing it would race that close
+            with httpx.Client(base_url=srv.url, timeout=60.0) as probe:
+                assert probe.get("/healthz").status_code == 200
             try:  # the server closed it (bounded by the 60 s timeout): an orderly close, or a
                 data = sock.recv(1024)  # reset when it aborts the transport (seen under load)
             except ConnectionResetError:
                 data = b""
             assert data == b""
         # a whole request on a fresh connection still works
-        assert srv.client.get("/healthz").status_code == 200
+        with httpx.Client(base_url=srv.url, timeout=60.0) as fresh:
+            assert fresh.get("/healthz").status_code == 200
     finally:
         srv.stop()
 

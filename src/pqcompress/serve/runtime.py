@@ -40,11 +40,18 @@ class ServedModel:
         return len(self.class_names)
 
 
-def load_served_model(settings: ServeSettings) -> ServedModel:
-    """Load ``settings.model`` with ``settings.runtime`` and run one warm-up batch."""
-    path = Path(settings.model)
+def check_model_file(model: str | Path) -> Path:
+    """The one rule for the service's model argument: an existing file (a .pqz or .onnx);
+    ModelLoadError otherwise, before anything starts."""
+    path = Path(model)
     if not path.is_file():
         raise ModelLoadError(f"model file '{path}' does not exist (expected a .pqz or .onnx file)")
+    return path
+
+
+def load_served_model(settings: ServeSettings) -> ServedModel:
+    """Load ``settings.model`` with ``settings.runtime`` and run one warm-up batch."""
+    path = check_model_file(settings.model)
     loader = _RUNTIMES[settings.runtime]
     start = time.perf_counter()
     try:

@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import tempfile
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -25,7 +24,7 @@ from pqcompress.serve.app import create_app
 from pqcompress.serve.errors import ModelLoadError
 from pqcompress.serve.metrics import MULTIPROC_ENV
 from pqcompress.serve.protocol import HeaderTimeoutH11Protocol, protocol_for
-from pqcompress.serve.runtime import load_served_model
+from pqcompress.serve.runtime import check_model_file, load_served_model
 from pqcompress.serve.settings import ServeSettings
 
 
@@ -71,10 +70,7 @@ def _log_config(level: str) -> dict[str, Any]:
 
 def serve(settings: ServeSettings) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a clean drain. ModelLoadError if the model fails."""
-    if not Path(settings.model).is_file():
-        raise ModelLoadError(
-            f"model file '{settings.model}' does not exist (expected a .pqz or .onnx file)"
-        )
+    check_model_file(settings.model)
     if settings.workers > 1:
         return _serve_workers(settings)
     app = create_app(settings)
