@@ -63,7 +63,8 @@ def _mean_sd(values: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def _load(path: Path, study: str | None) -> tuple[str, list[dict], list[dict], dict]:
+def _load(path: Path, study: str | None) -> tuple[str, list[dict], list[dict], dict, list[dict]]:
+    """(study name, finished runs, iterations, study record, every evaluation) from one open store."""
     from pqcompress.search.store import SearchStore
 
     store = SearchStore(path)
@@ -87,7 +88,7 @@ def _load(path: Path, study: str | None) -> tuple[str, list[dict], list[dict], d
         ]
         its = store.iterations(study)
         meta = store.study(study) or {}
-        return study, runs, its, meta
+        return study, runs, its, meta, store.all_evaluations(study)
     finally:
         store.close()
 
@@ -197,27 +198,24 @@ def pairs_table(runs: list[dict]) -> Table:
     )
 
 
-def _plots(path: Path, study: str, runs: list[dict], its: list[dict], out: Path) -> list[Path]:
-    try:
-        import matplotlib
+def _plots(
+    runs: list[dict], its: list[dict], meta: dict, evals: list[dict], out: Path
+) -> list[Path]:
+    """Hypervolume vs evaluations, boxplots over repeats and the fronts of repeat 0 (PNG + SVG
+    each, drawn like the grid report's plots: headless figures, no pyplot state)."""
+    import importlib.util
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         return []
+    from pqcompress.report.plots import _figure, _save
     from pqcompress.search.pareto import Normaliser, feasible_front
-    from pqcompress.search.store import SearchStore
+    from pqcompress.search.spec import SearchSpec
 
-    store = SearchStore(path)
-    try:
-        evals = store.all_evaluations(study)
-        meta = store.study(study) or {}
-    finally:
-        store.close()
-    written = []
+    written: list[Path] = []
     algos = sorted({r["algorithm"] for r in runs})
     # hypervolume vs evaluations (mean over repeats, step-wise)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = _figure(7, 4.5)
+    ax = fig.add_subplot()
     for a in algos:
         curves = defaultdict(list)
         for i in its:
@@ -235,48 +233,35 @@ def _plots(path: Path, study: str, runs: list[dict], its: list[dict], out: Path)
     ax.set_ylabel("hypervolume (mean over repeats)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    for ext in ("png", "svg"):
-        p = out / f"search_hypervolume_curve.{ext}"
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-        written.append(p)
-    plt.close(fig)
+    written += _save(fig, out, "search_hypervolume_curve")
     # boxplots over repeats
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    data = [[r["hypervolume"] for r in runs if r["algorithm"] == a] for a in algos]
-    ax.boxplot(data)
+    fig = _figure(7, 4.5)
+    ax = fig.add_subplot()
+    ax.boxplot([[r["hypervolume"] for r in runs if r["algorithm"] == a] for a in algos])
     ax.set_xticks(range(1, len(algos) + 1), algos, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("final hypervolume")
     ax.grid(alpha=0.3, axis="y")
-    for ext in ("png", "svg"):
-        p = out / f"search_hypervolume_box.{ext}"
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-        written.append(p)
-    plt.close(fig)
+    written += _save(fig, out, "search_hypervolume_box")
     # fronts of repeat 0
     ref = meta.get("reference", {})
-    spec = meta.get("spec", {})
-    objectives = tuple(spec.get("objectives", ("accuracy", "nonzero")))
-    cons = spec.get("constraints", {})
-    floor = cons.get("accuracy_min", ref.get("accuracy", 0) - cons.get("accuracy_drop_max", 0))
-    norm = Normaliser(objectives, float(floor), ref)
-    if objectives[:2] == ("accuracy", "nonzero"):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+    spec = SearchSpec.from_dict(meta.get("spec", {}))
+    floor = spec.accuracy_floor(float(ref.get("accuracy", 0.0)))
+    norm = Normaliser(tuple(spec.objectives), floor, ref)
+    if tuple(spec.objectives[:2]) == ("accuracy", "nonzero"):
+        fig = _figure(7, 4.5)
+        ax = fig.add_subplot()
         for a in algos:
             rows = [e for e in evals if e["algorithm"] == a and e["repeat"] == 0]
             front, _ = feasible_front(rows, norm)
             pts = sorted((f["objectives"]["nonzero"], f["objectives"]["accuracy"]) for f in front)
             if pts:
                 ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=a)
-        ax.axhline(100 * float(floor), color="grey", ls="--", lw=1, label="accuracy floor")
+        ax.axhline(100 * floor, color="grey", ls="--", lw=1, label="accuracy floor")
         ax.set_xlabel("nonzero share of parameters")
         ax.set_ylabel("accuracy % (evaluation subset)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        for ext in ("png", "svg"):
-            p = out / f"search_fronts.{ext}"
-            fig.savefig(p, dpi=120, bbox_inches="tight")
-            written.append(p)
-        plt.close(fig)
+        written += _save(fig, out, "search_fronts")
     return written
 
 
@@ -285,13 +270,13 @@ def build_search_report(
 ) -> list[Path]:
     """Write the tables (.md/.csv/.json), plots and ``search_report.md`` into ``out_dir``."""
     path, out = Path(path), Path(out_dir)
-    study, runs, its, meta = _load(path, study)
+    study, runs, its, meta, evals = _load(path, study)
     out.mkdir(parents=True, exist_ok=True)
     tables = [hypervolume_table(runs, its), pairs_table(runs)]
     written: list[Path] = []
     for t in tables:
         written += t.write(out)
-    figures = _plots(path, study, runs, its, out) if plots else []
+    figures = _plots(runs, its, meta, evals, out) if plots else []
     ref = meta.get("reference", {})
     head = (
         f"# Search study '{study}'\n\nUnmodified model: {100 * ref.get('accuracy', 0):.2f}% on "
