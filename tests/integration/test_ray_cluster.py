@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-pytest.importorskip("ray")
-pytest.importorskip("pymoo")
+pytest.importorskip("ray")  # every test here runs on a Ray cluster
 
 RAY = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
 # a token file left by an earlier local ray.init turns token auth on for `ray start`; the test
@@ -73,6 +72,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_search_on_the_cluster(head: str, tiny_run: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pymoo")  # the search's hypervolume (the sweep test needs no pymoo)
     from pqcompress.testing.runs import tiny_search_spec as spec_dict
 
     spec = tmp_path / "spec.yaml"

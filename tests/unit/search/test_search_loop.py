@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pymoo")
-pytest.importorskip("optuna")
+pytest.importorskip("pymoo")  # hypervolumes (every test) and C-TAEA
 
 from pqcompress.errors import ConfigError
 from pqcompress.search import SearchSpec, run_search
@@ -31,6 +30,7 @@ ALGOS = [
 
 @pytest.fixture(scope="module")
 def searched(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("optuna")  # one of the algorithms this search runs
     base = tmp_path_factory.mktemp("searched")
     spec = SearchSpec.from_dict(spec_dict(tiny_run, algorithms=ALGOS))
     entries = run_search(spec, base / "r.db", out=base / "out")

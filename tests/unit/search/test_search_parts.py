@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("pymoo")
-
 from pqcompress.search.loop import most_diverse
 from pqcompress.search.pareto import Normaliser, feasible_front, hypervolume, non_dominated
 from pqcompress.search.space import posttrain_space
@@ -14,6 +12,7 @@ from pqcompress.search.surrogates import SURROGATES, fit_and_select, score
 
 
 def test_hypervolume_of_hand_computed_fronts() -> None:
+    pytest.importorskip("pymoo")  # the hypervolume is pymoo's
     # one point (0.5, 0.5) under reference (1, 1): a 0.5 x 0.5 square
     assert hypervolume(np.array([[0.5, 0.5]]), [1, 1]) == pytest.approx(0.25)
     # staircase (0.2, 0.6), (0.5, 0.3): 0.8*0.4 + 0.5*0.3 = 0.32 + 0.15 = 0.47
@@ -30,6 +29,7 @@ def test_non_dominated_keeps_one_of_equal_points() -> None:
 
 
 def test_normaliser_and_infeasible_points_never_on_the_front() -> None:
+    pytest.importorskip("pymoo")  # the front's hypervolume is pymoo's
     norm = Normaliser(("accuracy", "nonzero"), 0.8, {"accuracy": 0.9})
     assert norm.vector({"accuracy": 0.9, "nonzero": 0.5}).tolist() == pytest.approx([0.5, 0.5])
     assert norm.constraint({"accuracy": 0.75}) == pytest.approx(0.05)

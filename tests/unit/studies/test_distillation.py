@@ -18,8 +18,6 @@ from pqcompress.studies.distillation import (
 )
 from pqcompress.testing.tiny import write_tiny_pneumonia
 
-pytest.importorskip("onnxruntime")  # the int8 rows run on ONNX Runtime (a dev dependency)
-
 
 def recipe(root: Path, **changes) -> DistillRecipe:
     data = {
@@ -41,6 +39,7 @@ def recipe(root: Path, **changes) -> DistillRecipe:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, DistillRecipe]:
+    pytest.importorskip("onnxruntime")  # the int8 rows run on ONNX Runtime (a dev dependency)
     base = tmp_path_factory.mktemp("distill")
     write_tiny_pneumonia(base / "data")
     r = recipe(base / "data")
