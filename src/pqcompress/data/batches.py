@@ -32,14 +32,29 @@ def split_loader(
     return make_loader(data, batch_size, shuffle=shuffle), bundle
 
 
+def evaluation_view(dataset: Any) -> Any:
+    """``dataset`` as evaluation sees it: un-augmented, yielding plain ``(x, y)`` batches
+    (datasets without those views, e.g. a plain torch Dataset, are returned as they are)."""
+    if hasattr(dataset, "with_augment"):
+        dataset = dataset.with_augment(None)
+    if getattr(dataset, "target_extra", None) is not None:
+        dataset = dataset.with_target_extra(None)
+    return dataset
+
+
+def input_batches(loader: Any, batches: int) -> list:
+    """The inputs of the first ``batches`` batches of ``loader`` (for calibration)."""
+    out = []
+    for batch in loader:
+        out.append(batch[0])
+        if len(out) >= batches:
+            break
+    return out
+
+
 def calibration_batches(
     dataset: str, *, root: str | None = None, batches: int = 8, batch_size: int = 64
 ) -> list:
     """A few shuffled training batches (inputs only) for activation calibration."""
     loader, _ = split_loader(dataset, "train", root=root, batch_size=batch_size, shuffle=True)
-    out = []
-    for x, _ in loader:
-        out.append(x)
-        if len(out) >= batches:
-            break
-    return out
+    return input_batches(loader, batches)

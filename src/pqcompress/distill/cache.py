@@ -17,6 +17,7 @@ import torch
 
 from pqcompress.atomic import atomic_write
 from pqcompress.data.arrays import ArrayDataset
+from pqcompress.data.batches import evaluation_view
 from pqcompress.data.loader import make_loader
 from pqcompress.distill.ensemble import TeacherEnsemble
 from pqcompress.errors import CheckpointError
@@ -34,7 +35,7 @@ def teacher_logits(
     the view (another split of the same storage) hold NaN. Use the result with
     ``dataset.with_extra("teacher", logits).with_target_extra("teacher")``.
     """
-    clean = dataset.with_augment(None).with_target_extra(None)
+    clean = evaluation_view(dataset)
     out: torch.Tensor | None = None
     start = 0
     rows = clean.rows

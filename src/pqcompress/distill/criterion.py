@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from pqcompress.distill.ensemble import TeacherEnsemble, check_combine, soft_targets
-from pqcompress.distill.loss import DistillationLoss, distillation_loss
+from pqcompress.distill.loss import DistillationLoss
 
 
 class DistillationCriterion:
@@ -41,20 +41,5 @@ class DistillationCriterion:
                 )
             extra = self.teacher.member_logits(x)
         probs = soft_targets(extra, self.combine, self.loss.temperature)
-        return distillation_loss_from_probs(self.loss, logits, probs, y)
-
-
-def distillation_loss_from_probs(
-    loss: DistillationLoss, logits: torch.Tensor, probs: torch.Tensor, y: torch.Tensor
-) -> torch.Tensor:
-    """``loss`` with the teacher given as probabilities already at the loss's temperature."""
-    return distillation_loss(
-        logits,
-        probs,
-        y,
-        temperature=loss.temperature,
-        soft_weight=loss.soft_weight,
-        hard_weight=loss.hard_weight,
-        teacher_probs=True,
-        t_squared=loss.t_squared,
-    )
+        loss: torch.Tensor = self.loss(logits, probs, y, teacher_probs=True)
+        return loss

@@ -88,8 +88,14 @@ class DistillationLoss(nn.Module):
         self.t_squared = t_squared
 
     def forward(
-        self, student_logits: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor | None
+        self,
+        student_logits: torch.Tensor,
+        teacher: torch.Tensor,
+        targets: torch.Tensor | None,
+        *,
+        teacher_probs: bool | None = None,
     ) -> torch.Tensor:
+        """``teacher_probs`` overrides the module's setting for this call (None: keep it)."""
         return distillation_loss(
             student_logits,
             teacher,
@@ -97,7 +103,7 @@ class DistillationLoss(nn.Module):
             temperature=self.temperature,
             soft_weight=self.soft_weight,
             hard_weight=self.hard_weight,
-            teacher_probs=self.teacher_probs,
+            teacher_probs=self.teacher_probs if teacher_probs is None else teacher_probs,
             t_squared=self.t_squared,
         )
 

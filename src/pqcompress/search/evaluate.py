@@ -93,9 +93,12 @@ class PostTrainEvaluator:
             g = torch.Generator().manual_seed(settings.seed)
             idx = torch.randperm(n, generator=g)[: settings.subset].sort().values
             split = split.select(idx) if hasattr(split, "select") else split
+        from pqcompress.data.batches import evaluation_view
         from pqcompress.data.loader import make_loader
 
-        self.batches = [(b[0], b[1]) for b in make_loader(_clean(split), 500, shuffle=False)]
+        self.batches = [
+            (b[0], b[1]) for b in make_loader(evaluation_view(split), 500, shuffle=False)
+        ]
         self.n = sum(int(y.numel()) for _, y in self.batches)
         self.reference = self.accuracy(self.model)
 
@@ -131,12 +134,6 @@ class PostTrainEvaluator:
                 runnable, self.batches[0][0][:1], self.settings.latency_repeats
             )
         return out
-
-
-def _clean(dataset: Any) -> Any:
-    if hasattr(dataset, "with_augment"):
-        dataset = dataset.with_augment(None)
-    return dataset
 
 
 def _saved_bytes(model: nn.Module, torch_int8: bool) -> int:

@@ -101,14 +101,12 @@ class PQEvaluator:
         self.reference = self._accuracy(self.model)
 
     def _accuracy(self, model: torch.nn.Module) -> float:
+        from pqcompress.data.batches import evaluation_view
         from pqcompress.data.loader import make_loader
         from pqcompress.metrics.classification import evaluate_model
 
-        data = self.bundle.test
-        data = data.with_augment(None) if hasattr(data, "with_augment") else data
-        return float(
-            evaluate_model(model, make_loader(data, 500, shuffle=False), "cpu")["accuracy"]
-        )
+        loader = make_loader(evaluation_view(self.bundle.test), 500, shuffle=False)
+        return float(evaluate_model(model, loader, "cpu")["accuracy"])
 
     def _latency(self, pqz: Path) -> float:
         import onnxruntime as ort
@@ -216,13 +214,8 @@ class PQEvaluator:
         ).to_dict()
 
     def _calibration(self) -> list[torch.Tensor]:
+        from pqcompress.data.batches import evaluation_view, input_batches
         from pqcompress.data.loader import make_loader
 
-        data = self.bundle.train
-        data = data.with_augment(None) if hasattr(data, "with_augment") else data
-        out = []
-        for batch in make_loader(data, 32, shuffle=True, seed=0):
-            out.append(batch[0])
-            if len(out) >= 4:
-                break
-        return out
+        loader = make_loader(evaluation_view(self.bundle.train), 32, shuffle=True, seed=0)
+        return input_batches(loader, 4)

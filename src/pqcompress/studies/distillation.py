@@ -34,6 +34,7 @@ from torch import nn
 from pqcompress.atomic import write_json_atomic, write_text_atomic
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, dump_yaml, to_dict
 from pqcompress.data.arrays import ArrayDataset
+from pqcompress.data.batches import evaluation_view, input_batches
 from pqcompress.data.bundle import DataBundle
 from pqcompress.data.loader import make_loader
 from pqcompress.distill import (
@@ -59,17 +60,10 @@ class DistillationError(PQCError):
 # --------------------------------------------------------------------------- evaluation
 
 
-def clean_view(dataset: Any) -> Any:
-    """``dataset`` un-augmented, yielding plain ``(x, y)`` batches."""
-    if isinstance(dataset, ArrayDataset):
-        return dataset.with_augment(None).with_target_extra(None)
-    return dataset
-
-
 def evaluate(model: nn.Module, dataset: Any, num_classes: int) -> dict[str, Any]:
     """Accuracy, precision, recall, F1 (positive class for 2 classes, else macro), the
     confusion matrix and macro F1 of ``model`` on ``dataset``."""
-    loader = make_loader(clean_view(dataset), 256, shuffle=False)
+    loader = make_loader(evaluation_view(dataset), 256, shuffle=False)
     out = evaluate_model(model, loader, "cpu", return_predictions=True)
     rep = classification_report(out["predictions"], out["labels"], num_classes)
     if num_classes == 2:
@@ -88,7 +82,7 @@ def evaluate(model: nn.Module, dataset: Any, num_classes: int) -> dict[str, Any]
 
 
 def accuracy_on(model: nn.Module, dataset: Any) -> float:
-    loader = make_loader(clean_view(dataset), 256, shuffle=False)
+    loader = make_loader(evaluation_view(dataset), 256, shuffle=False)
     return float(evaluate_model(model, loader, "cpu")["accuracy"])
 
 
@@ -331,10 +325,7 @@ class DistillationRun:
 
         pqz.parent.mkdir(parents=True, exist_ok=True)
         if not pqz.is_file() or pqz.stat().st_mtime < (run_dir / "best.pt").stat().st_mtime:
-            try:
-                codec.export_run(run_dir, pqz, which="best", onnx="none")
-            except PQCError:
-                raise
+            codec.export_run(run_dir, pqz, which="best", onnx="none")
         return codec.load(pqz).eval()
 
     def _teacher_rows(self, ensemble: TeacherEnsemble, files: list[str]) -> None:
@@ -530,13 +521,8 @@ class DistillationRun:
         self.log(f"{kind}: {100 * metrics['accuracy']:.2f}%, {path.stat().st_size:,} B")
 
     def _calibration(self, batches: int = 8, size: int = 32) -> list[torch.Tensor]:
-        loader = make_loader(clean_view(self._bundle.train), size, shuffle=True, seed=0)
-        out = []
-        for batch in loader:
-            out.append(batch[0])
-            if len(out) >= batches:
-                break
-        return out
+        loader = make_loader(evaluation_view(self._bundle.train), size, shuffle=True, seed=0)
+        return input_batches(loader, batches)
 
     # ------------------------------------------------------------------ P->Q
 

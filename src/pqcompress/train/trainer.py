@@ -19,6 +19,7 @@ from torch import nn
 from pqcompress.atomic import stale_temp_files
 from pqcompress.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
+from pqcompress.data.batches import evaluation_view
 from pqcompress.data.bundle import DataBundle
 from pqcompress.errors import CheckpointError, ConfigError, DivergedError
 from pqcompress.metrics.classification import classification_report, evaluate_model
@@ -254,10 +255,7 @@ class Trainer:
         dataset = datasets[split]
         if dataset is None:
             raise ConfigError(f"dataset '{self.bundle.name}' has no {split} split")
-        if hasattr(dataset, "with_augment"):  # evaluate on clean (un-augmented) samples
-            dataset = dataset.with_augment(None)
-        if getattr(dataset, "target_extra", None) is not None:  # plain (x, y) batches
-            dataset = dataset.with_target_extra(None)
+        dataset = evaluation_view(dataset)  # clean (un-augmented) samples, plain (x, y)
         loader = loop.make_epoch_loader(
             dataset,
             max(self.cfg.batch_size, EVAL_BATCH_SIZE),
