@@ -199,7 +199,14 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     compression: CompressionConfig | None = None
+    init_from: str | None = None
     version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.init_from is not None and not str(self.init_from).strip():
+            raise ConfigError(
+                "init_from must name a run directory or a checkpoint file, or be null"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = to_dict(self)

@@ -19,6 +19,7 @@ _FLAG_KEYS = {
     "data_root": "data.root",
     "val_fraction": "data.val_fraction",
     "subset": "data.subset",
+    "init_from": "init_from",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
     "optimizer": "train.optimizer",
@@ -86,6 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--data-root", help="where the dataset files are")
     g.add_argument("--val-fraction", type=float)
     g.add_argument("--subset", type=int, help="use only N training samples")
+    g.add_argument(
+        "--init-from",
+        help="start from the weights of this run directory (its best.pt) or checkpoint file, "
+        "e.g. to fine-tune a trained float model under P->Q",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)

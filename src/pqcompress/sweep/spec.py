@@ -45,7 +45,7 @@ AXIS_ALIASES: dict[str, str] = {
     "batch_size": "train.batch_size",
     "optimizer": "train.optimizer",
 }
-_TOP_KEYS = ("model", "dataset", "model_args", "data", "train", "compression")
+_TOP_KEYS = ("model", "dataset", "model_args", "data", "train", "compression", "init_from")
 RUN_ID_LENGTH = 12
 
 
@@ -81,6 +81,7 @@ class SweepSpec:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     compression: CompressionConfig | None = None
+    init_from: str | None = None
     grid: dict[str, list[Any]] = field(default_factory=dict)
     include: tuple[dict[str, Any], ...] = ()
     version: int = 1

@@ -112,8 +112,26 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     return sorted(k for k in diff if not under_other(k))
 
 
+def with_current_defaults(saved: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A saved experiment config with the fields added since it was written at their
+    defaults, so that a run started before a new field existed still resumes; anything that
+    is not a parseable ExperimentConfig is returned as it is."""
+    from pqcompress.config import ExperimentConfig
+    from pqcompress.errors import ConfigError
+
+    if not ("model" in saved and "train" in saved):
+        return saved
+    try:
+        out: dict[str, Any] = ExperimentConfig.from_dict(saved).to_dict()
+    except (ConfigError, TypeError):
+        return saved
+    return out
+
+
 def check_same_config(saved: Mapping[str, Any], current: Mapping[str, Any], where: Path) -> None:
-    """CheckpointError naming each differing key, with the saved and the current value."""
+    """CheckpointError naming each differing key, with the saved and the current value (a
+    field added since the run was saved counts at its default)."""
+    saved = with_current_defaults(saved)
     diff = config_differences(saved, current)
     if diff:
         details = "; ".join(

@@ -610,7 +610,9 @@ def train(
 
     Nothing is written to ``out_dir`` until data and model are built; an existing run there
     raises CheckpointError unless ``resume`` (and a different config does too, on resume).
-    The model is built right after ``torch.manual_seed(config.train.seed)``.
+    The model is built right after ``torch.manual_seed(config.train.seed)``; with
+    ``config.init_from`` its weights then come from that run or checkpoint (fine-tuning a
+    trained model under compression). On resume the run's own checkpoint replaces them.
     """
     from pqcompress.data.registry import build_dataset
     from pqcompress.models.registry import build_model
@@ -631,6 +633,8 @@ def train(
         input_shape=tuple(bundle.input_shape),
         **config.model_args,
     )
+    if config.init_from is not None:
+        load_initial_weights(model, config.init_from)
     trainer = Trainer(
         model,
         bundle,
@@ -642,3 +646,31 @@ def train(
         config_dict=config_dict,
     )
     return trainer.fit()
+
+
+def load_initial_weights(model: nn.Module, source: str | Path) -> None:
+    """Load the weights a run directory (its ``best.pt``) or a checkpoint file holds into
+    ``model``; CheckpointError when the source is missing or its tensors do not fit."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise CheckpointError(
+            f"init_from: {source} is neither a finished run directory (with best.pt) nor a "
+            "checkpoint file"
+        )
+    state = load_model_state(path)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    wrong = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
+    if missing or extra or wrong:
+        parts = []
+        for what, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{what}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
+        raise CheckpointError(
+            f"init_from: the weights in {path} do not fit this model ({'; '.join(parts)}); "
+            "expected a run of the same model and model_args"
+        )
+    model.load_state_dict(state)

@@ -95,3 +95,36 @@ def test_resume_with_real_compressor_is_bit_identical(tmp_path):
 
     assert strip(resumed.history) == strip(straight.history)
     assert resumed.compressor_stats == straight.compressor_stats
+
+
+def test_init_from_starts_from_a_trained_run_and_refuses_a_misfit(tmp_path):
+    """init_from loads the run's best.pt before training: an epoch at lr ~ 0 keeps the
+    trained weights (only BatchNorm statistics move), so the run scores like the trained one
+    and far above the same run from scratch; a model whose shapes differ is refused, naming
+    what does not fit."""
+    import dataclasses
+
+    import torch
+
+    from pqcompress.checkpoint import load_model_state
+    from pqcompress.models.registry import build_model
+    from pqcompress.train.trainer import load_initial_weights
+
+    base = tmp_path / "base"
+    first = train(digits_config(epochs=2), base, progress=False)
+    still = digits_config(epochs=1, lr=1e-9, optimizer="sgd", momentum=0.0)
+    tuned = train(
+        dataclasses.replace(still, init_from=str(base)), tmp_path / "tuned", progress=False
+    )
+    scratch = train(still, tmp_path / "scratch", progress=False)
+    assert first.best_test_acc > 0.5 and scratch.best_test_acc < 0.3
+    assert tuned.best_test_acc > first.best_test_acc - 0.1
+    model = build_model("cnn5", num_classes=10, input_shape=(1, 8, 8), width=0.25, dropout=0.0)
+    load_initial_weights(model, base / "best.pt")
+    for k, v in load_model_state(base / "best.pt").items():
+        assert torch.equal(model.state_dict()[k], v)
+    wider = build_model("cnn5", num_classes=10, input_shape=(1, 8, 8), width=0.5, dropout=0.0)
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        load_initial_weights(wider, base)
+    with pytest.raises(CheckpointError, match="neither a finished run"):
+        load_initial_weights(model, tmp_path / "nowhere")

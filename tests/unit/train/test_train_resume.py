@@ -299,3 +299,18 @@ def test_a_checkpoint_digest_catches_a_flipped_bit_inside_a_tensor(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(path)
+
+
+def test_a_run_saved_before_a_new_config_field_still_resumes(tmp_path):
+    """config.yaml written before ``init_from`` existed (no such key) compares equal to the
+    current config with the field at its default; a real difference is still refused."""
+    from pqcompress.config import ExperimentConfig
+    from pqcompress.errors import CheckpointError
+    from pqcompress.train.rundir import check_same_config
+
+    current = ExperimentConfig(model="cnn5", dataset="digits").to_dict()
+    saved = {k: v for k, v in current.items() if k != "init_from"}
+    check_same_config(saved, current, tmp_path)  # no error
+    changed = {**saved, "model": "resnet20"}
+    with pytest.raises(CheckpointError, match="model"):
+        check_same_config(changed, current, tmp_path)
