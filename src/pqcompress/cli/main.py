@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         evaluate,
         export,
         info,
+        loadtest,
         posttrain,
         quickstart,
         report,
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.register(sub)
     distill.register(sub)
     search.register(sub)
+    loadtest.register(sub)
+    loadtest.register_bench(sub)
     return parser
 
 

@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="report the search study NAME of the store (pqcompress search)",
     )
     p.add_argument(
+        "--bench",
+        default=None,
+        metavar="NAME",
+        help="report the serving bench NAME of the store (pqcompress bench-serving)",
+    )
+    p.add_argument(
         "--layer",
         default=None,
         help="tensor of the weight histogram, e.g. features.0.weight (default: the largest "
@@ -50,6 +56,14 @@ def _report(args: Any) -> int:
     if is_distillation_folder(args.store):
         paths = build_distillation_report(args.store, args.output)
         print(f"wrote {paths[0]} (the distillation study's Tables I-IV, {len(paths) - 1} files)")
+        return 0
+    from pqcompress.report.serving import build_serving_report, is_serving_store
+
+    if args.bench or is_serving_store(args.store):
+        paths = build_serving_report(
+            args.store, args.output, bench=args.bench, plots=not args.no_plots
+        )
+        print(f"wrote {paths[0]} (the serving study's tables and plots, {len(paths) - 1} files)")
         return 0
     from pqcompress.report.search import build_search_report, is_search_store
 

@@ -22,6 +22,38 @@ LATENCY_BUCKETS = (
     0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+ROOT_PID_ENV = "PQC_SERVICE_ROOT_PID"
+
+
+class ServiceTreeCollector:
+    """``pqc_service_cpu_seconds_total`` and ``pqc_service_resident_memory_bytes``: CPU time
+    and resident memory of the whole service (the process named by ``PQC_SERVICE_ROOT_PID``,
+    uvicorn's supervisor with ``--workers N``, else this process, and all its descendants),
+    whichever worker answers the scrape. Linux only (nothing is exported elsewhere)."""
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        from pqcompress import proctree
+
+        try:
+            root = int(os.environ.get(ROOT_PID_ENV, "") or os.getpid())
+        except ValueError:
+            root = os.getpid()
+        usage = proctree.tree_usage(root) or proctree.tree_usage(os.getpid())
+        if usage is None:
+            return
+        cpu, rss = usage
+        yield CounterMetricFamily(
+            "pqc_service_cpu_seconds",
+            "User + system CPU seconds of the service's process tree (all workers)",
+            value=cpu,
+        )
+        yield GaugeMetricFamily(
+            "pqc_service_resident_memory_bytes",
+            "Resident memory of the service's process tree (all workers)",
+            value=rss,
+        )
 
 
 class ServiceMetrics:
@@ -29,7 +61,7 @@ class ServiceMetrics:
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set (``--workers N`` sets it) the exposition aggregates
     all workers through prometheus_client's multiprocess mode; ``process_*`` metrics are then
-    those of the worker that answers the scrape.
+    those of the worker that answers the scrape, while ``pqc_service_*`` cover every worker.
     """
 
     def __init__(self) -> None:
@@ -81,6 +113,8 @@ class ServiceMetrics:
             self.info = Info("pqc_model", "The served model (manifest summary)", registry=reg)
             ProcessCollector(registry=reg)
             PlatformCollector(registry=reg)
+            assert reg is not None
+            reg.register(ServiceTreeCollector())
         self.model_labels = Gauge(
             "pqc_model_labels",
             "Always 1; the labels describe the served model",
@@ -104,6 +138,7 @@ class ServiceMetrics:
         reg = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(reg)
         ProcessCollector(registry=reg)
+        reg.register(ServiceTreeCollector())
         return generate_latest(reg)
 
 

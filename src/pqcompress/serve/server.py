@@ -22,7 +22,7 @@ import uvicorn
 from pqcompress.errors import PQCError
 from pqcompress.serve.app import create_app
 from pqcompress.serve.errors import ModelLoadError
-from pqcompress.serve.metrics import MULTIPROC_ENV
+from pqcompress.serve.metrics import MULTIPROC_ENV, ROOT_PID_ENV
 from pqcompress.serve.protocol import HeaderTimeoutH11Protocol, protocol_for
 from pqcompress.serve.runtime import check_model_file, load_served_model
 from pqcompress.serve.settings import ServeSettings
@@ -71,6 +71,7 @@ def _log_config(level: str) -> dict[str, Any]:
 def serve(settings: ServeSettings) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a clean drain. ModelLoadError if the model fails."""
     check_model_file(settings.model)
+    os.environ[ROOT_PID_ENV] = str(os.getpid())  # pqc_service_* metrics: this process's tree
     if settings.workers > 1:
         return _serve_workers(settings)
     app = create_app(settings)

@@ -1,0 +1,73 @@
+"""Request bodies for a load test: real images of a dataset's test split (PNG, as a camera or
+a client would send them), or one file given by the user."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from pqcompress.loadtest.errors import LoadTestError
+
+Payload = tuple[bytes, str]  # body, Content-Type
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+MAX_PAYLOADS = 10_000
+TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".npy": "application/x-npy",
+    ".json": "application/json",
+}
+
+
+def file_payload(path: str | Path) -> Payload:
+    """One body from a file: its type from the suffix (.png, .jpg, .npy, .json)."""
+    p = Path(path)
+    ctype = TYPES.get(p.suffix.lower())
+    if ctype is None:
+        raise LoadTestError(
+            f"payload {p}: unknown type '{p.suffix}'; expected one of {', '.join(sorted(TYPES))}"
+        )
+    if not p.is_file():
+        raise LoadTestError(f"payload {p} is not a file")
+    size = p.stat().st_size
+    if size > MAX_PAYLOAD_BYTES or size == 0:
+        raise LoadTestError(f"payload {p} is {size} bytes; expected 1 to {MAX_PAYLOAD_BYTES} bytes")
+    return p.read_bytes(), ctype
+
+
+def dataset_payloads(
+    dataset: str, count: int = 256, *, root: str | None = None, seed: int = 0
+) -> list[Payload]:
+    """``count`` images of the dataset's test split, each as a PNG body (uint8 image data);
+    a dataset of non-image samples becomes .npy bodies of one sample each."""
+    import numpy as np
+    from PIL import Image
+
+    from pqcompress.config import DataConfig
+    from pqcompress.data.registry import build_dataset
+
+    if not 1 <= count <= MAX_PAYLOADS:
+        raise LoadTestError(f"payload count must be in 1..{MAX_PAYLOADS}, got {count}")
+    bundle = build_dataset(dataset, DataConfig(root=root, augment=False), seed=seed)
+    test = bundle.test
+    x = getattr(test, "x", None)
+    if x is None:
+        raise LoadTestError(f"dataset {dataset}: its test split holds no sample array")
+    total = len(x)
+    n = min(count, total)
+    picks = np.random.default_rng(seed).choice(total, size=n, replace=False)
+    out: list[Payload] = []
+    for i in picks:
+        sample = x[int(i)].numpy()
+        if sample.dtype == np.uint8 and sample.ndim == 3 and sample.shape[0] in (1, 3):
+            image = sample[0] if sample.shape[0] == 1 else sample.transpose(1, 2, 0)
+            buf = io.BytesIO()
+            Image.fromarray(image).save(buf, format="PNG")
+            out.append((buf.getvalue(), "image/png"))
+        else:
+            xs, _ = test[int(i)]
+            buf = io.BytesIO()
+            np.save(buf, xs.numpy()[None].astype(np.float32), allow_pickle=False)
+            out.append((buf.getvalue(), "application/x-npy"))
+    return out

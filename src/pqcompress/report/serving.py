@@ -1,0 +1,405 @@
+"""The serving study's report from a results store (``pqcompress bench-serving``): Tables V/VI
+(p95 +- sd, MiB, mCores per variant and profile, ratios to the baseline, the studies' numbers
+beside ours), the ready-time table, the microservice study's Tables II-IV when the store also
+holds the variants' training sweep, timeline plots (users, p95, CPU, memory over time) and
+bars per variant."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from pqcompress.report.errors import ReportError
+from pqcompress.report.table_format import Table, num
+
+# theirs (METHOD.md §6, seed_results.json microservice_vgg16_cifar10): per peak users,
+# (bits, alpha) -> (p95 ms, p95 sd ms, memory MiB, CPU millicores)
+THEIRS_SERVING: dict[int, dict[tuple[int, float], tuple[float, float, float, float]]] = {
+    75: {
+        (32, 0.0): (16.23, 2.988, 701, 135), (32, 0.5): (15.97, 3.467, 707, 136),
+        (32, 1.25): (15.44, 2.597, 703, 132), (8, 0.0): (9.39, 2.026, 412, 95),
+        (8, 0.5): (9.27, 3.011, 414, 94), (8, 1.25): (9.44, 1.729, 411, 94),
+    },
+    125: {
+        (32, 0.0): (16.01, 2.755, 701, 136), (32, 0.5): (16.44, 3.134, 704, 137),
+        (32, 1.25): (15.23, 3.101, 703, 136), (8, 0.0): (9.22, 2.577, 411, 94),
+        (8, 0.5): (8.68, 3.822, 412, 94), (8, 1.25): (9.58, 3.122, 411, 94),
+    },
+    250: {
+        (32, 0.0): (16.23, 3.122, 702, 135), (32, 0.5): (16.78, 3.214, 706, 136),
+        (32, 1.25): (15.34, 2.767, 701, 134), (8, 0.0): (9.3, 2.666, 412, 94),
+        (8, 0.5): (9.25, 2.714, 414, 95), (8, 1.25): (8.71, 2.991, 411, 94),
+    },
+}  # fmt: skip
+# (bits, alpha) -> (mean s, sd s) of a new replica's time to ready
+THEIRS_READY: dict[tuple[int, float], tuple[float, float]] = {
+    (32, 0.0): (2.71, 0.022), (32, 0.5): (2.72, 0.0267), (32, 1.25): (2.41, 0.0294),
+    (8, 0.0): (2.3, 0.0199), (8, 0.5): (2.25, 0.0444), (8, 1.25): (2.14, 0.0409),
+}  # fmt: skip
+# (bits, alpha) -> (accuracy %, sparsity % or None, file MB after Deflate): Tables II-IV
+THEIRS_TRAINED: dict[tuple[int, float], tuple[float, float | None, float]] = {
+    (32, 0.0): (81.58, None, 123.51), (32, 0.5): (79.39, 37.92, 87.11),
+    (32, 1.25): (79.53, 74.76, 55.30), (8, 0.0): (79.76, None, 32.50),
+    (8, 0.5): (80.77, 36.94, 32.12), (8, 1.25): (79.31, 74.49, 22.09),
+}  # fmt: skip
+
+
+def is_serving_store(path: str | Path) -> bool:
+    from pqcompress.loadtest.store import has_serving_tables
+
+    return has_serving_tables(path)
+
+
+def _key(variant: dict[str, Any]) -> tuple[int, float] | None:
+    bits, alpha = variant.get("bits"), variant.get("alpha")
+    if bits is None or alpha is None:
+        return None
+    return int(bits), float(alpha)
+
+
+def _peak(profile: dict[str, Any]) -> int | None:
+    peak = profile.get("peak_users")
+    return int(peak) if profile.get("kind") == "ramp" and peak in THEIRS_SERVING else None
+
+
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _ratio(base: float | None, value: float | None) -> str:
+    if base is None or value is None or value == 0:
+        return "-"
+    return f"{base / value:.2f}x"
+
+
+def _cell(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r["summary"][key] for r in runs if r["summary"].get(key) is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _group(
+    runs: list[dict[str, Any]],
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        out.setdefault((r["variant"], r["profile"]), []).append(r)
+    return out
+
+
+def latency_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
+    """Table V: p95 +- sd (ms) per variant and profile, speed-up vs the baseline, theirs."""
+    return _profile_table(
+        spec,
+        runs,
+        name="table_v_latency",
+        title="Table V: p95 latency (ms, +- sd of the per-second p95) per variant and profile",
+        metric="p95_ms",
+        extra="p95_sd_ms",
+    )
+
+
+def resources_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
+    """Table VI: peak resident MiB and mean CPU millicores per variant and profile."""
+    variants, profiles = spec["variants"], spec["profiles"]
+    grouped = _group(runs)
+    base = next((v for v in variants if v.get("baseline")), variants[0])["name"]
+    header = ["variant", "profile", "MiB", "vs base", "theirs MiB", "mCores", "vs base",
+              "theirs mCores", "errors"]  # fmt: skip
+    body, records = [], []
+    for p in profiles:
+        peak = _peak(p)
+        base_mem = _cell(grouped.get((base, p["name"]), []), "memory_mib")
+        base_cpu = _cell(grouped.get((base, p["name"]), []), "cpu_millicores")
+        for v in variants:
+            rs = grouped.get((v["name"], p["name"]), [])
+            if not rs:
+                continue
+            mem, cpu = _cell(rs, "memory_mib"), _cell(rs, "cpu_millicores")
+            theirs = THEIRS_SERVING.get(peak or -1, {}).get(_key(v) or (-1, -1.0))
+            errors = sum(r["summary"]["errors_total"] for r in rs)
+            body.append((
+                v["name"], p["name"], num(mem, ".1f"), _ratio(base_mem, mem),
+                num(theirs[2] if theirs else None, ".0f"), num(cpu, ".0f"),
+                _ratio(base_cpu, cpu), num(theirs[3] if theirs else None, ".0f"), str(errors),
+            ))  # fmt: skip
+            records.append({
+                "variant": v["name"], "profile": p["name"], "memory_mib": mem,
+                "cpu_millicores": cpu, "theirs_memory_mib": theirs[2] if theirs else None,
+                "theirs_cpu_millicores": theirs[3] if theirs else None, "errors": errors,
+            })  # fmt: skip
+    return Table(
+        name="table_vi_resources",
+        title="Table VI: memory (peak resident MiB) and CPU (mean millicores) per variant and "
+        "profile, from Prometheus",
+        header=tuple(header),
+        body=tuple(body),
+        columns=tuple(records[0]) if records else ("variant",),
+        records=tuple(records),
+        notes=(
+            f"vs base: the baseline variant ({base}) divided by this one (higher = leaner).",
+            "Ours: pqc_service_* of the service's whole process tree, scraped every second "
+            "(docs/loadtest.md); theirs: the pod's figures on MicroK8s (METHOD.md §6, §8).",
+        ),
+    )
+
+
+def _profile_table(
+    spec: dict[str, Any],
+    runs: list[dict[str, Any]],
+    *,
+    name: str,
+    title: str,
+    metric: str,
+    extra: str,
+) -> Table:
+    variants, profiles = spec["variants"], spec["profiles"]
+    grouped = _group(runs)
+    base = next((v for v in variants if v.get("baseline")), variants[0])["name"]
+    header = ("variant", "profile", "peak rps", "p95 ms", "vs base", "theirs p95 ms", "ok/s",
+              "errors (shed)")  # fmt: skip
+    body, records = [], []
+    for p in profiles:
+        peak = _peak(p)
+        base_value = _cell(grouped.get((base, p["name"]), []), metric)
+        for v in variants:
+            rs = grouped.get((v["name"], p["name"]), [])
+            if not rs:
+                continue
+            value, spread = _cell(rs, metric), _cell(rs, extra)
+            theirs = THEIRS_SERVING.get(peak or -1, {}).get(_key(v) or (-1, -1.0))
+            shed = sum(r["summary"]["errors"].get("shed_503", 0) for r in rs)
+            errors = sum(r["summary"]["errors_total"] for r in rs)
+            rate = p.get("peak_users", 0) * p.get("user_rps", 0) or p.get("rps")
+            body.append((
+                v["name"], p["name"], num(rate, ".1f"),
+                f"{num(value, '.1f')} +- {num(spread, '.1f')}", _ratio(base_value, value),
+                f"{theirs[0]:.2f} +- {theirs[1]:.2f}" if theirs else "-",
+                num(_cell(rs, "throughput_rps"), ".1f"), f"{errors} ({shed})",
+            ))  # fmt: skip
+            records.append({
+                "variant": v["name"], "profile": p["name"], "peak_rps": rate, metric: value,
+                extra: spread, "theirs_p95_ms": theirs[0] if theirs else None,
+                "theirs_p95_sd_ms": theirs[1] if theirs else None,
+                "throughput_rps": _cell(rs, "throughput_rps"), "errors": errors, "shed": shed,
+                "p50_ms": _cell(rs, "p50_ms"), "p99_ms": _cell(rs, "p99_ms"),
+            })  # fmt: skip
+    return Table(
+        name=name,
+        title=title,
+        header=header,
+        body=tuple(body),
+        columns=tuple(records[0]) if records else ("variant",),
+        records=tuple(records),
+        notes=(
+            f"vs base: the baseline variant's ({base}) p95 divided by this one's (higher = "
+            "faster).",
+            "Theirs: the studies' p95 at the same peak users (a 2 vCPU MicroK8s VM, Flask); "
+            "ours: open-model users whose per-user rate is scaled to this machine (see the "
+            "bench spec).",
+        ),
+    )
+
+
+def ready_table(spec: dict[str, Any], ready: list[dict[str, Any]]) -> Table:
+    """Start to first ``/readyz`` 200: mean +- sd over the repeats, RSS at ready, file MB."""
+    variants = spec["variants"]
+    base = next((v for v in variants if v.get("baseline")), variants[0])["name"]
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in ready:
+        by.setdefault(r["variant"], []).append(r)
+    base_mean, _ = _mean_sd([r["ready_s"] for r in by.get(base, [])])
+    body, records = [], []
+    for v in variants:
+        rs = by.get(v["name"], [])
+        if not rs:
+            continue
+        mean, sd = _mean_sd([r["ready_s"] for r in rs])
+        rss, _ = _mean_sd([r["rss_ready_mib"] for r in rs if r["rss_ready_mib"] is not None])
+        mb = (rs[0]["file_bytes"] or 0) / 1e6
+        theirs = THEIRS_READY.get(_key(v) or (-1, -1.0))
+        body.append((
+            v["name"], f"{mb:.2f}", f"{num(mean, '.2f')} +- {num(sd, '.3f')}",
+            _ratio(base_mean, mean), num(rss, ".0f"),
+            f"{theirs[0]:.2f} +- {theirs[1]:.3f}" if theirs else "-", str(len(rs)),
+        ))  # fmt: skip
+        records.append({
+            "variant": v["name"], "file_mb": mb, "ready_s": mean, "ready_sd_s": sd,
+            "rss_ready_mib": rss, "theirs_ready_s": theirs[0] if theirs else None,
+            "repeats": len(rs),
+        })  # fmt: skip
+    return Table(
+        name="ready_time",
+        title="Time from start to ready (/readyz 200), a new replica",
+        header=("variant", "file MB", "ready s", "vs base", "RSS at ready MiB", "theirs s", "n"),
+        body=tuple(body),
+        columns=tuple(records[0]) if records else ("variant",),
+        records=tuple(records),
+        notes=(
+            "Ours: a local process started by bench-serving (Python start-up, imports, model "
+            "decode, warm-up inference included); theirs: a new pod on MicroK8s.",
+        ),
+    )
+
+
+def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
+    """Tables II-IV (accuracy, sparsity, file MB per bits x alpha), when the store also holds
+    the training sweep of the variants (the finished runs of its only sweep)."""
+    from pqcompress.report.store import list_sweeps, read_sweep
+
+    try:
+        sweeps = list_sweeps(store)
+    except ReportError:  # a store with serving tables only
+        return None
+    if len(sweeps) != 1:
+        return None
+    sweep = read_sweep(store, sweeps[0])
+    body, records = [], []
+    for run in sorted(sweep.runs, key=lambda r: (-r.bits, r.alpha, str(r.compression))):
+        if not run.finished or run.best_test_acc is None:
+            continue
+        comp = run.compression or {}
+        form = comp.get("form", "-")
+        theirs = THEIRS_TRAINED.get((run.bits, run.alpha)) if form == "exact" else None
+        sparsity = None if run.density_at_best is None else 100 * (1 - run.density_at_best)
+        mb = None if run.pqz_bytes is None else run.pqz_bytes / 1e6
+        body.append((
+            str(run.bits), f"{run.alpha:g}", form, f"{100 * run.best_test_acc:.2f}",
+            num(sparsity, ".2f"), num(mb, ".2f"),
+            f"{theirs[0]:.2f} / {num(theirs[1], '.2f')} / {theirs[2]:.2f}" if theirs else "-",
+        ))  # fmt: skip
+        records.append({
+            "bits": run.bits, "alpha": run.alpha, "form": form,
+            "accuracy_pct": 100 * run.best_test_acc, "sparsity_pct": sparsity, "file_mb": mb,
+            "theirs_accuracy_pct": theirs[0] if theirs else None,
+            "theirs_sparsity_pct": theirs[1] if theirs else None,
+            "theirs_file_mb": theirs[2] if theirs else None, "run_id": run.run_id,
+        })  # fmt: skip
+    if not records:
+        return None
+    return Table(
+        name="tables_ii_iv_trained",
+        title=f"Tables II-IV: test accuracy, sparsity and file size of the variants "
+        f"(sweep {sweep.name})",
+        header=(
+            "bits",
+            "alpha",
+            "form",
+            "acc %",
+            "sparsity %",
+            ".pqz MB",
+            "theirs acc / sparsity / MB (Deflate)",
+        ),
+        body=tuple(body),
+        columns=tuple(records[0]),
+        records=tuple(records),
+        notes=(
+            "Best epoch chosen on validation accuracy; test accuracy on the 10,000 test "
+            "images. Sparsity = share of compressed-layer weights that are zero.",
+        ),
+    )
+
+
+def _plots(spec: dict[str, Any], runs: list[dict[str, Any]], out: Path) -> list[Path]:
+    from pqcompress.report import plots
+
+    plots.require_matplotlib()
+    files: list[Path] = []
+    grouped = _group(runs)
+    names = [v["name"] for v in spec["variants"]]
+    with plots.style():
+        for p in spec["profiles"]:
+            fig = plots._figure(8.0, 9.0)
+            axes = fig.subplots(4, 1, sharex=True)
+            panels = (
+                ("users", "users"),
+                ("p95_ms", "p95 ms"),
+                ("cpu_millicores", "CPU mCores"),
+                ("memory_mib", "memory MiB"),
+            )
+            drawn = False
+            for v in names:
+                rs = grouped.get((v, p["name"]), [])
+                if not rs:
+                    continue
+                hist = rs[0]["history"]
+                t = [row["second"] for row in hist]
+                for ax, (key, _label) in zip(axes, panels):
+                    ys = [row.get(key) for row in hist]
+                    ax.plot(
+                        t, [float("nan") if y is None else y for y in ys], label=v, linewidth=1.2
+                    )
+                drawn = True
+            if not drawn:
+                continue
+            for ax, (_key, label) in zip(axes, panels):
+                ax.set_ylabel(label)
+                ax.grid(alpha=0.3)
+            axes[0].legend(fontsize=7, ncol=2)
+            axes[-1].set_xlabel("seconds since the start of the profile")
+            fig.suptitle(f"profile {p['name']}: users, p95, CPU and memory over time")
+            files += plots._save(fig, out, f"timeline_{p['name']}")
+        fig = plots._figure(10.0, 3.6)
+        axes = fig.subplots(1, 3)
+        width = 0.8 / max(len(spec["profiles"]), 1)
+        for j, p in enumerate(spec["profiles"]):
+            for ax, key in zip(axes, ("p95_ms", "memory_mib", "cpu_millicores")):
+                ys = [_cell(grouped.get((v, p["name"]), []), key) for v in names]
+                xs = [i + j * width for i in range(len(names))]
+                ax.bar(xs, [float("nan") if y is None else y for y in ys], width, label=p["name"])
+        for ax, title in zip(axes, ("p95 ms", "peak MiB", "mean mCores")):
+            ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))])
+            ax.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
+            ax.set_title(title)
+            ax.grid(axis="y", alpha=0.3)
+        axes[0].legend(fontsize=7)
+        files += plots._save(fig, out, "bars_per_variant")
+    return files
+
+
+def build_serving_report(
+    path: str | Path, out_dir: str | Path, *, bench: str | None = None, plots: bool = True
+) -> list[Path]:
+    """Write Tables V/VI, the ready-time table (and Tables II-IV when the store holds the
+    training sweep), plots and ``serving_report.md`` into ``out_dir``."""
+    from pqcompress.loadtest.store import ServingStore
+
+    path, out = Path(path), Path(out_dir)
+    if not is_serving_store(path):
+        raise ReportError(f"{path} holds no serving bench (pqcompress bench-serving)")
+    with ServingStore(path) as store:
+        names = store.benches()
+        if bench is None:
+            if len(names) != 1:
+                raise ReportError(
+                    f"{path} holds several serving benches ({', '.join(names)}); pick one"
+                )
+            bench = names[0]
+        meta = store.spec(bench)
+        runs, ready = store.runs(bench), store.ready(bench)
+    spec = meta["spec"]
+    out.mkdir(parents=True, exist_ok=True)
+    tables = [latency_table(spec, runs), resources_table(spec, runs), ready_table(spec, ready)]
+    trained = trained_table(path, spec)
+    if trained is not None:
+        tables.insert(0, trained)
+    written: list[Path] = []
+    for t in tables:
+        written += t.write(out)
+    figures = _plots(spec, runs, out) if plots and runs else []
+    m = meta["machine"]
+    head = (
+        f"# Serving bench '{bench}'\n\nMachine: {m.get('cpus')} CPUs ({m.get('cpu_model')}), "
+        f"Python {m.get('python')}. Profiles: "
+        + "; ".join(
+            f"{p['name']} ({', '.join(f'{k}={v}' for k, v in p.items() if k != 'name')})"
+            for p in spec["profiles"]
+        )
+        + ".\n\n"
+    )
+    pics = "".join(f"![{p.stem}]({p.name})\n\n" for p in figures if p.suffix == ".png")
+    report = out / "serving_report.md"
+    report.write_text(head + "\n".join(t.to_markdown() for t in tables) + "\n" + pics, "utf-8")
+    return [report, *written, *figures]
