@@ -53,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None)
     p.add_argument("--access-log", action="store_const", const=True, default=None)
+    p.add_argument(
+        "--ort-weights",
+        choices=("external", "embedded"),
+        default=None,
+        help="external (default): the decoded weights go to ONNX Runtime as OrtValues "
+        "(add_external_initializers); embedded: a serialized model with the weights inside",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -64,7 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
         "model", "runtime", "host", "port", "workers", "threads", "inference_threads", "int8",
         "max_body_bytes",
         "max_batch", "request_timeout_s", "max_in_flight", "drain_timeout_s", "header_timeout_s",
-        "keep_alive_s", "log_level", "access_log",
+        "keep_alive_s", "log_level", "access_log", "ort_weights",
     )  # fmt: skip
     settings = ServeSettings.from_env(**{f: getattr(args, f) for f in fields})
     return serve(settings)

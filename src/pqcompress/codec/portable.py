@@ -181,19 +181,10 @@ def model_info(path: str | Path) -> dict[str, Any]:
     }
 
 
-def onnx_model_bytes(
-    path: str | Path,
-    *,
-    int8: bool | None = None,
-    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
-) -> bytes:
-    """A serialized ONNX model: an embedded graph with the file's weights attached.
-
-    ``int8=False``: the float32 graph with the decoded (bit-exact) weights; ``int8=True``: the
-    static int8 QDQ graph whose int8 weights are the trained codes (uniform/quantize forms);
-    ``None``: int8 when :func:`int8_by_default`, else float32. Raises GraphError when the file
-    has no such graph.
-    """
+def _graph_record(
+    path: str | Path, int8: bool | None, max_decoded_bytes: int
+) -> tuple[bytes, dict[str, np.ndarray]]:
+    """The chosen embedded graph (without its weights) and its weights by initializer name."""
     manifest = read_manifest(path, max_decoded_bytes=max_decoded_bytes)
     graphs = {g["name"]: g for g in manifest.get("graphs") or []}
     if not graphs:
@@ -212,7 +203,39 @@ def onnx_model_bytes(
     codes_for = {i["tensor"] for i in g["initializers"] if i["source"] == "codes"}
     _, arrays, codes, payload, where = _decode(path, max_decoded_bytes, codes_for)
     raw = _inflate(where, f"graph '{name}'", g, payload)
-    return attach_initializers(raw, g, arrays, codes, where)
+    return raw, initializer_arrays(g, arrays, codes, where)
+
+
+def onnx_model_bytes(
+    path: str | Path,
+    *,
+    int8: bool | None = None,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+) -> bytes:
+    """A serialized ONNX model: an embedded graph with the file's weights attached.
+
+    ``int8=False``: the float32 graph with the decoded (bit-exact) weights; ``int8=True``: the
+    static int8 QDQ graph whose int8 weights are the trained codes (uniform/quantize forms);
+    ``None``: int8 when :func:`int8_by_default`, else float32. Raises GraphError when the file
+    has no such graph.
+    """
+    raw, weights = _graph_record(path, int8, max_decoded_bytes)
+    return attach_initializers(raw, weights)
+
+
+def onnx_graph_and_weights(
+    path: str | Path,
+    *,
+    int8: bool | None = None,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+) -> tuple[bytes, dict[str, np.ndarray]]:
+    """The same graph as :func:`onnx_model_bytes` without a serialized copy of its weights:
+    each initializer is a placeholder that declares external data, and the weights come back
+    as arrays by initializer name, for ONNX Runtime's
+    ``SessionOptions.add_external_initializers(names, [OrtValue...])`` (which takes them in
+    place of any file, copying them into the session: they may be dropped once it exists)."""
+    raw, weights = _graph_record(path, int8, max_decoded_bytes)
+    return attach_placeholders(raw, weights), weights
 
 
 ONNX_TYPES = {np.dtype(np.float32): 1, np.dtype(np.int8): 3}  # TensorProto.DataType
@@ -244,23 +267,15 @@ def _tensor_proto(name: str, arr: np.ndarray) -> list:
     return [head, *_field(9, raw)]  # raw_data: field 9
 
 
-def attach_initializers(
-    graph_bytes: bytes,
+def initializer_arrays(
     record: dict[str, Any],
     arrays: dict[str, np.ndarray],
     codes: dict[str, np.ndarray],
     where: str = "<graph>",
-) -> bytes:
-    """Put the weights the writer took out of a graph back in, by initializer name.
-
-    Protobuf merges concatenated messages (a repeated field's elements are appended, a
-    singular message field is merged), so the result is the stored ``ModelProto`` followed by
-    a ``ModelProto`` whose graph (field 7) holds only the initializers (GraphProto field 5):
-    one copy of the weights, no protobuf round trip (which took seconds for VGG16).
-    """
-    if np.little_endian is False:  # pragma: no cover - raw_data must be little-endian
-        raise GraphError("rebuilding ONNX graphs needs a little-endian host")
-    inits: list = []
+) -> dict[str, np.ndarray]:
+    """The weights the writer took out of a graph, by initializer name, as the graph wants
+    them (int8 codes, or float32 values; transposed where the graph stores them so)."""
+    out: dict[str, np.ndarray] = {}
     for rec in record["initializers"]:
         if rec["source"] == "codes":
             arr = codes[rec["tensor"]].astype(np.int8)
@@ -273,8 +288,43 @@ def attach_initializers(
                 )
         if rec["transpose"]:
             arr = arr.T
-        tensor = _tensor_proto(rec["name"], arr)
+        out[rec["name"]] = np.ascontiguousarray(arr)
+    return out
+
+
+def _append_initializers(graph_bytes: bytes, tensors: list[list]) -> bytes:
+    """Protobuf merges concatenated messages (a repeated field's elements are appended, a
+    singular message field is merged), so the result is the stored ``ModelProto`` followed by
+    a ``ModelProto`` whose graph (field 7) holds only the initializers (GraphProto field 5)."""
+    inits: list = []
+    for tensor in tensors:
         size = sum(len(p) for p in tensor)
         inits += [_varint(5 << 3 | 2), _varint(size), *tensor]
     graph_size = sum(len(p) for p in inits)
     return b"".join([graph_bytes, _varint(7 << 3 | 2), _varint(graph_size), *inits])
+
+
+def attach_initializers(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> bytes:
+    """Put the weights the writer took out of a graph back in, by initializer name: one copy
+    of the weights, no protobuf round trip (which took seconds for VGG16)."""
+    if np.little_endian is False:  # pragma: no cover - raw_data must be little-endian
+        raise GraphError("rebuilding ONNX graphs needs a little-endian host")
+    return _append_initializers(graph_bytes, [_tensor_proto(n, a) for n, a in weights.items()])
+
+
+def _placeholder_proto(name: str, arr: np.ndarray) -> list:
+    """A TensorProto with dims, type and name whose data is external (data_location field 14
+    = EXTERNAL, external_data field 13 = {location: ...}): ONNX Runtime takes the values from
+    ``add_external_initializers`` instead of reading any file."""
+    head = b"".join(_varint(1 << 3) + _varint(int(d)) for d in arr.shape)
+    head += _varint(2 << 3) + _varint(ONNX_TYPES[arr.dtype])
+    head += b"".join(_field(8, name.encode("utf-8")))
+    entry = b"".join([*_field(1, b"location"), *_field(2, b"pqz-weights")])
+    head += b"".join(_field(13, entry))
+    head += _varint(14 << 3) + _varint(1)
+    return [head]
+
+
+def attach_placeholders(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> bytes:
+    """The graph with a metadata-only placeholder per weight (see :func:`_placeholder_proto`)."""
+    return _append_initializers(graph_bytes, [_placeholder_proto(n, a) for n, a in weights.items()])

@@ -11,6 +11,7 @@ from typing import Any
 from pqcompress.errors import ConfigError
 
 RUNTIMES = ("onnxruntime", "torch")
+ORT_WEIGHTS = ("external", "embedded")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 ENV_PREFIX = "PQC_"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -48,8 +49,13 @@ class ServeSettings:
     access_log: bool = False
     debug: bool = False
     debug_delay_s: float = 0.0
+    ort_weights: str = "external"
 
     def __post_init__(self) -> None:
+        if self.ort_weights not in ORT_WEIGHTS:
+            raise ConfigError(
+                f"ort_weights={self.ort_weights!r} is not accepted; use {', '.join(ORT_WEIGHTS)}"
+            )
         if not str(self.model):
             raise ConfigError("model: a .pqz or .onnx path is required")
         if self.runtime not in RUNTIMES:

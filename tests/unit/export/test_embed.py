@@ -163,6 +163,19 @@ def test_transposed_and_small_initializers(tmp_path):
     assert records == [{"name": "wt", "tensor": "fc.weight", "source": "values", "transpose": True}]
     assert [i.name for i in proto.graph.initializer] == ["b"]
     record = {"name": "float32", "initializers": records}
-    blob = portable.attach_initializers(proto.SerializeToString(), record, {"fc.weight": w}, {})
+    weights = portable.initializer_arrays(record, {"fc.weight": w}, {})
+    blob = portable.attach_initializers(proto.SerializeToString(), weights)
     x = rng.standard_normal((3, 32)).astype(np.float32)
     assert np.array_equal(run(blob, x), run(full, x))
+    # the library way: metadata-only placeholders, the weights handed to ONNX Runtime as
+    # OrtValues (SessionOptions.add_external_initializers): same answers, no weight bytes
+    import onnxruntime as ort
+
+    light = portable.attach_placeholders(proto.SerializeToString(), weights)
+    assert len(light) < len(full) - w.nbytes + 100
+    opts = ort.SessionOptions()
+    opts.add_external_initializers(
+        list(weights), [ort.OrtValue.ortvalue_from_numpy(a) for a in weights.values()]
+    )
+    sess = ort.InferenceSession(light, sess_options=opts, providers=["CPUExecutionProvider"])
+    assert np.array_equal(sess.run(None, {"input": x})[0], run(full, x))
