@@ -40,12 +40,22 @@ MB = 1e6
 
 
 def model_for(run: Path | None) -> torch.nn.Module:
+    """VGG16-CIFAR: random init (seed 0), or the trained weights of a run directory (built
+    with the run's own model_args, e.g. batch_norm)."""
     torch.manual_seed(0)
-    model = build_model("vgg16_cifar", num_classes=10, input_shape=(3, 32, 32))
-    if run is not None:
-        from pqcompress.checkpoint import load_model_state
+    if run is None:
+        return build_model("vgg16_cifar", num_classes=10, input_shape=(3, 32, 32))
+    from pqcompress.checkpoint import load_model_state, read_run_config
 
-        model.load_state_dict(load_model_state(run / "best.pt"))
+    config = read_run_config(run) or {}
+    model = build_model(
+        config.get("model", "vgg16_cifar"),
+        num_classes=10,
+        input_shape=(3, 32, 32),
+        **(config.get("model_args") or {}),
+    )
+    model.load_state_dict(load_model_state(run / "best.pt"))
+    model.pqc_model_args = dict(config.get("model_args") or {})  # for codec.save
     return model
 
 
@@ -76,7 +86,10 @@ def baselines(model: torch.nn.Module, comp: Compressor) -> dict[str, float]:
 def pqz_size(model, comp, tmp: Path, layout: str, codec: str) -> tuple[int, float]:
     path = tmp / f"m-{layout}-{codec}.pqz"
     t0 = time.perf_counter()
-    save(model, path, comp, layout=layout, codec=codec, model_name="vgg16_cifar", num_classes=10)
+    save(
+        model, path, comp, layout=layout, codec=codec, model_name="vgg16_cifar", num_classes=10,
+        model_args=getattr(model, "pqc_model_args", None),
+    )  # fmt: skip
     elapsed = time.perf_counter() - t0
     size = path.stat().st_size
     path.unlink()

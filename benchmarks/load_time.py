@@ -30,7 +30,6 @@ from pqcompress import codec
 from pqcompress.aware.compressor import Compressor
 from pqcompress.codec import portable, tensorcode
 from pqcompress.config import CompressionConfig
-from pqcompress.models import build_model
 
 
 def timed(fn, rounds: int) -> list[float]:
@@ -48,9 +47,11 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=1.25)
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/load_time.md"))
+    ap.add_argument("--run", type=Path, default=None, help="a run dir whose best.pt to use")
     args = ap.parse_args()
-    torch.manual_seed(0)
-    model = build_model("vgg16_cifar", num_classes=10, input_shape=(3, 32, 32))
+    from file_sizes import model_for
+
+    model = model_for(args.run)
     comp = Compressor(model, CompressionConfig(alpha=args.alpha, bits=8, update="inplace"))
     comp.apply()
     state = model.state_dict()
@@ -73,6 +74,7 @@ def main() -> None:
                 layout=layout,
                 codec=name,
                 model_name="vgg16_cifar",
+                model_args=getattr(model, "pqc_model_args", None),
                 num_classes=10,
             )
         loaded = codec.load(files[("auto", "auto")])
@@ -130,14 +132,14 @@ def main() -> None:
     lines = [
         "# Load time: 8-bit VGG16-CIFAR, .pqz vs torch.load",
         "",
-        f"Model `vgg16_cifar`, random init (seed 0), `CompressionConfig(alpha={args.alpha:g}, "
+        f"Model `vgg16_cifar`, {f'trained weights of {args.run}' if args.run else 'random init (seed 0)'}, `CompressionConfig(alpha={args.alpha:g}, "
         'bits=8, update="inplace")` applied once. Median of '
         f"{args.rounds} interleaved rounds after a warm-up, files in the page cache, one process, "
         f"torch threads {torch.get_num_threads()}, .pqz decode threads "
         f"{tensorcode.DECODE_THREADS}. Machine: {platform.machine()}, "
         f"Python {platform.python_version()}, torch {torch.__version__}, load average "
         f"{os.getloadavg()[0]:.1f} at the end (a shared machine). "
-        "Command: `nice -n 10 python benchmarks/load_time.py`.",
+        f"Command: `python benchmarks/load_time.py{f' --run {args.run}' if args.run else ''}`.",
         "",
         f"Per-round ratio codec.load / torch.load: median {statistics.median(ratios):.2f}, "
         f"min {min(ratios):.2f}, max {max(ratios):.2f}. CPU time (all threads, median): "

@@ -5,12 +5,15 @@ decoded weights), all served by ``pqcompress serve`` on 127.0.0.1 in the same ru
 Per service: time from process start to the first /readyz 200 (the "new replica" time of
 METHOD.md §6), resident memory (VmRSS) once ready (after the warm-up) and after the latency
 run, and batch-1 latency p50/p95 over HTTP (.npy body of one 3x32x32 input) with
-``--clients`` concurrent clients. Ratios are to the float32 torch service. The model is
-randomly initialised (seeded; no training: footprint and latency do not depend on the
-weights' values), alpha 0.5 for the compressed forms. Services run one at a time, each with
-``--threads`` intra-op threads.
+``--clients`` concurrent clients. Ratios are to the float32 torch service. With
+``--float32/--uniform/--exact FILE`` the trained .pqz files are served (what users ship);
+without them the model is randomly initialised (seeded), alpha 0.5 for the compressed forms.
+Two extra rows serve the ONNX Runtime variants with ``--ort-weights embedded`` (a serialized
+model with the weights inside, the way before OrtValue initializers). Services run one at a
+time, each with ``--threads`` intra-op threads.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/serve_footprint.py
+    OMP_NUM_THREADS=1 python benchmarks/serve_footprint.py --float32 f.pqz --uniform u.pqz \
+        --exact e.pqz
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import httpx
 import numpy as np
 import torch
 
-from pqcompress import codec
+from pqcompress import codec, proctree
 from pqcompress.aware.compressor import Compressor
 from pqcompress.config import CompressionConfig
 from pqcompress.models import build_model
@@ -70,10 +73,8 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    rss = proctree.rss_bytes(pid)
+    return float("nan") if rss is None else rss / 2**20
 
 
 def measure(name: str, path: Path, args: list[str], ns: argparse.Namespace) -> dict:
@@ -154,17 +155,29 @@ def main() -> None:
         help="entropy codec of the served .pqz files (auto, the default users get: zstd/deflate/raw)",
     )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/serve_footprint.md"))
+    for form in ("float32", "uniform", "exact"):
+        ap.add_argument(f"--{form}", type=Path, default=None, help=f"trained {form} .pqz")
     ns = ap.parse_args()
+    given = [ns.float32, ns.uniform, ns.exact]
+    if any(given) and not all(given):
+        raise SystemExit("give all of --float32, --uniform and --exact, or none")
     with tempfile.TemporaryDirectory(prefix="pqc-serve-bench-") as tmp:
         t = time.perf_counter()
-        paths = make_models(Path(tmp), ns.alpha, ns.codec)
-        print(f"models written in {time.perf_counter() - t:.1f} s", flush=True)
+        if all(given):
+            paths = {"float32": ns.float32, "uniform": ns.uniform, "exact": ns.exact}
+        else:
+            paths = make_models(Path(tmp), ns.alpha, ns.codec)
+        print(f"models ready in {time.perf_counter() - t:.1f} s", flush=True)
+        embedded = ["--ort-weights", "embedded"]
         plan = [
             ("float32, torch runtime", paths["float32"], ["--runtime", "torch"]),
             ("float32, onnxruntime", paths["float32"], []),
+            ("float32, onnxruntime, embedded weights", paths["float32"], embedded),
             ("8-bit uniform, onnxruntime int8", paths["uniform"], ["--int8"]),
+            ("8-bit uniform, onnxruntime int8, embedded weights", paths["uniform"],
+             ["--int8", *embedded]),
             ("8-bit dead-zone (exact), onnxruntime float", paths["exact"], []),
-        ]
+        ]  # fmt: skip
         rows = []
         for name, path, args in plan:
             rows.append(measure(name, path, args, ns))
@@ -174,8 +187,15 @@ def main() -> None:
         r["rss_ratio"] = r["rss_ready_mib"] / base["rss_ready_mib"]
         r["p95_speedup"] = base["p95_ms"] / r["p95_ms"]
         r["ready_ratio"] = r["ready_s"] / base["ready_s"]
+    keys = ["clients", "requests", "threads"]
+    keys += ["float32", "uniform", "exact"] if all(given) else ["alpha", "codec"]
     cmd = "python benchmarks/serve_footprint.py " + " ".join(
-        f"--{k} {getattr(ns, k)}" for k in ("alpha", "clients", "requests", "threads", "codec")
+        f"--{k} {getattr(ns, k)}" for k in keys
+    )
+    weights = (
+        f"Trained weights: {', '.join(str(p) for p in given)}."
+        if all(given)
+        else f"Randomly initialised VGG16-CIFAR (seed 0; no training), alpha {ns.alpha}."
     )
     lines = [
         "# serve_footprint: VGG16-CIFAR served by `pqcompress serve`",
@@ -184,8 +204,7 @@ def main() -> None:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs), "
         f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the "
-        "end of the run. Randomly initialised VGG16-CIFAR (seed 0; no "
-        f"training), alpha {ns.alpha}. Batch 1, {ns.clients} concurrent clients x "
+        f"end of the run. {weights} Batch 1, {ns.clients} concurrent clients x "
         f"{ns.requests} requests (.npy body), {ns.threads} intra-op thread(s) per service. "
         "Ratios are to the float32 torch service of the same run.",
         "",
@@ -202,7 +221,7 @@ def main() -> None:
         )
     lines += [
         "",
-        "Targets (issue 5): 8-bit service <= 150 MiB resident, >= 4x lower p95 than the float32 "
+        "Targets (issues 5, 12): 8-bit service <= 150 MiB resident, >= 4x lower p95 than the float32 "
         "torch service, ready in <= 1 s. Studies: 412 vs 701 MiB, 1.8x latency, 2.1 s to ready.",
     ]
     ns.out.parent.mkdir(parents=True, exist_ok=True)

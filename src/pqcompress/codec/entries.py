@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 CODE_KINDS = ("exact", "literal", "uniform", "quantize")
@@ -16,12 +18,12 @@ def runs_on_int8(kind: str | None, bits: object) -> bool:
     if kind not in INT8_NATIVE_KINDS or isinstance(bits, bool):
         return False
     try:
-        return int(bits) <= INT8_MAX_BITS  # type: ignore[call-overload]
+        return bool(int(bits) <= INT8_MAX_BITS)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False
 
 
-def entry_runs_on_int8(entry: dict) -> bool:
+def entry_runs_on_int8(entry: dict[str, Any]) -> bool:
     """A manifest entry stored as codes that run natively on int8 kernels."""
     return entry.get("encoding") == "codes" and runs_on_int8(entry.get("kind"), entry.get("bits"))
 
@@ -67,7 +69,8 @@ def invalid_symbols(codes: np.ndarray, smap: object, kind: str, bits: int) -> np
     limit = code_limit(kind, bits)
     if limit is not None:
         bad |= np.abs(codes) > limit
-    return bad
+    out: np.ndarray = bad
+    return out
 
 
 def check_codes(
@@ -107,7 +110,7 @@ def code_limit(kind: str, bits: int) -> int | None:
     return None
 
 
-def value_count(entry: dict) -> int:
+def value_count(entry: dict[str, Any]) -> int:
     """Elements stored in the ``values`` section: all of them (dense) or the nonzeros."""
     return numel(entry["shape"]) if entry["layout"] == "dense" else int(entry["nnz"])
 

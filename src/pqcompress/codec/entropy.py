@@ -12,6 +12,7 @@ import lzma
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pqcompress.codec.errors import DecompressionBombError, FormatError
 
@@ -64,7 +65,7 @@ def _lzma_decompress(data: bytes, size: int) -> bytes:
     return out
 
 
-def _zstd_module():  # imported lazily: zstandard is optional
+def _zstd_module() -> Any:  # imported lazily: zstandard is optional
     try:
         import zstandard
     except ImportError:  # pragma: no cover - depends on the environment
@@ -76,7 +77,8 @@ def _zstd_module():  # imported lazily: zstandard is optional
 
 def _zstd_compress(data: bytes) -> bytes:
     zstd = _zstd_module()
-    return zstd.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
+    out: bytes = zstd.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(data)
+    return out
 
 
 def _zstd_decompress(data: bytes, size: int) -> bytes:

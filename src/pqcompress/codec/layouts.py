@@ -44,7 +44,9 @@ def index_dtype(largest: int) -> str:
     raise ValueError(f"index {largest} does not fit 64 bits")
 
 
-def split(layout: str, mask: np.ndarray, shape: tuple[int, ...]):
+def split(
+    layout: str, mask: np.ndarray, shape: tuple[int, ...]
+) -> tuple[np.ndarray | None, dict[str, tuple[bytes, str]]]:
     """(order, sections): flat indices of the stored elements (None = all, dense) and the
     structure sections ``{role: (bytes, dtype_name)}`` of ``layout``."""
     n = mask.size
@@ -91,7 +93,7 @@ def structure_sizes(layout: str, shape: tuple[int, ...], nnz: int) -> dict[str, 
 
 def positions(
     layout: str, shape: tuple[int, ...], nnz: int, sections: dict[str, tuple[bytes, str]]
-):
+) -> np.ndarray | None:
     """Where the stored elements go: a bool mask or flat int64 indices (None = dense)."""
     n = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if layout == "dense":

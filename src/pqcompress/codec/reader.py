@@ -35,15 +35,15 @@ def _read_bytes(path: str | Path) -> Any:
 
 def sections(
     path: str | Path, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
-) -> tuple[dict[str, Any], Iterator[tuple[dict, SymbolMap | None, dict[str, bytes]]]]:
+) -> tuple[dict[str, Any], Iterator[tuple[dict[str, Any], SymbolMap | None, dict[str, bytes]]]]:
     """(manifest, iterator of (entry, symbol map, inflated sections by role)), all checked."""
     data = _read_bytes(path)
     where = str(path)
     manifest, payload = container.split_file(data, where)
     maps = container.validate(manifest, max_decoded_bytes)
 
-    def inflate(entry: dict) -> dict[str, bytes]:
-        raws = {}
+    def inflate(entry: dict[str, Any]) -> dict[str, bytes]:
+        raws: dict[str, bytes] = {}
         for s in entry["sections"]:
             stored = container.check_payload(where, f"tensor '{entry['name']}'", s, payload)
             try:
@@ -52,7 +52,7 @@ def sections(
                 raise type(exc)(f"'{where}': tensor '{entry['name']}': {exc}") from None
         return raws
 
-    def items():
+    def items() -> Iterator[tuple[dict[str, Any], SymbolMap | None, dict[str, bytes]]]:
         # hashing and inflating release the GIL: run them on worker threads, in file order,
         # while the caller decodes the tensors already inflated
         with ThreadPoolExecutor(max_workers=INFLATE_THREADS) as pool:
@@ -115,7 +115,7 @@ def use_numba(manifest: dict[str, Any], decoder: str = "auto") -> bool:
 
 
 def _decode_all(
-    items: Iterator[tuple[dict, SymbolMap | None, dict[str, bytes]]], numba: bool = True
+    items: Iterator[tuple[dict[str, Any], SymbolMap | None, dict[str, bytes]]], numba: bool = True
 ) -> dict[str, torch.Tensor]:
     if numba:
         return {entry["name"]: decode_tensor(entry, smap, raws) for entry, smap, raws in items}
@@ -203,7 +203,9 @@ def load(
     return model.eval()
 
 
-def _load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: Any, assign: bool):
+def _load_state(
+    model: nn.Module, tensors: dict[str, torch.Tensor], path: Any, assign: bool
+) -> None:
     expected = model.state_dict()
     for name, t in tensors.items():
         want = expected.get(name)

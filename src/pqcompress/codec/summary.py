@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from pqcompress.codec.entries import numel
 from pqcompress.codec.reader import DEFAULT_MAX_DECODED_BYTES, sections
-from pqcompress.codec.tensorcode import DTYPES, codes_of, decode_tensor, element_bytes, numel
+from pqcompress.codec.tensorcode import DTYPES, codes_of, decode_tensor, element_bytes
 
 BASELINE_DEFLATE_LEVEL = 9
 
@@ -23,7 +24,8 @@ def code_bytes(codes: np.ndarray) -> bytes:
     top = int(np.abs(codes).max()) if codes.size else 0
     dt = np.int8 if top <= 128 else np.int16 if top <= 32768 else np.int32
     info = np.iinfo(dt)
-    return np.clip(codes, info.min, info.max).astype(dt).tobytes()
+    out: bytes = np.clip(codes, info.min, info.max).astype(dt).tobytes()
+    return out
 
 
 def studies_baseline_bytes(blobs: Iterable[bytes]) -> int:
@@ -95,7 +97,9 @@ def inspect(
             }
         )
         if baseline:
+            assert raws is not None
             if entry["encoding"] == "codes":
+                assert smap is not None
                 codes = codes_of(entry, smap, raws)
                 blobs.append(code_bytes(codes))
                 bound_bits += entropy_bits(codes)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ class SymbolMap:
     width: int
     offset: int = 0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         out = {"map": self.map, "width": self.width}
         if self.map == "offset":
             out["offset"] = self.offset
@@ -60,7 +61,10 @@ class SymbolMap:
 
 def _sign_magnitude(c: np.ndarray, width: int) -> np.ndarray:
     mag = np.abs(c) - 1
-    return (np.maximum(mag, 0) | ((c < 0).astype(np.int64) << (width - 1))).astype(np.uint64)
+    out: np.ndarray = (np.maximum(mag, 0) | ((c < 0).astype(np.int64) << (width - 1))).astype(
+        np.uint64
+    )
+    return out
 
 
 def _from_sign_magnitude(s: np.ndarray, width: int) -> np.ndarray:
