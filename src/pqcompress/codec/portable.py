@@ -98,38 +98,57 @@ def int8_by_default(manifest: dict[str, Any]) -> bool:
     return "int8" in names and all(entry_runs_on_int8(e) for e in compressed)
 
 
+def _tensor_row(e: dict[str, Any]) -> dict[str, Any]:
+    """One tensor of :func:`model_info`."""
+    n = numel(e["shape"])
+    return {
+        "name": e["name"],
+        "shape": list(e["shape"]),
+        "dtype": e["dtype"],
+        "compressed": _compressed(e),
+        "form": e["kind"],
+        "bits": e.get("bits"),
+        "native_int8": entry_runs_on_int8(e),
+        "layout": e["layout"],
+        "nnz": int(e["nnz"]),
+        "sparsity": 1.0 - int(e["nnz"]) / n if n else 0.0,
+        "stored_bytes": sum(int(s["length"]) for s in e["sections"]),
+    }
+
+
+def _compression_summary(manifest: dict[str, Any], settings: Any) -> dict[str, Any]:
+    """What was compressed and how: settings recorded at save time, else read off the
+    tensors (forms and bit widths used)."""
+    forms: dict[str, int] = {}
+    bits_used: set[int] = set()
+    for e in manifest["tensors"]:
+        if _compressed(e):
+            forms[e["kind"]] = forms.get(e["kind"], 0) + 1
+            if e.get("bits") is not None:
+                bits_used.add(int(e["bits"]))
+    cfg = settings if isinstance(settings, dict) else {}
+    return {
+        "alpha": cfg.get("alpha"),
+        "bits": cfg.get("bits", sorted(bits_used)[0] if len(bits_used) == 1 else None),
+        "form": cfg.get("form", next(iter(forms)) if len(forms) == 1 else None),
+        "settings": settings,
+        "compressed_tensors": sum(forms.values()),
+        "forms": forms,
+        "bits_used": sorted(bits_used),
+        "all_native_int8": bool(forms)
+        and all(entry_runs_on_int8(e) for e in manifest["tensors"] if _compressed(e)),
+    }
+
+
 def model_info(path: str | Path) -> dict[str, Any]:
     """A JSON-safe summary of a .pqz file (no payload is inflated)."""
     manifest = read_manifest(path)
     model = manifest.get("model") or {}
     meta = manifest.get("metadata") or {}
     settings = meta.get("compression") if isinstance(meta, dict) else None
-    rows, params, nnz, forms, bits_used = [], 0, 0, {}, set()
-    for e in manifest["tensors"]:
-        n = numel(e["shape"])
-        params += n
-        nnz += int(e["nnz"])
-        compressed = _compressed(e)
-        if compressed:
-            forms[e["kind"]] = forms.get(e["kind"], 0) + 1
-            if e.get("bits") is not None:
-                bits_used.add(int(e["bits"]))
-        rows.append(
-            {
-                "name": e["name"],
-                "shape": list(e["shape"]),
-                "dtype": e["dtype"],
-                "compressed": compressed,
-                "form": e["kind"],
-                "bits": e.get("bits"),
-                "native_int8": entry_runs_on_int8(e),
-                "layout": e["layout"],
-                "nnz": int(e["nnz"]),
-                "sparsity": 1.0 - int(e["nnz"]) / n if n else 0.0,
-                "stored_bytes": sum(int(s["length"]) for s in e["sections"]),
-            }
-        )
-    cfg = settings if isinstance(settings, dict) else {}
+    rows = [_tensor_row(e) for e in manifest["tensors"]]
+    params = sum(numel(e["shape"]) for e in manifest["tensors"])
+    nnz = sum(int(e["nnz"]) for e in manifest["tensors"])
     file_bytes = Path(path).stat().st_size
     float32_bytes = sum(
         numel(e["shape"]) * max(4, ITEMSIZE[e["dtype"]]) for e in manifest["tensors"]
@@ -155,17 +174,7 @@ def model_info(path: str | Path) -> dict[str, Any]:
         "class_names": manifest.get("class_names"),
         "input_shape": model.get("input_shape"),
         "preprocessing": manifest.get("preprocessing"),
-        "compression": {
-            "alpha": cfg.get("alpha"),
-            "bits": cfg.get("bits", sorted(bits_used)[0] if len(bits_used) == 1 else None),
-            "form": cfg.get("form", next(iter(forms)) if len(forms) == 1 else None),
-            "settings": settings,
-            "compressed_tensors": sum(forms.values()),
-            "forms": forms,
-            "bits_used": sorted(bits_used),
-            "all_native_int8": bool(forms)
-            and all(entry_runs_on_int8(e) for e in manifest["tensors"] if _compressed(e)),
-        },
+        "compression": _compression_summary(manifest, settings),
         "params": params,
         "nnz": nnz,
         "sparsity": 1.0 - nnz / params if params else 0.0,

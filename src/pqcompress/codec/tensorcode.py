@@ -7,6 +7,7 @@ import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,47 +98,18 @@ def encode_tensor(
     shape = tuple(int(d) for d in t.shape)
     entry: dict = {"name": name, "shape": list(shape), "dtype": dtype_name(t.dtype)}
     if result is not None and result.codes is not None:
-        codes = result.codes.detach().cpu().reshape(-1).numpy().astype(np.int64)
-        back = decode(
-            result.codes, result.kind, result.scale, result.threshold, t.dtype, result.bits
-        )
-        if not np.array_equal(element_bytes(back.reshape(shape)), element_bytes(t)):
-            raise FormatError(
-                f"the compressor's codes for '{name}' do not reproduce the tensor bit for bit; "
-                "call compressor.apply() after the last optimizer step before saving"
-            )
-        entry.update(
-            encoding="codes",
-            kind=result.kind,
-            bits=int(result.bits),
-            scale=float(result.scale),
-            threshold=float(result.threshold),
-        )
-        mask = codes != 0
-        make = _code_sections(codes, result.kind, int(result.bits))
-        lossy = False
+        fields, mask, make, lossy = _code_entry(name, t, result, shape)
     else:
-        kind = result.kind if result is not None else "none"
-        store = t
-        lossy = False
-        if float_dtype == "float16" and t.dtype == torch.float32:
-            store = t.to(torch.float16)
-            lossy = not torch.equal(store.to(torch.float32), t)
-        rows = element_bytes(store)
-        entry.update(encoding="values", kind=kind, storage_dtype=dtype_name(store.dtype))
-        if result is not None and kind == "prune":
-            entry.update(bits=32, threshold=float(result.threshold))
-        mask = rows.any(axis=1)
-        make = _value_sections(rows)
+        fields, mask, make, lossy = _value_entry(t, result, float_dtype)
+    entry.update(fields)
     entry["lossy"] = bool(lossy)
     entry["nnz"] = int(np.count_nonzero(mask))
-    n = mask.size
-    names = layouts.LAYOUTS if layout == "auto" else (layout,)
     if layout not in ("auto", *layouts.LAYOUTS):
         raise FormatError(
             f"layout={layout!r} is not accepted; use auto, {', '.join(layouts.LAYOUTS)}"
         )
-    if n == 0:
+    names = layouts.LAYOUTS if layout == "auto" else (layout,)
+    if mask.size == 0:
         names = ("dense",)
     codecs = entropy.auto_candidates() if codec == "auto" else [codec]
     for c in codecs:
@@ -149,29 +121,73 @@ def encode_tensor(
         values, extra = make(order, lay == "dense")
         sections.append(values)
         candidates[lay] = (sections, extra)
-    if len(candidates) > 1:
-        total_raw = max(sum(len(s.raw) for s in secs) for secs, _ in candidates.values())
-        if total_raw <= EXHAUSTIVE_BYTES:
-            best = min(
-                candidates,
-                key=lambda lay: (
-                    _compress_all(candidates[lay][0], codecs)
-                    + SECTION_OVERHEAD * len(candidates[lay][0])
-                ),
-            )
-        else:
-            probe = _probe(codecs)
-            best = min(
-                candidates,
-                key=lambda lay: sum(probe(s.raw) + SECTION_OVERHEAD for s in candidates[lay][0]),
-            )
-    else:
-        best = next(iter(candidates))
+    best = _smallest_layout(candidates, codecs)
     sections, extra = candidates[best]
     _compress_all(sections, codecs)
     entry["layout"] = best
     entry.update(extra)
     return Encoded(entry, sections)
+
+
+def _code_entry(
+    name: str, t: torch.Tensor, result: PQResult, shape: tuple[int, ...]
+) -> tuple[dict, np.ndarray, Any, bool]:
+    """A compressed tensor stored as its integer codes: manifest fields, nonzero mask, the
+    section maker; refused unless the codes rebuild the tensor bit for bit."""
+    assert result.codes is not None
+    codes = result.codes.detach().cpu().reshape(-1).numpy().astype(np.int64)
+    back = decode(result.codes, result.kind, result.scale, result.threshold, t.dtype, result.bits)
+    if not np.array_equal(element_bytes(back.reshape(shape)), element_bytes(t)):
+        raise FormatError(
+            f"the compressor's codes for '{name}' do not reproduce the tensor bit for bit; "
+            "call compressor.apply() after the last optimizer step before saving"
+        )
+    fields = {
+        "encoding": "codes",
+        "kind": result.kind,
+        "bits": int(result.bits),
+        "scale": float(result.scale),
+        "threshold": float(result.threshold),
+    }
+    return fields, codes != 0, _code_sections(codes, result.kind, int(result.bits)), False
+
+
+def _value_entry(
+    t: torch.Tensor, result: PQResult | None, float_dtype: str
+) -> tuple[dict, np.ndarray, Any, bool]:
+    """A tensor stored as its element values (float16 when asked: lossy unless exact)."""
+    kind = result.kind if result is not None else "none"
+    store = t
+    lossy = False
+    if float_dtype == "float16" and t.dtype == torch.float32:
+        store = t.to(torch.float16)
+        lossy = not torch.equal(store.to(torch.float32), t)
+    rows = element_bytes(store)
+    fields: dict = {"encoding": "values", "kind": kind, "storage_dtype": dtype_name(store.dtype)}
+    if result is not None and kind == "prune":
+        fields.update(bits=32, threshold=float(result.threshold))
+    return fields, rows.any(axis=1), _value_sections(rows), lossy
+
+
+def _smallest_layout(candidates: dict[str, tuple[list, dict]], codecs: list[str]) -> str:
+    """The layout whose sections compress smallest: measured exactly for small tensors,
+    estimated with a fast probe for large ones."""
+    if len(candidates) == 1:
+        return next(iter(candidates))
+    total_raw = max(sum(len(s.raw) for s in secs) for secs, _ in candidates.values())
+    if total_raw <= EXHAUSTIVE_BYTES:
+        return min(
+            candidates,
+            key=lambda lay: (
+                _compress_all(candidates[lay][0], codecs)
+                + SECTION_OVERHEAD * len(candidates[lay][0])
+            ),
+        )
+    probe = _probe(codecs)
+    return min(
+        candidates,
+        key=lambda lay: sum(probe(s.raw) + SECTION_OVERHEAD for s in candidates[lay][0]),
+    )
 
 
 def _probe(codecs: list[str]):
@@ -229,90 +245,105 @@ def _value_sections(rows: np.ndarray):
 def decode_tensor(entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]) -> torch.Tensor:
     """The tensor of a validated entry from its inflated sections (numba kernels, ranges on
     GIL-free threads; numba is imported on first use, as it costs a quarter of a second)."""
-    from pqcompress.codec import kernels
-
     shape = tuple(entry["shape"])
     n = numel(entry["shape"])
-    nnz = int(entry["nnz"])
-    layout = entry["layout"]
-    count = value_count(entry)
     dtype = DTYPES[entry["dtype"]]
-    raw = raws["values"]
-    bitmap = counts = words = None
-    if layout == "bitmap":
-        bitmap = np.frombuffer(raws["mask"], dtype=np.uint8)
-        words = bitmap[: bitmap.size - bitmap.size % 8].view("<u8")  # 64 mask bits a time
-        if n % 8 and bitmap[-1] >> (n % 8):
-            raise FormatError(f"tensor '{entry['name']}': bitmap padding bits are not zero")
-        counts = kernels.bitmap_prefix(bitmap, words)
-        if int(counts[-1]) != nnz:
-            raise FormatError(
-                f"tensor '{entry['name']}': bitmap marks {int(counts[-1])} elements, nnz={nnz}"
-            )
+    bitmap = _bitmap(entry, raws, n) if entry["layout"] == "bitmap" else None
     if entry["encoding"] == "codes":
         assert smap is not None
-        if smap.width <= LUT_MAX_WIDTH and layout in ("dense", "bitmap"):
-            lut = _lut(entry, smap)
-            packed = np.frombuffer(raw + bytes(8), dtype=np.uint8)  # padded for 5-byte reads
-            width = smap.width
-            if layout == "dense":
-                out = np.empty(n, dtype=np.float32)
-                _run_ranges(
-                    [
-                        (
-                            kernels.dense_lut_range,
-                            (packed, a, min(a + RANGE_ELEMENTS, n), width, lut, out),
-                        )
-                        for a in range(0, n, RANGE_ELEMENTS)
-                    ]
-                )
-            else:
-                out = np.zeros(n, dtype=np.float32)  # +0.0: what a clear mask bit decodes to
-                step = RANGE_ELEMENTS // (8 * kernels.CHUNK_BYTES)  # prefix chunks per range
-                nbytes = bitmap.size
-                _run_ranges(
-                    [
-                        (
-                            kernels.bitmap_lut_range,
-                            (
-                                bitmap,
-                                words,
-                                c * kernels.CHUNK_BYTES,
-                                min((c + step) * kernels.CHUNK_BYTES, nbytes),
-                                int(counts[c]),
-                                n,
-                                packed,
-                                width,
-                                lut,
-                                out,
-                            ),
-                        )
-                        for c in range(0, max(counts.size - 1, 1), step)
-                    ]
-                )
-        else:
-            vals = _decode_symbols(entry, smap, bitpack.unpack(raw, count, smap.width))
-            out = _place(entry, vals, n, raws)
-        if layout == "dense":
-            _check_nnz(entry, np.count_nonzero(out.view(np.int32)))
+        out = _decode_codes(entry, smap, raws, n, bitmap)
+        if entry["layout"] == "dense":
+            _check_nnz(entry, int(np.count_nonzero(out.view(np.int32))))
         check_decoded(entry["name"], out)
         return torch.from_numpy(out).reshape(shape).to(dtype)
+    t = _decode_values(entry, raws, n, bitmap).reshape(shape)
+    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+        raise FormatError(f"tensor '{entry['name']}' holds NaN or inf values (corrupt file?)")
+    return t.to(dtype)
+
+
+def _bitmap(entry: dict, raws: dict[str, bytes], n: int) -> tuple[np.ndarray, ...]:
+    """(mask bytes, the same as 64-bit words, prefix counts per chunk) of a bitmap entry,
+    checked: padding bits zero, as many set bits as ``nnz``."""
+    from pqcompress.codec import kernels
+
+    bitmap = np.frombuffer(raws["mask"], dtype=np.uint8)
+    words = bitmap[: bitmap.size - bitmap.size % 8].view("<u8")  # 64 mask bits a time
+    if n % 8 and bitmap[-1] >> (n % 8):
+        raise FormatError(f"tensor '{entry['name']}': bitmap padding bits are not zero")
+    counts = kernels.bitmap_prefix(bitmap, words)
+    if int(counts[-1]) != int(entry["nnz"]):
+        raise FormatError(
+            f"tensor '{entry['name']}': bitmap marks {int(counts[-1])} elements, "
+            f"nnz={int(entry['nnz'])}"
+        )
+    return bitmap, words, counts
+
+
+def _decode_codes(
+    entry: dict,
+    smap: SymbolMap,
+    raws: dict[str, bytes],
+    n: int,
+    bitmap: tuple[np.ndarray, ...] | None,
+) -> np.ndarray:
+    """float32 values of a code entry: a lookup table straight from the packed bits (dense
+    and bitmap layouts, narrow codes), else unpack, map and place."""
+    from pqcompress.codec import kernels
+
+    layout = entry["layout"]
+    raw = raws["values"]
+    if not (smap.width <= LUT_MAX_WIDTH and layout in ("dense", "bitmap")):
+        vals = _decode_symbols(entry, smap, bitpack.unpack(raw, value_count(entry), smap.width))
+        return _place(entry, vals, n, raws)
+    lut = _lut(entry, smap)
+    packed = np.frombuffer(raw + bytes(8), dtype=np.uint8)  # padded for 5-byte reads
+    width = smap.width
+    if layout == "dense":
+        out = np.empty(n, dtype=np.float32)
+        _run_ranges(
+            [
+                (kernels.dense_lut_range, (packed, a, min(a + RANGE_ELEMENTS, n), width, lut, out))
+                for a in range(0, n, RANGE_ELEMENTS)
+            ]
+        )
+        return out
+    assert bitmap is not None
+    mask, words, counts = bitmap
+    out = np.zeros(n, dtype=np.float32)  # +0.0: what a clear mask bit decodes to
+    step = RANGE_ELEMENTS // (8 * kernels.CHUNK_BYTES)  # prefix chunks per range
+    chunk = kernels.CHUNK_BYTES
+    tasks = []
+    for c in range(0, max(counts.size - 1, 1), step):
+        window = (c * chunk, min((c + step) * chunk, mask.size), int(counts[c]))
+        args = (mask, words, *window, n, packed, width, lut, out)
+        tasks.append((kernels.bitmap_lut_range, args))
+    _run_ranges(tasks)
+    return out
+
+
+def _decode_values(
+    entry: dict, raws: dict[str, bytes], n: int, bitmap: tuple[np.ndarray, ...] | None
+) -> torch.Tensor:
+    """The flat tensor of a value entry in its storage dtype (byte-shuffled or not)."""
+    from pqcompress.codec import kernels
+
+    layout = entry["layout"]
+    count = value_count(entry)
     storage = DTYPES[entry["storage_dtype"]]
     k = torch.empty((), dtype=storage).element_size()
     shuffled = bool(next(s for s in entry["sections"] if s["role"] == "values").get("shuffle"))
-    arr = np.frombuffer(raw, dtype=np.uint8)
-    if layout == "bitmap" and shuffled:
+    arr = np.frombuffer(raws["values"], dtype=np.uint8)
+    if bitmap is not None and shuffled:
+        mask, _, counts = bitmap
         full = np.empty((n, k), dtype=np.uint8)
-        kernels.bitmap_rows(bitmap, counts, n, arr, count, k, full)
+        kernels.bitmap_rows(mask, counts, n, arr, count, k, full)
     else:
         rows = arr.reshape(k, count).T if shuffled else arr.reshape(count, k)
         full = _place(entry, rows, n, raws) if layout != "dense" else np.array(rows, order="C")
     if layout == "dense":
-        _check_nnz(entry, np.count_nonzero(full.reshape(-1).view(f"u{k}")))
-    t = torch.from_numpy(full.reshape(-1)).view(storage).reshape(shape)
-    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
-        raise FormatError(f"tensor '{entry['name']}' holds NaN or inf values (corrupt file?)")
-    return t.to(dtype)
+        _check_nnz(entry, int(np.count_nonzero(full.reshape(-1).view(f"u{k}"))))
+    return torch.from_numpy(full.reshape(-1)).view(storage)
 
 
 def _run_ranges(tasks: list) -> None:

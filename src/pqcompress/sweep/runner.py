@@ -147,66 +147,8 @@ def run_sweep(
         plans = plan_sweep(spec, db, runs_root, retry_failed=retry_failed)  # validates all
         todo = [p for p in plans if p.action in (RUN, RESUME, RETRY)]
         runner = make_runner(workers, ray_address) if todo else None  # fails before any write
-        db.set_meta(
-            {
-                f"sweep.{spec.name}.spec": spec.to_yaml(),
-                f"sweep.{spec.name}.updated_at": utc_now(),
-                "pqcompress_version": __version__,
-            }
-        )
-        db.drop_unstarted(spec.name, (p.point.run_id for p in plans))
-        db.add_points(
-            spec.name,
-            [
-                {
-                    "run_id": p.point.run_id,
-                    "point_index": p.point.index,
-                    "params": p.point.params,
-                    "config": p.point.config.to_dict(),
-                }
-                for p in plans
-            ],
-        )
-        by_id = {p.point.run_id: p for p in todo}
-        tasks = [
-            {
-                "run_id": p.point.run_id,
-                "config": p.point.config.to_dict(),
-                "run_dir": str(p.run_dir),
-            }
-            for p in todo
-        ]
-        running: set[str] = set()
-        done = sum(p.action in (SKIP, SKIP_FAILED) for p in plans)
-        with SweepProgress(progress, len(plans), done=done, name=spec.name) as bar:
-
-            def on_start(task: dict[str, Any]) -> None:
-                db.mark_running(task["run_id"], run_dir=task["run_dir"], executor=executor)
-                running.add(task["run_id"])
-                bar.started(by_id[task["run_id"]].point.label)
-
-            def on_result(outcome: dict[str, Any]) -> None:
-                rid = outcome["run_id"]
-                running.discard(rid)
-                values = dict(outcome.get("values") or {})
-                values["status"] = outcome["status"]
-                values["error"] = outcome.get("error")
-                values["finished_at"] = utc_now()
-                epochs = outcome.get("epochs") or None  # None: keep the stored epoch rows
-                db.record_run(rid, values, epochs)
-                acc = values.get("best_test_acc")
-                detail = f"test {100 * acc:.2f}%" if acc is not None else ""
-                if outcome["status"] == "failed":
-                    detail = (outcome.get("error") or "").splitlines()[0][:200]
-                bar.finished(by_id[rid].point.label, outcome["status"], detail)
-
-            try:
-                if runner is not None:
-                    runner.run(tasks, on_start, on_result)
-            except BaseException:
-                if running:
-                    db.mark(sorted(running), "interrupted")
-                raise
+        _register_points(db, spec, plans)
+        _execute(db, runner, plans, todo, executor=executor, progress=progress, name=spec.name)
         stored = {r["run_id"]: r for r in (db.run(p.point.run_id) for p in plans) if r}
         rows = [stored[p.point.run_id] for p in plans if p.point.run_id in stored]
         return SweepSummary(
@@ -217,6 +159,80 @@ def run_sweep(
             startup_s=getattr(runner, "startup_s", None),
             failed=[r for r in rows if r["status"] == "failed"],
         )
+
+
+def _register_points(db: ResultsStore, spec: SweepSpec, plans: list[PlannedPoint]) -> None:
+    """Record the spec and every planned point (dropping unstarted points it no longer has)."""
+    db.set_meta(
+        {
+            f"sweep.{spec.name}.spec": spec.to_yaml(),
+            f"sweep.{spec.name}.updated_at": utc_now(),
+            "pqcompress_version": __version__,
+        }
+    )
+    db.drop_unstarted(spec.name, (p.point.run_id for p in plans))
+    db.add_points(
+        spec.name,
+        [
+            {
+                "run_id": p.point.run_id,
+                "point_index": p.point.index,
+                "params": p.point.params,
+                "config": p.point.config.to_dict(),
+            }
+            for p in plans
+        ],
+    )
+
+
+def _execute(
+    db: ResultsStore,
+    runner: Any,
+    plans: list[PlannedPoint],
+    todo: list[PlannedPoint],
+    *,
+    executor: str,
+    progress: bool,
+    name: str,
+) -> None:
+    """Run the ``todo`` points on ``runner``, recording each start and result as it comes;
+    an interruption marks the points still running as interrupted."""
+    by_id = {p.point.run_id: p for p in todo}
+    tasks = [
+        {"run_id": p.point.run_id, "config": p.point.config.to_dict(), "run_dir": str(p.run_dir)}
+        for p in todo
+    ]
+    running: set[str] = set()
+    done = sum(p.action in (SKIP, SKIP_FAILED) for p in plans)
+    with SweepProgress(progress, len(plans), done=done, name=name) as bar:
+
+        def on_start(task: dict[str, Any]) -> None:
+            db.mark_running(task["run_id"], run_dir=task["run_dir"], executor=executor)
+            running.add(task["run_id"])
+            bar.started(by_id[task["run_id"]].point.label)
+
+        def on_result(outcome: dict[str, Any]) -> None:
+            rid = outcome["run_id"]
+            running.discard(rid)
+            values = dict(outcome.get("values") or {})
+            values["status"] = outcome["status"]
+            values["error"] = outcome.get("error")
+            values["finished_at"] = utc_now()
+            epochs = outcome.get("epochs") or None  # None: keep the stored epoch rows
+            db.record_run(rid, values, epochs)
+            acc = values.get("best_test_acc")
+            detail = f"test {100 * acc:.2f}%" if acc is not None else ""
+            if outcome["status"] == "failed":
+                detail = (outcome.get("error") or "").splitlines()[0][:200]
+            bar.finished(by_id[rid].point.label, outcome["status"], detail)
+
+        try:
+            if runner is not None:
+                runner.run(tasks, on_start, on_result)
+        except BaseException:
+            if running:
+                db.mark(sorted(running), "interrupted")
+            raise
 
 
 @contextlib.contextmanager

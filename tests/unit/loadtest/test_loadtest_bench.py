@@ -83,3 +83,17 @@ def test_service_command_local_and_docker(tmp_path):
     missing = BenchSpec.from_dict(_spec(variants=[{"name": "v", "model": "nope.pqz"}]))
     with pytest.raises(LoadTestError, match="is not a file"):
         Service(missing.variants[0], 1, docker=None, env={})
+
+
+def test_the_committed_bench_recipes_read():
+    from pathlib import Path
+
+    import yaml
+
+    recipes = sorted((Path(__file__).parents[3] / "recipes").glob("*.yaml"))
+    benches = [r for r in recipes if "variants" in (yaml.safe_load(r.read_text()) or {})]
+    assert benches
+    for path in benches:
+        spec = BenchSpec.from_yaml(path)
+        assert spec.variants and spec.profiles
+        assert spec.baseline().name == spec.variants[0].name or spec.baseline().baseline
