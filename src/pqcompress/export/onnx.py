@@ -235,14 +235,6 @@ def export_onnx(
     if calibration is None:
         raise ConfigError("int8=True needs calibration= (an iterable of a few input batches)")
     _require("onnxruntime")
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.registry import QDQRegistry
-
     fmodel = onnx.load_from_string(blob)
     top_bits = 7 if reduce_range else 8
     native = {n: c for n, c in coded.items() if c.native_int8 and c.bits <= top_bits}
@@ -254,11 +246,34 @@ def export_onnx(
             f"cannot find the exported initializers of {missing[:3]} (folded into other "
             "constants?); their codes cannot be kept"
         )
-    exclude = []
     other_inits = {matched[n][0] for n in other if n in matched}
-    for node in fmodel.graph.node:
-        if node.op_type in ("Conv", "Gemm", "MatMul") and other_inits & set(node.input):
-            exclude.append(node.name)
+    exclude = [
+        node.name
+        for node in fmodel.graph.node
+        if node.op_type in ("Conv", "Gemm", "MatMul") and other_inits & set(node.input)
+    ]
+    qmodel = _quantize_static_qdq(blob, calibration, reduce_range, exclude)
+    _substitute_codes(qmodel, fmodel, native, matched)
+    onnx.save(qmodel, str(path))
+    return path
+
+
+def _quantize_static_qdq(
+    blob: bytes, calibration: Iterable[Any], reduce_range: bool, exclude: list[str]
+) -> Any:
+    """ONNX Runtime's static QDQ quantization of a float graph (uint8 activations by MinMax
+    calibration, per-tensor symmetric int8 weights, BatchNormalization left in float),
+    leaving the ``exclude`` nodes in float."""
+    onnx = _require("onnx")
+    _require("onnxruntime")
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.registry import QDQRegistry
+
     with tempfile.TemporaryDirectory(prefix="pqc-onnx-") as tmp:
         fpath = Path(tmp) / "float.onnx"
         fpath.write_bytes(blob)
@@ -279,10 +294,7 @@ def export_onnx(
                 nodes_to_exclude=exclude,
                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
             )
-        qmodel = onnx.load(str(qpath))
-    _substitute_codes(qmodel, fmodel, native, matched)
-    onnx.save(qmodel, str(path))
-    return path
+        return onnx.load(str(qpath))
 
 
 def export_onnx_dynamic_int8(
