@@ -134,8 +134,23 @@ def test_cli_refuses_bad_lines_in_one_line(tmp_path):
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
+    png = tmp_path / "x.png"
+    png.write_bytes(b"\x89PNG\r\n")
     for args, message in (
         (("--profile", "rate", "--rps", "5"), "needs --rps R and --duration S"),
+        (("--payload", str(png), "--prometheus", "http://127.0.0.1:9"), "does not answer"),
+        (
+            (
+                "http://127.0.0.1:9",
+                "--payload",
+                str(png),
+                "--prometheus",
+                "off",
+                "--ready-timeout",
+                "0.5",
+            ),
+            "not ready",
+        ),
         (("--peak-users", "0", "--payload", "x.png"), "peak_users"),
         (("ftp://x", "--payload", str(tmp_path / "none.png")), "is not a file"),
         (("http://127.0.0.1:9", "--dataset", "digits", "--payload-count", "0"), "count"),

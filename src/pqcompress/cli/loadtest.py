@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--path", default="/v1/predict")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per request")
     p.add_argument("--max-in-flight", type=int, default=512)
+    p.add_argument(
+        "--ready-timeout", type=float, default=30.0, metavar="S", help="wait for /readyz 200"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--jmx",
@@ -111,6 +114,7 @@ def _loadtest(args: Any) -> int:
             timeout_s=args.timeout,
             max_in_flight=args.max_in_flight,
             seed=args.seed,
+            ready_timeout_s=args.ready_timeout,
             log=print,
         )
     finally:

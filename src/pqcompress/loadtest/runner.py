@@ -100,12 +100,13 @@ def run_loadtest(
     timeout_s: float = 10.0,
     max_in_flight: int = 512,
     seed: int = 0,
+    ready_timeout_s: float = 30.0,
     log: Callable[[str], None] | None = None,
 ) -> LoadTestResult:
     """Run ``profile`` against ``url`` + ``path`` and summarise it (results.py); with
     ``out_dir``, write ``history.csv``, ``history.json`` and ``summary.json`` there.
 
-    The service must answer ``/readyz`` first. Load comes from Locust in a child process;
+    The service must answer ``/readyz`` within ``ready_timeout_s`` first. Load comes from Locust in a child process;
     the run is bounded by the profile's duration + ``timeout_s`` (+ a grace period to start
     and stop). Prometheus (``"auto"``, a URL, or ``"off"``) adds ``cpu_millicores`` and
     ``memory_mib`` to the summary and per-second columns to the history.
@@ -125,7 +126,7 @@ def run_loadtest(
         if out.exists() and not out.is_dir():
             raise LoadTestError(f"--out {out} exists and is not a directory")
         out.mkdir(parents=True, exist_ok=True)
-    wait_ready(url)
+    wait_ready(url, ready_timeout_s)
     own_monitor = not isinstance(prometheus, monitor.Prometheus)
     prom = open_monitor(prometheus, url)
     try:
