@@ -44,7 +44,12 @@ def timed(fn, rounds: int) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--alpha", type=float, default=1.25)
+    ap.add_argument(
+        "--alpha",
+        type=float,
+        default=CompressionConfig().alpha,
+        help="pruning alpha (default: the library default); 8 bits, exact form either way",
+    )
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/load_time.md"))
     ap.add_argument("--run", type=Path, default=None, help="a run dir whose best.pt to use")
@@ -139,7 +144,8 @@ def main() -> None:
         f"{tensorcode.DECODE_THREADS}. Machine: {platform.machine()}, "
         f"Python {platform.python_version()}, torch {torch.__version__}, load average "
         f"{os.getloadavg()[0]:.1f} at the end (a shared machine). "
-        f"Command: `python benchmarks/load_time.py{f' --run {args.run}' if args.run else ''}`.",
+        f"Command: `python benchmarks/load_time.py{f' --run {args.run}' if args.run else ''}"
+        f"{f' --alpha {args.alpha:g}' if args.alpha != CompressionConfig().alpha else ''}`.",
         "",
         f"Per-round ratio codec.load / torch.load: median {statistics.median(ratios):.2f}, "
         f"min {min(ratios):.2f}, max {max(ratios):.2f}. CPU time (all threads, median): "
