@@ -12,11 +12,10 @@ import sys
 
 import pytest
 
+# every test here drives the CLI or a service over HTTP with httpx (the load test's own
+# client library); the service's own packages are needed only where a service starts
 httpx = pytest.importorskip("httpx")
-pytest.importorskip("fastapi")
-pytest.importorskip("onnxruntime")
 
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from serve_support import Server, build_served_model  # noqa: E402
 
 from pqcompress import proctree  # noqa: E402
@@ -35,6 +34,10 @@ needs_prometheus = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """The served model; skips the tests that start a service when its packages are missing."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("prometheus_client")
     # never import locust here: it patches the standard library for gevent on import (the
     # load generator runs in its own process for that reason)
     if importlib.util.find_spec("locust") is None:
@@ -49,6 +52,8 @@ def payloads():
 
 def _counters(srv: Server) -> dict[tuple[str, str], float]:
     """The service's own request counters: (route, status) -> count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     out: dict[tuple[str, str], float] = {}
     for fam in text_string_to_metric_families(srv.client.get("/metrics").text):
         for s in fam.samples:
@@ -59,6 +64,8 @@ def _counters(srv: Server) -> dict[tuple[str, str], float]:
 
 
 def _metric(srv: Server, name: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
     for fam in text_string_to_metric_families(srv.client.get("/metrics").text):
         for s in fam.samples:
             if s.name == name:
