@@ -4,12 +4,12 @@ per (bench, variant, profile, repeat) load run and one per start-to-ready measur
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from pqcompress.loadtest.errors import LoadTestError
+from pqcompress.storedb import open_tables, table_rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS serving_benches (
@@ -46,16 +46,7 @@ class ServingStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(str(self.path), timeout=60)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise LoadTestError(
-                f"{self.path} is not a usable results store (SQLite): {exc}"
-            ) from None
-        self.db.row_factory = sqlite3.Row
+        self.db = open_tables(self.path, SCHEMA, LoadTestError)
 
     def close(self) -> None:
         self.db.close()
@@ -159,20 +150,4 @@ class ServingStore:
 
 def has_serving_tables(path: str | Path) -> bool:
     """Whether a store file holds at least one serving bench (without creating tables)."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        db = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
-        try:
-            row = db.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name='serving_benches'"
-            ).fetchone()
-            return (
-                row is not None
-                and db.execute("SELECT COUNT(*) FROM serving_benches").fetchone()[0] > 0
-            )
-        finally:
-            db.close()
-    except sqlite3.DatabaseError:
-        return False
+    return table_rows(path, "serving_benches") > 0

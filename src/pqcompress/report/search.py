@@ -5,13 +5,13 @@ fronts, hypervolume vs evaluations, boxplots over repeats)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 from pqcompress.report.errors import ReportError
 from pqcompress.report.table_format import Table, num
+from pqcompress.storedb import table_rows
 
 # theirs (seed_results.json surrogate_search, VGG16 on CIFAR-10): hypervolume mean, sd
 THEIRS_VGG16 = {
@@ -42,21 +42,9 @@ THEIR_PAIRS = {
 
 
 def is_search_store(path: str | Path) -> bool:
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as db:
-            names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if "search_runs" not in names:
-                return False
-            has_search = db.execute("SELECT COUNT(*) FROM search_runs").fetchone()[0] > 0
-            has_sweep = (
-                "runs" in names and db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] > 0
-            )
-    except sqlite3.DatabaseError:
-        return False
-    return has_search and not has_sweep
+    """A store with search runs and no sweep runs (a store holding both reports its sweep
+    unless --search is given)."""
+    return table_rows(path, "search_runs") > 0 and table_rows(path, "runs") == 0
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float | None]:

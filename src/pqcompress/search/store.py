@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pqcompress.errors import ConfigError
+from pqcompress.storedb import open_tables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS search_studies (
@@ -65,16 +66,7 @@ class SearchStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(str(self.path), timeout=60)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"{self.path} is not a usable results store (SQLite): {exc}"
-            ) from None
-        self.db.row_factory = sqlite3.Row
+        self.db = open_tables(self.path, SCHEMA, ConfigError)
 
     def close(self) -> None:
         self.db.close()
