@@ -29,7 +29,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,11 +40,12 @@ from typing import Any
 import httpx
 
 from pqcompress.loadtest import monitor
-from pqcompress.loadtest.errors import LoadTestError
+from pqcompress.loadtest.errors import LoadTestError, check_keys
 from pqcompress.loadtest.payloads import Payload, dataset_payloads, file_payload
 from pqcompress.loadtest.profiles import Profile, profile_from_dict
 from pqcompress.loadtest.runner import run_loadtest
 from pqcompress.loadtest.store import ServingStore
+from pqcompress.loadtest.target import free_port
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _RSS = re.compile(r"^pqc_service_resident_memory_bytes\s+([0-9.eE+]+)", re.M)
@@ -112,13 +112,7 @@ class BenchSpec:
     ) -> BenchSpec:
         if not isinstance(data, Mapping):
             raise LoadTestError(f"a bench spec must be a mapping, got {type(data).__name__}")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LoadTestError(
-                f"unknown key(s) {', '.join(unknown)} in the bench spec; accepted: "
-                f"{', '.join(sorted(known))}"
-            )
+        check_keys(data, cls.__dataclass_fields__, "the bench spec")
         values = dict(data)
         values.setdefault("name", default_name)
         values["variants"] = tuple(_variant(v, i) for i, v in enumerate(_list(data, "variants")))
@@ -137,8 +131,7 @@ class BenchSpec:
         return spec
 
     def check(self) -> None:
-        if not _NAME.match(self.name):
-            raise LoadTestError(f"bench name {self.name!r}: use letters, digits, . _ + -")
+        _check_name(self.name, "bench name")
         for what, names in (
             ("variant", [v.name for v in self.variants]),
             ("profile", [p.name for p in self.profiles]),
@@ -162,6 +155,11 @@ class BenchSpec:
             raise LoadTestError("at most one variant may say baseline: true")
 
 
+def _check_name(value: Any, where: str) -> None:
+    if not _NAME.match(str(value)):
+        raise LoadTestError(f"{where} {value!r}: use letters, digits, . _ + - (at most 64)")
+
+
 def _list(data: Mapping[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     if not isinstance(value, list) or not value:
@@ -172,15 +170,10 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
 def _variant(data: Any, i: int) -> VariantSpec:
     if not isinstance(data, Mapping):
         raise LoadTestError(f"variants[{i}] must be a mapping")
-    known = set(VariantSpec.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown or "name" not in data or "model" not in data:
-        raise LoadTestError(
-            f"variants[{i}]: needs name and model; unknown key(s) {', '.join(unknown) or '-'}; "
-            f"accepted: {', '.join(sorted(known))}"
-        )
-    if not _NAME.match(str(data["name"])):
-        raise LoadTestError(f"variants[{i}].name {data['name']!r}: use letters, digits, . _ + -")
+    check_keys(data, VariantSpec.__dataclass_fields__, f"variants[{i}]")
+    if "name" not in data or "model" not in data:
+        raise LoadTestError(f"variants[{i}]: needs name and model")
+    _check_name(data["name"], f"variants[{i}].name")
     serve = data.get("serve") or {}
     if not isinstance(serve, Mapping):
         raise LoadTestError(f"variants[{i}].serve must be a mapping of serve settings")
@@ -194,15 +187,8 @@ def _profile(data: Any, i: int) -> ProfileSpec:
     if not isinstance(data, Mapping) or "name" not in data:
         raise LoadTestError(f"profiles[{i}] must be a mapping with a name")
     rest = {k: v for k, v in data.items() if k != "name"}
-    if not _NAME.match(str(data["name"])):
-        raise LoadTestError(f"profiles[{i}].name {data['name']!r}: use letters, digits, . _ + -")
+    _check_name(data["name"], f"profiles[{i}].name")
     return ProfileSpec(str(data["name"]), profile_from_dict(rest))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Service:
@@ -358,7 +344,7 @@ def run_bench(
     """Run (or resume) ``spec`` into the store; return the stored runs of the bench."""
     say = log or (lambda _m: None)
     image = docker or spec.docker
-    port = _free_port()
+    port = free_port()
     services = [Service(v, port, docker=image, env=spec.env) for v in spec.variants]
     logs = Path(store_path).parent / f"{spec.name}-logs"
     with ServingStore(store_path) as store:

@@ -15,8 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pqcompress.atomic import write_text_atomic
-from pqcompress.loadtest.errors import LoadTestError
 from pqcompress.loadtest.profiles import Profile, RampProfile
+from pqcompress.loadtest.target import check_url
 
 JMETER_VERSION = "5.6.3"
 
@@ -45,6 +45,11 @@ def schedule(profile: Profile) -> str:
     return f"{rate(profile.peak_rps())} {arrivals(profile.duration_s)}"
 
 
+def _element(parent: ET.Element, tag: str, gui: str, name: str) -> ET.Element:
+    """A test element (its test class is its tag) with its GUI class and its name."""
+    return ET.SubElement(parent, tag, guiclass=gui, testclass=tag, testname=name)
+
+
 def _prop(parent: ET.Element, kind: str, name: str, value: str | None = None) -> ET.Element:
     el = ET.SubElement(parent, kind, name=name)
     if value is not None:
@@ -61,31 +66,23 @@ def build_plan(
     path: str = "/v1/predict",
     timeout_s: float = 10.0,
 ) -> ET.ElementTree:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise LoadTestError(f"the target URL {url!r} is not usable; expected http://HOST:PORT")
+    parts = urlsplit(check_url(url))
+    assert parts.hostname is not None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     root = ET.Element("jmeterTestPlan", version="1.2", properties="5.0", jmeter=JMETER_VERSION)
     top = ET.SubElement(root, "hashTree")
-    plan = ET.SubElement(
-        top, "TestPlan", guiclass="TestPlanGui", testclass="TestPlan",
-        testname="pqcompress open-model load",
-    )  # fmt: skip
+    plan = _element(top, "TestPlan", "TestPlanGui", "pqcompress open-model load")
     _prop(plan, "boolProp", "TestPlan.functional_mode", "false")
     _prop(plan, "boolProp", "TestPlan.serialize_threadgroups", "false")
     plan_tree = ET.SubElement(top, "hashTree")
-    group = ET.SubElement(
-        plan_tree, "OpenModelThreadGroup", guiclass="OpenModelThreadGroupGui",
-        testclass="OpenModelThreadGroup", testname=f"{profile.kind} profile",
-    )  # fmt: skip
+    group = _element(
+        plan_tree, "OpenModelThreadGroup", "OpenModelThreadGroupGui", f"{profile.kind} profile"
+    )
     _prop(group, "stringProp", "OpenModelThreadGroup.schedule", schedule(profile))
     _prop(group, "stringProp", "OpenModelThreadGroup.random_seed", "0")
     _prop(group, "stringProp", "ThreadGroup.on_sample_error", "continue")
     group_tree = ET.SubElement(plan_tree, "hashTree")
-    sampler = ET.SubElement(
-        group_tree, "HTTPSamplerProxy", guiclass="HttpTestSampleGui",
-        testclass="HTTPSamplerProxy", testname="POST predict",
-    )  # fmt: skip
+    sampler = _element(group_tree, "HTTPSamplerProxy", "HttpTestSampleGui", "POST predict")
     files = _prop(sampler, "elementProp", "HTTPsampler.Files")
     files.set("elementType", "HTTPFileArgs")
     coll = _prop(files, "collectionProp", "HTTPFileArgs.files")
@@ -107,20 +104,14 @@ def build_plan(
     _prop(sampler, "boolProp", "HTTPSampler.use_keepalive", "true")
     _prop(sampler, "boolProp", "HTTPSampler.follow_redirects", "false")
     sampler_tree = ET.SubElement(group_tree, "hashTree")
-    headers = ET.SubElement(
-        sampler_tree, "HeaderManager", guiclass="HeaderPanel", testclass="HeaderManager",
-        testname="Content-Type",
-    )  # fmt: skip
+    headers = _element(sampler_tree, "HeaderManager", "HeaderPanel", "Content-Type")
     hcoll = _prop(headers, "collectionProp", "HeaderManager.headers")
     header = _prop(hcoll, "elementProp", "")
     header.set("elementType", "Header")
     _prop(header, "stringProp", "Header.name", "Content-Type")
     _prop(header, "stringProp", "Header.value", content_type)
     ET.SubElement(sampler_tree, "hashTree")
-    report = ET.SubElement(
-        group_tree, "ResultCollector", guiclass="SummaryReport", testclass="ResultCollector",
-        testname="samples",
-    )  # fmt: skip
+    report = _element(group_tree, "ResultCollector", "SummaryReport", "samples")
     _prop(report, "boolProp", "ResultCollector.error_logging", "false")
     _prop(report, "stringProp", "filename", "samples.csv")
     ET.SubElement(group_tree, "hashTree")

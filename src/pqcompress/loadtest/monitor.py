@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pqcompress.loadtest.errors import LoadTestError
+from pqcompress.loadtest.target import free_port
 
 JOB = "pqcompress"
 NODE_JOB = "node"
@@ -40,12 +40,6 @@ NODE_EXPORTER = "127.0.0.1:9100"
 CPU_METRIC = "pqc_service_cpu_seconds_total"
 MEMORY_METRIC = "pqc_service_resident_memory_bytes"
 MIB = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(address: str) -> bool:
@@ -108,7 +102,7 @@ class Prometheus:
         (workdir / "prometheus.yml").write_text(
             scrape_config(target, interval_s=interval_s, node_exporter=node)
         )
-        port = _free_port()
+        port = free_port()
         log = (workdir / "prometheus.log").open("wb")
         process = subprocess.Popen(
             [

@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pqcompress.loadtest.errors import LoadTestError
+from pqcompress.loadtest.errors import LoadTestError, check_keys
 
 MAX_DURATION_S = 24 * 3600.0
 MAX_USERS = 10_000
@@ -134,13 +134,7 @@ def profile_from_dict(data: dict[str, Any]) -> Profile:
         cls = RateProfile
     else:
         raise LoadTestError(f"profile kind {kind!r} is not known; expected 'ramp' or 'rate'")
-    fields = set(cls.__dataclass_fields__)
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise LoadTestError(
-            f"unknown key(s) {', '.join(unknown)} in a {kind} profile; accepted: "
-            f"{', '.join(sorted(fields))}"
-        )
+    check_keys(data, cls.__dataclass_fields__, f"a {kind} profile")
     try:
         return cls(**data)
     except TypeError as exc:

@@ -67,11 +67,7 @@ def history(
     records: Sequence[Record], users: Sequence[tuple[float, int]], duration_s: float
 ) -> list[dict[str, Any]]:
     """One row per second of the profile (and any second an arrival fell into)."""
-    seconds = (
-        max(math.ceil(duration_s), *(int(r[0]) + 1 for r in records), 1)
-        if records
-        else (max(math.ceil(duration_s), 1))
-    )
+    seconds = max([1, math.ceil(duration_s), *(int(r[0]) + 1 for r in records)])
     lat: list[list[float]] = [[] for _ in range(seconds)]
     sent = [0] * seconds
     bad = [0] * seconds

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -26,8 +25,8 @@ from pqcompress.loadtest.errors import LoadTestError
 from pqcompress.loadtest.payloads import Payload
 from pqcompress.loadtest.profiles import Profile
 from pqcompress.loadtest.results import HISTORY_COLUMNS, history, summarize
+from pqcompress.loadtest.target import check_url
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 PREDICT_PATH = "/v1/predict"
 CHILD_GRACE_S = 90.0
 
@@ -42,17 +41,6 @@ class LoadTestResult:
     def failed(self) -> bool:
         """True when errors other than documented shedding (503) occurred."""
         return bool(self.summary["undocumented_errors"])
-
-
-def check_url(url: str) -> str:
-    """An http(s) URL with a host; LoadTestError otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise LoadTestError(
-            f"the target URL {url!r} is not usable; expected http://HOST:PORT (default "
-            f"{DEFAULT_URL})"
-        )
-    return url.rstrip("/")
 
 
 def wait_ready(url: str, timeout_s: float = 30.0) -> None:
