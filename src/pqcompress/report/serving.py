@@ -7,6 +7,7 @@ bars per variant."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,113 +90,69 @@ def _group(
     return out
 
 
+def _baseline(spec: dict[str, Any]) -> str:
+    """The variant every ratio is to: the one marked ``baseline``, else the first."""
+    variants = spec["variants"]
+    return str(next((v for v in variants if v.get("baseline")), variants[0])["name"])
+
+
+def _cells(
+    spec: dict[str, Any], runs: list[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], list, list, tuple | None]]:
+    """(profile, variant, its runs, the baseline's runs, theirs) for every measured pair, in
+    profile then variant order; theirs is the studies' (p95, sd, MiB, mCores) at the same
+    peak users and (bits, alpha), when they have one."""
+    grouped = _group(runs)
+    base = _baseline(spec)
+    for p in spec["profiles"]:
+        peak = _peak(p)
+        for v in spec["variants"]:
+            rs = grouped.get((v["name"], p["name"]), [])
+            if rs:
+                theirs = THEIRS_SERVING.get(peak or -1, {}).get(_key(v) or (-1, -1.0))
+                yield p, v, rs, grouped.get((base, p["name"]), []), theirs
+
+
+def _peak_rps(profile: dict[str, Any]) -> float:
+    from pqcompress.loadtest.profiles import profile_from_dict
+
+    return profile_from_dict({k: v for k, v in profile.items() if k != "name"}).peak_rps()
+
+
 def latency_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
     """Table V: p95 +- sd (ms) per variant and profile, speed-up vs the baseline, theirs."""
-    return _profile_table(
-        spec,
-        runs,
-        name="table_v_latency",
-        title="Table V: p95 latency (ms, +- sd of the per-second p95) per variant and profile",
-        metric="p95_ms",
-        extra="p95_sd_ms",
-    )
-
-
-def resources_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
-    """Table VI: peak resident MiB and mean CPU millicores per variant and profile."""
-    variants, profiles = spec["variants"], spec["profiles"]
-    grouped = _group(runs)
-    base = next((v for v in variants if v.get("baseline")), variants[0])["name"]
-    header = ["variant", "profile", "MiB", "vs base", "theirs MiB", "mCores", "vs base",
-              "theirs mCores", "errors"]  # fmt: skip
-    body, records = [], []
-    for p in profiles:
-        peak = _peak(p)
-        base_mem = _cell(grouped.get((base, p["name"]), []), "memory_mib")
-        base_cpu = _cell(grouped.get((base, p["name"]), []), "cpu_millicores")
-        for v in variants:
-            rs = grouped.get((v["name"], p["name"]), [])
-            if not rs:
-                continue
-            mem, cpu = _cell(rs, "memory_mib"), _cell(rs, "cpu_millicores")
-            theirs = THEIRS_SERVING.get(peak or -1, {}).get(_key(v) or (-1, -1.0))
-            errors = sum(r["summary"]["errors_total"] for r in rs)
-            body.append((
-                v["name"], p["name"], num(mem, ".1f"), _ratio(base_mem, mem),
-                num(theirs[2] if theirs else None, ".0f"), num(cpu, ".0f"),
-                _ratio(base_cpu, cpu), num(theirs[3] if theirs else None, ".0f"), str(errors),
-            ))  # fmt: skip
-            records.append({
-                "variant": v["name"], "profile": p["name"], "memory_mib": mem,
-                "cpu_millicores": cpu, "theirs_memory_mib": theirs[2] if theirs else None,
-                "theirs_cpu_millicores": theirs[3] if theirs else None, "errors": errors,
-            })  # fmt: skip
-    return Table(
-        name="table_vi_resources",
-        title="Table VI: memory (peak resident MiB) and CPU (mean millicores) per variant and "
-        "profile, from Prometheus",
-        header=tuple(header),
-        body=tuple(body),
-        columns=tuple(records[0]) if records else ("variant",),
-        records=tuple(records),
-        notes=(
-            f"vs base: the baseline variant ({base}) divided by this one (higher = leaner).",
-            "Ours: pqc_service_* of the service's whole process tree, scraped every second "
-            "(docs/loadtest.md); theirs: the pod's figures on MicroK8s (METHOD.md §6, §8).",
-        ),
-    )
-
-
-def _profile_table(
-    spec: dict[str, Any],
-    runs: list[dict[str, Any]],
-    *,
-    name: str,
-    title: str,
-    metric: str,
-    extra: str,
-) -> Table:
-    variants, profiles = spec["variants"], spec["profiles"]
-    grouped = _group(runs)
-    base = next((v for v in variants if v.get("baseline")), variants[0])["name"]
     header = ("variant", "profile", "peak rps", "p95 ms", "vs base", "theirs p95 ms", "ok/s",
               "errors (shed)")  # fmt: skip
     body, records = [], []
-    for p in profiles:
-        peak = _peak(p)
-        base_value = _cell(grouped.get((base, p["name"]), []), metric)
-        for v in variants:
-            rs = grouped.get((v["name"], p["name"]), [])
-            if not rs:
-                continue
-            value, spread = _cell(rs, metric), _cell(rs, extra)
-            theirs = THEIRS_SERVING.get(peak or -1, {}).get(_key(v) or (-1, -1.0))
-            shed = sum(r["summary"]["errors"].get("shed_503", 0) for r in rs)
-            errors = sum(r["summary"]["errors_total"] for r in rs)
-            rate = p.get("peak_users", 0) * p.get("user_rps", 0) or p.get("rps")
-            body.append((
-                v["name"], p["name"], num(rate, ".1f"),
-                f"{num(value, '.1f')} +- {num(spread, '.1f')}", _ratio(base_value, value),
-                f"{theirs[0]:.2f} +- {theirs[1]:.2f}" if theirs else "-",
-                num(_cell(rs, "throughput_rps"), ".1f"), f"{errors} ({shed})",
-            ))  # fmt: skip
-            records.append({
-                "variant": v["name"], "profile": p["name"], "peak_rps": rate, metric: value,
-                extra: spread, "theirs_p95_ms": theirs[0] if theirs else None,
-                "theirs_p95_sd_ms": theirs[1] if theirs else None,
-                "throughput_rps": _cell(rs, "throughput_rps"), "errors": errors, "shed": shed,
-                "p50_ms": _cell(rs, "p50_ms"), "p99_ms": _cell(rs, "p99_ms"),
-            })  # fmt: skip
+    for p, v, rs, base_rs, theirs in _cells(spec, runs):
+        value, spread = _cell(rs, "p95_ms"), _cell(rs, "p95_sd_ms")
+        shed = sum(r["summary"]["errors"].get("shed_503", 0) for r in rs)
+        errors = sum(r["summary"]["errors_total"] for r in rs)
+        rate = _peak_rps(p)
+        body.append((
+            v["name"], p["name"], num(rate, ".1f"),
+            f"{num(value, '.1f')} +- {num(spread, '.1f')}",
+            _ratio(_cell(base_rs, "p95_ms"), value),
+            f"{theirs[0]:.2f} +- {theirs[1]:.2f}" if theirs else "-",
+            num(_cell(rs, "throughput_rps"), ".1f"), f"{errors} ({shed})",
+        ))  # fmt: skip
+        records.append({
+            "variant": v["name"], "profile": p["name"], "peak_rps": rate, "p95_ms": value,
+            "p95_sd_ms": spread, "theirs_p95_ms": theirs[0] if theirs else None,
+            "theirs_p95_sd_ms": theirs[1] if theirs else None,
+            "throughput_rps": _cell(rs, "throughput_rps"), "errors": errors, "shed": shed,
+            "p50_ms": _cell(rs, "p50_ms"), "p99_ms": _cell(rs, "p99_ms"),
+        })  # fmt: skip
     return Table(
-        name=name,
-        title=title,
+        name="table_v_latency",
+        title="Table V: p95 latency (ms, +- sd of the per-second p95) per variant and profile",
         header=header,
         body=tuple(body),
         columns=tuple(records[0]) if records else ("variant",),
         records=tuple(records),
         notes=(
-            f"vs base: the baseline variant's ({base}) p95 divided by this one's (higher = "
-            "faster).",
+            f"vs base: the baseline variant's ({_baseline(spec)}) p95 divided by this one's "
+            "(higher = faster).",
             "Theirs: the studies' p95 at the same peak users (a 2 vCPU MicroK8s VM, Flask); "
             "ours: open-model users whose per-user rate is scaled to this machine (see the "
             "bench spec).",
@@ -203,10 +160,46 @@ def _profile_table(
     )
 
 
+def resources_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
+    """Table VI: peak resident MiB and mean CPU millicores per variant and profile."""
+    header = ("variant", "profile", "MiB", "vs base", "theirs MiB", "mCores", "vs base",
+              "theirs mCores", "errors")  # fmt: skip
+    body, records = [], []
+    for p, v, rs, base_rs, theirs in _cells(spec, runs):
+        mem, cpu = _cell(rs, "memory_mib"), _cell(rs, "cpu_millicores")
+        errors = sum(r["summary"]["errors_total"] for r in rs)
+        body.append((
+            v["name"], p["name"], num(mem, ".1f"), _ratio(_cell(base_rs, "memory_mib"), mem),
+            num(theirs[2] if theirs else None, ".0f"), num(cpu, ".0f"),
+            _ratio(_cell(base_rs, "cpu_millicores"), cpu),
+            num(theirs[3] if theirs else None, ".0f"), str(errors),
+        ))  # fmt: skip
+        records.append({
+            "variant": v["name"], "profile": p["name"], "memory_mib": mem,
+            "cpu_millicores": cpu, "theirs_memory_mib": theirs[2] if theirs else None,
+            "theirs_cpu_millicores": theirs[3] if theirs else None, "errors": errors,
+        })  # fmt: skip
+    return Table(
+        name="table_vi_resources",
+        title="Table VI: memory (peak resident MiB) and CPU (mean millicores) per variant and "
+        "profile, from Prometheus",
+        header=header,
+        body=tuple(body),
+        columns=tuple(records[0]) if records else ("variant",),
+        records=tuple(records),
+        notes=(
+            f"vs base: the baseline variant ({_baseline(spec)}) divided by this one (higher = "
+            "leaner).",
+            "Ours: pqc_service_* of the service's whole process tree, scraped every second "
+            "(docs/loadtest.md); theirs: the pod's figures on MicroK8s (METHOD.md §6, §8).",
+        ),
+    )
+
+
 def ready_table(spec: dict[str, Any], ready: list[dict[str, Any]]) -> Table:
     """Start to first ``/readyz`` 200: mean +- sd over the repeats, RSS at ready, file MB."""
     variants = spec["variants"]
-    base = next((v for v in variants if v.get("baseline")), variants[0])["name"]
+    base = _baseline(spec)
     by: dict[str, list[dict[str, Any]]] = {}
     for r in ready:
         by.setdefault(r["variant"], []).append(r)
