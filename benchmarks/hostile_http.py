@@ -25,11 +25,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
+
+from pqcompress import proctree
 
 CONTENT_TYPES = [
     "application/json", "application/x-npy", "application/octet-stream", "image/png",
@@ -179,10 +180,8 @@ def request(rng: random.Random, shape) -> dict:
 
 
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    peak = proctree.peak_rss_bytes(pid)
+    return float("nan") if peak is None else peak / 2**20
 
 
 def main() -> None:

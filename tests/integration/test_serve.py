@@ -740,10 +740,11 @@ def _deployment_memory_limit_mib() -> float:
 
 
 def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM in /proc status")
+    from pqcompress import proctree
+
+    peak = proctree.peak_rss_bytes(pid)
+    assert peak is not None, "no VmHWM in /proc status"
+    return peak / 2**20
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
