@@ -9,10 +9,12 @@ from typing import Any
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="tables, plots and an HTML report of a sweep's results store",
+        help="tables, plots and an HTML report of a results store",
         description="Read a results store (SQLite, written by `pqcompress sweep`) and write the "
         "grid study's tables (Markdown, CSV, JSON), plots (PNG, SVG) and one self-contained "
-        "index.html into OUT_DIR (docs/report.md).",
+        "index.html into OUT_DIR (docs/report.md). A store of `pqcompress bench-serving` gets "
+        "the serving report (unless --sweep is given), one of `pqcompress search` the search "
+        "report; a `pqcompress distill` folder, Tables I-IV.",
     )
     p.add_argument(
         "store",
@@ -59,7 +61,7 @@ def _report(args: Any) -> int:
         return 0
     from pqcompress.report.serving import build_serving_report, is_serving_store
 
-    if args.bench or is_serving_store(args.store):
+    if args.bench or (is_serving_store(args.store) and not args.sweep):
         paths = build_serving_report(
             args.store, args.output, bench=args.bench, plots=not args.no_plots
         )
