@@ -709,14 +709,17 @@ def test_a_real_prometheus_scrapes_the_service(server, tmp_path):
             assert server.client.post("/v1/predict", json={"inputs": x}).status_code == 200
         expr = 'sum(pqc_http_requests_total{job="pqcompress",route="/v1/predict",status="200"})'
         deadline = time.monotonic() + 60
-        seen = None
+        seen = up = None
+        # the target counts as scraped when a scrape succeeded (up == 1) and the counter it
+        # stored holds the predictions; both are read in the same poll: re-reading `up` after
+        # the loop would race a later scrape that timed out on a busy machine
         while time.monotonic() < deadline:
             assert prom.poll() is None, prom.stderr.read() if prom.stderr else "prometheus exited"
-            seen = value(expr)
-            if seen is not None and seen >= sent and value('up{job="pqcompress"}') == 1.0:
+            seen, up = value(expr), value('up{job="pqcompress"}')
+            if seen is not None and seen >= sent and up == 1.0:
                 break
             time.sleep(0.5)
-        assert value('up{job="pqcompress"}') == 1.0
+        assert up == 1.0
         assert seen is not None and seen >= sent
         assert value('pqc_model_load_seconds{job="pqcompress"}') is not None
     finally:
