@@ -698,7 +698,7 @@ def test_a_real_prometheus_scrapes_the_service(server, tmp_path):
     def value(expr: str) -> float | None:
         try:
             result = query(expr)
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):  # not listening, or not ready: no JSON yet
             return None
         return float(result[0]["value"][1]) if result else None
 
