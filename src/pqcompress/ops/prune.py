@@ -44,6 +44,7 @@ def cubic_ramp(step: int, ramp_steps: int) -> float:
 
 
 SOLVE_SAMPLE = 1 << 18  # at most this many elements are sampled to solve a shared alpha
+SOLVE_SEED = 0x5EED  # the sample's positions: the same in every solve, run and resume
 
 
 def alpha_for_density(
@@ -54,10 +55,14 @@ def alpha_for_density(
 
     ``fixed_nonzero`` of ``fixed_numel`` further elements (tensors with an alpha of their own)
     count towards the total. The alpha is the ``k``-th largest ``|w| / std(W)`` over the
-    tensors, ``k`` the survivors needed; tensors totalling more than ``SOLVE_SAMPLE`` elements
-    are sampled with one common stride (an unbiased quantile estimate: the achieved density is
-    within about 0.1 point of the target at 2^18 samples). Returns 0.0 when nothing needs
-    pruning, and a value above every ratio when nothing may survive.
+    tensors, ``k`` the survivors needed. Tensors totalling more than ``SOLVE_SAMPLE`` elements
+    are sampled: each tensor gives its share of ``SOLVE_SAMPLE`` positions drawn uniformly at
+    random (with replacement, from a generator with a fixed seed, so a solve is repeatable).
+    The draw must be random: a common stride aliases with a tensor's layout (a stride of 8
+    over a Linear layer fed by flattened 4x4 feature maps sees one spatial position in eight)
+    and missed the target by 3.8 points on a trained CNN. At 2^18 samples the achieved
+    density is within about 0.2 point of the target. Returns 0.0 when nothing needs pruning,
+    and a value above every ratio when nothing may survive.
     """
     total = sum(t.numel() for t in tensors)
     if total == 0:
@@ -66,12 +71,17 @@ def alpha_for_density(
     keep = min(max(want / total, 0.0), 1.0)
     if keep >= 1.0:
         return 0.0
-    stride = max(1, -(-total // SOLVE_SAMPLE))
+    gen = torch.Generator().manual_seed(SOLVE_SEED) if total > SOLVE_SAMPLE else None
     ratios = []
     for t in tensors:
         flat = t.detach().reshape(-1).float()
         std = layer_std(flat)
-        sample = flat[::stride].abs()
+        if gen is not None:  # this tensor's share of the sample, at random positions
+            n = max(1, round(SOLVE_SAMPLE * flat.numel() / total))
+            picks = torch.randint(flat.numel(), (n,), generator=gen).to(flat.device)
+            sample = flat[picks].abs()
+        else:
+            sample = flat.abs()
         ratios.append(sample / std if std > 0 else torch.zeros_like(sample))
     z = torch.cat(ratios)
     k = round(keep * z.numel())
