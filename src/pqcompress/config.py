@@ -91,6 +91,7 @@ class CompressionConfig:
     mask: Mask = "free"
     ramp_steps: int = 0
     target_density: float | None = None
+    solve_min_share: float = 0.0
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -115,6 +116,17 @@ class CompressionConfig:
                 raise ConfigError(
                     "target_density needs pruning: it is not accepted with mode='quantize'"
                 )
+        share = self.solve_min_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+            raise ConfigError(
+                f"solve_min_share={share!r} must be a number in [0, 1) (the least share of the "
+                "selected weights a layer must hold to take the solved alpha; 0 = every layer)"
+            )
+        if share > 0 and self.target_density is None:
+            raise ConfigError(
+                f"solve_min_share={share} needs target_density (it chooses which layers the "
+                "solved alpha thins); set compression.target_density or leave it at 0"
+            )
         if not self.layer_types:
             raise ConfigError(
                 "layer_types must name at least one module type, e.g. ['Linear', 'Conv2d']"

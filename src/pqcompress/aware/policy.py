@@ -55,12 +55,13 @@ def _override(name: str, overrides: tuple[LayerOverride, ...]) -> LayerOverride 
 def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
     """Tensors to compress, in model order. Patterns match module names (fnmatch),
     e.g. ``features.*`` or ``classifier.4``; overrides apply first-match-wins. With
-    ``target_density`` set, every pruned tensor whose alpha is not fixed by an override is
-    marked ``solved``: the compressor sets its alpha at each application."""
+    ``target_density`` set, every pruned tensor whose alpha is not fixed by an override and
+    that holds at least ``solve_min_share`` of the selected weights is marked ``solved``: the
+    compressor sets its alpha at each application; the others keep ``alpha``."""
     classes = _layer_classes(cfg.layer_types)
     kinds = {"weights": ("weight",), "biases": ("bias",), "both": ("weight", "bias")}[cfg.targets]
     seen: set[int] = set()
-    targets: list[Target] = []
+    chosen: list[tuple[str, nn.Module, str, torch.Tensor, LayerOverride | None]] = []
     for module_name, module in model.named_modules():
         if not isinstance(module, classes):
             continue
@@ -71,13 +72,6 @@ def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
         ov = _override(module_name, cfg.overrides)
         if ov is not None and ov.skip:
             continue
-        fixed_alpha = ov is not None and ov.alpha is not None
-        alpha = ov.alpha if fixed_alpha else cfg.alpha  # type: ignore[union-attr]
-        bits = ov.bits if ov is not None and ov.bits is not None else cfg.bits
-        # target_density: every layer without its own alpha shares one solved alpha (> 0)
-        solved = cfg.target_density is not None and not fixed_alpha
-        kind = resolve_kind(cfg.mode, cfg.form, 1.0 if solved else alpha, bits)
-        solved = solved and kind not in ("none", "quantize")
         for attr in kinds:
             param = getattr(module, attr, None)
             if not isinstance(param, torch.Tensor) or id(param) in seen:
@@ -85,9 +79,36 @@ def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
             if not param.is_floating_point():
                 continue
             seen.add(id(param))
-            name = f"{module_name}.{attr}" if module_name else attr
-            spec = PQSpec(kind=kind, alpha=alpha, bits=bits, rounding=cfg.rounding)
-            targets.append(
-                Target(name, module_name, type(module).__name__, param, alpha, bits, spec, solved)
-            )
+            chosen.append((module_name, module, attr, param, ov))
+    total = sum(param.numel() for *_, param, _ in chosen)
+    targets: list[Target] = []
+    for module_name, module, attr, param, ov in chosen:
+        fixed_alpha = ov is not None and ov.alpha is not None
+        alpha = ov.alpha if fixed_alpha else cfg.alpha  # type: ignore[union-attr]
+        bits = ov.bits if ov is not None and ov.bits is not None else cfg.bits
+        solved = takes_solved_alpha(cfg, fixed_alpha, param.numel(), total)
+        kind = resolve_kind(cfg.mode, cfg.form, 1.0 if solved else alpha, bits)
+        solved = solved and kind not in ("none", "quantize")
+        name = f"{module_name}.{attr}" if module_name else attr
+        spec = PQSpec(kind=kind, alpha=alpha, bits=bits, rounding=cfg.rounding)
+        targets.append(
+            Target(name, module_name, type(module).__name__, param, alpha, bits, spec, solved)
+        )
+    if cfg.target_density is not None and targets and not any(t.solved for t in targets):
+        largest = max(t.param.numel() for t in targets) / total
+        raise ConfigError(
+            f"target_density={cfg.target_density} has no layer to solve: every selected layer "
+            f"has an alpha of its own or holds less than solve_min_share={cfg.solve_min_share} "
+            f"of the weights (the largest holds {largest:.3f}); lower solve_min_share or drop "
+            "an override"
+        )
     return targets
+
+
+def takes_solved_alpha(cfg: CompressionConfig, fixed_alpha: bool, numel: int, total: int) -> bool:
+    """Whether a tensor takes the alpha solved for ``target_density``: a density is asked
+    for, no override fixes the tensor's alpha, and it holds at least ``solve_min_share`` of
+    the ``total`` selected elements."""
+    if cfg.target_density is None or fixed_alpha:
+        return False
+    return numel >= cfg.solve_min_share * total

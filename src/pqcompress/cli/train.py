@@ -11,6 +11,7 @@ import yaml
 
 from pqcompress.config import ExperimentConfig, from_dict, set_dotted, to_dict
 from pqcompress.errors import ConfigError
+from pqcompress.presets import apply_preset
 
 # flag dest -> dotted config key
 _FLAG_KEYS = {
@@ -32,6 +33,7 @@ _FLAG_KEYS = {
     "mask": "compression.mask",
     "ramp_steps": "compression.ramp_steps",
     "target_density": "compression.target_density",
+    "solve_min_share": "compression.solve_min_share",
     "weight_decay": "train.weight_decay",
     "lr_schedule": "train.lr_schedule",
     "patience": "train.patience",
@@ -74,6 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-progress", action="store_true", help="plain log lines instead of a progress bar"
     )
     p.add_argument("--no-compress", action="store_true", help="ignore any compression settings")
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="named compression settings applied over the recipe and under the flags: "
+        "sparse10-4bit, sparse10-3bit, studies (docs/compression.md §6)",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -135,6 +143,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="solve one shared alpha so that this share of the weights survives (e.g. 0.1)",
     )
     g.add_argument(
+        "--solve-min-share",
+        type=float,
+        help="with --target-density: only layers holding at least this share of the weights "
+        "take the solved alpha; the others keep --alpha (default 0: every layer)",
+    )
+    g.add_argument(
         "--ramp-steps", type=int, help="grow the threshold over N optimizer steps (cubic)"
     )
     g.add_argument(
@@ -155,6 +169,8 @@ def config_from_args(
         data = to_dict(ExperimentConfig.from_dict(base))
     if args.recipe is not None:
         data = to_dict(ExperimentConfig.from_yaml(args.recipe))
+    if getattr(args, "preset", None):
+        apply_preset(data, args.preset)
     for dest, key in _FLAG_KEYS.items():
         value = getattr(args, dest, None)
         if value is not None:

@@ -37,6 +37,7 @@ AXIS_ALIASES: dict[str, str] = {
     "schedule": "compression.schedule",
     "mask": "compression.mask",
     "target_density": "compression.target_density",
+    "solve_min_share": "compression.solve_min_share",
     "ramp_steps": "compression.ramp_steps",
     "ramp_epochs": "train.ramp_epochs",
     "lr": "train.lr",

@@ -36,6 +36,10 @@ def train(model, comp, data, lr=0.1, after_step=None):
         ({"target_density": 0.0}, "target_density"),
         ({"target_density": 1.5}, "target_density"),
         ({"target_density": 0.1, "mode": "quantize"}, "target_density"),
+        ({"target_density": 0.1, "solve_min_share": 1.0}, "solve_min_share"),
+        ({"target_density": 0.1, "solve_min_share": -0.1}, "solve_min_share"),
+        ({"target_density": 0.1, "solve_min_share": True}, "solve_min_share"),
+        ({"solve_min_share": 0.5}, "needs target_density"),
     ],
 )
 def test_bad_density_options_are_config_errors(kwargs, words):
@@ -176,6 +180,26 @@ def test_target_density_keeps_overridden_alphas_fixed():
     assert not by["0.weight"].solved and by["4.weight"].solved
     assert comp.alphas["0.weight"] == 0.0
     assert comp.density() == pytest.approx(0.2, abs=0.01)
+
+
+def test_solve_min_share_thins_only_the_big_layers_and_still_meets_the_total():
+    model = net()  # 72 conv weights, 32,768 in the first Linear (98%), 640 in the last
+    cfg = CompressionConfig(bits=4, alpha=0.5, target_density=0.2, solve_min_share=0.05)
+    comp = Compressor(model, cfg)
+    train(model, comp, batches(10))
+    by = {t.name: t for t in comp.targets}
+    assert [n for n, t in by.items() if t.solved] == ["4.weight"]
+    stats = {s.name: s for s in comp.stats()}
+    assert stats["0.weight"].applied_alpha == 0.5 and stats["6.weight"].applied_alpha == 0.5
+    assert stats["4.weight"].applied_alpha == comp.solved_alpha > 0.5
+    assert comp.density() == pytest.approx(0.2, abs=0.01)
+    assert stats["6.weight"].density > 0.5  # the small output layer keeps most of its weights
+
+
+def test_solve_min_share_that_leaves_no_layer_to_solve_is_a_config_error():
+    cfg = CompressionConfig(bits=4, target_density=0.2, solve_min_share=0.99)
+    with pytest.raises(ConfigError, match=r"no layer to solve.*largest holds 0\.97"):
+        Compressor(net(), cfg)
 
 
 def test_target_density_without_pruning_alpha_still_prunes():

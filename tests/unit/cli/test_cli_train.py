@@ -86,6 +86,7 @@ def test_issue_command_line_trains_and_writes_a_run_directory(tmp_path, capsys):
         (["--set", "train.lrr=0.1"], "unknown key 'train.lrr' (did you mean 'lr'?)"),
         (["--set", "train.epochs=two"], "'train.epochs' must be an integer"),
         (["--dataset", "cifar10", "--data-root", "/nonexistent/cifar"], "/nonexistent/cifar"),
+        (["--preset", "sparse5"], "unknown preset 'sparse5'; the presets are: sparse10-3bit"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_leaves_no_run_directory(tmp_path, capsys, args, needle):
@@ -184,6 +185,24 @@ def test_density_and_schedule_flags_reach_the_config():
     args = build_parser().parse_args(["train", "--no-nesterov", "--ramp-steps", "100"])
     cfg = config_from_args(args)
     assert cfg.train.nesterov is False and cfg.compression.ramp_steps == 100
+
+
+def test_a_preset_sets_its_keys_and_explicit_flags_win(tmp_path):
+    from pqcompress.cli.main import build_parser
+    from pqcompress.cli.train import config_from_args
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: cnn5\ndataset: digits\ncompression: {bits: 8, alpha: 2.0}\n")
+    args = build_parser().parse_args(
+        ["train", "--recipe", str(recipe), "--preset", "sparse10-4bit", "--ramp-epochs", "3"]
+    )
+    cfg = config_from_args(args)
+    c = cfg.compression
+    assert (c.bits, c.alpha, c.target_density, c.solve_min_share) == (4, 0.5, 0.1, 0.05)
+    assert cfg.train.ramp_epochs == 3  # the flag, not the preset's 6
+    args = build_parser().parse_args(["train", "--preset", "studies", "--bits", "3"])
+    c = config_from_args(args).compression
+    assert (c.update, c.rounding, c.alpha, c.bits) == ("inplace", "floor", 0.625, 3)
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.name for r in RECIPES])
