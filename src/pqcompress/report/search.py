@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from pqcompress.report.errors import ReportError
-from pqcompress.report.table_format import Table, num
+from pqcompress.report.table_format import Table, mean_sd, num
 from pqcompress.storedb import table_rows
 
 # theirs (seed_results.json surrogate_search, VGG16 on CIFAR-10): hypervolume mean, sd
@@ -45,10 +45,6 @@ def is_search_store(path: str | Path) -> bool:
     """A store with search runs and no sweep runs (a store holding both reports its sweep
     unless --search is given)."""
     return table_rows(path, "search_runs") > 0 and table_rows(path, "runs") == 0
-
-
-def _mean_sd(values: list[float]) -> tuple[float, float | None]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def _load(path: Path, study: str | None) -> tuple[str, list[dict], list[dict], dict, list[dict]]:
@@ -96,7 +92,7 @@ def hypervolume_table(runs: list[dict], its: list[dict]) -> Table:
     order = sorted(by, key=lambda a: -statistics.fmean(by[a]))
     body, records = [], []
     for a in order:
-        mean, sd = _mean_sd(by[a])
+        mean, sd = mean_sd(by[a])
         theirs = THEIRS_VGG16.get(a)
         f = statistics.fmean(fit[a]) if fit.get(a) else None
         o = statistics.fmean(opt[a]) if opt.get(a) else None

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pqcompress.report.errors import ReportError
-from pqcompress.report.table_format import Table, num
+from pqcompress.report.table_format import Table, mean_sd, num
 
 # theirs (METHOD.md §6, seed_results.json microservice_vgg16_cifar10): per peak users,
 # (bits, alpha) -> (p95 ms, p95 sd ms, memory MiB, CPU millicores)
@@ -65,9 +65,7 @@ def _peak(profile: dict[str, Any]) -> int | None:
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+    return mean_sd(values) if values else (None, None)
 
 
 def _ratio(base: float | None, value: float | None) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,3 +100,11 @@ def num(x: float | None, fmt: str = ".2f") -> str:
 def pct_value(x: float | None) -> float | None:
     """Fraction -> percent, rounded to 4 decimals, for records."""
     return None if x is None else round(100 * x, 4)
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None below two values) of a non-empty sequence:
+    the one rule for every "mean ± sd" of the reports (seeds, repeated runs)."""
+    if not values:
+        raise ValueError("mean_sd of no values")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)

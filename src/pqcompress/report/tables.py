@@ -8,7 +8,7 @@ from typing import Any
 from pqcompress.report import reference
 from pqcompress.report.grid import Grid, Score, efficiency_scores
 from pqcompress.report.store import Run, Sweep
-from pqcompress.report.table_format import Table, num, pct, pct_value
+from pqcompress.report.table_format import Table, mean_sd, num, pct, pct_value
 
 
 def _axes_note(grid: Grid) -> str:
@@ -219,14 +219,6 @@ def runs_table(sweep: Sweep) -> Table:
     )
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, var**0.5
-
-
 def _frontier(points: Sequence[tuple[float, float]]) -> set[int]:
     """Indices of (bytes, accuracy) points that no other point beats on both (fewer bytes and
     at least the accuracy, or the same bytes and more accuracy)."""
@@ -253,11 +245,11 @@ def points_table(sweep: Sweep) -> Table:
         ),
         None,
     )
-    base = _mean_sd([float(r.best_test_acc) for r in base_runs])[0] if base_runs else None
+    base = mean_sd([float(r.best_test_acc) for r in base_runs])[0] if base_runs else None
     settings = sorted(groups.values(), key=lambda runs: min(r.point_index for r in runs))
     stats = []
     for runs in settings:
-        acc = _mean_sd([float(r.best_test_acc) for r in runs])
+        acc = mean_sd([float(r.best_test_acc) for r in runs])
         dens = [r.density_at_best for r in runs if r.density_at_best is not None]
         size = [r.pqz_bytes for r in runs if r.pqz_bytes]
         ratio = [x for x in (_ratio(r) for r in runs) if x]
