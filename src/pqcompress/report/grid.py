@@ -1,4 +1,5 @@
-"""The grid study's view of a sweep: one cell per (alpha, bits), best over the other axes."""
+"""The grid study's view of a sweep: one cell per (alpha, bits), the best setting over the other
+axes, its seeds averaged (mean ± sd), never the best seed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 from pqcompress.metrics.efficiency import efficiency_score
 from pqcompress.report.store import Run, Sweep
+from pqcompress.report.table_format import mean_sd
 
 GRID_AXES = ("alpha", "bits")
 # how an unfinished cell is shown, most informative first
@@ -16,12 +18,14 @@ _STATUS_ORDER = ("running", "interrupted", "pending", "failed")
 
 @dataclass(frozen=True)
 class Cell:
-    """The runs at one (alpha, bits) and the finished one with the best test accuracy."""
+    """The runs at one (alpha, bits); ``seeds`` are the finished runs of the setting (the
+    params but the seed) with the best mean test accuracy, ``best`` the first of them."""
 
     alpha: float
     bits: int
     runs: tuple[Run, ...]
     best: Run | None
+    seeds: tuple[Run, ...] = ()
 
     @property
     def status(self) -> str:
@@ -35,6 +39,30 @@ class Cell:
     def pending(self) -> int:
         """Runs of this cell that have not finished (a better one may still come)."""
         return sum(not r.finished for r in self.runs)
+
+    def _mean_sd(self, values: list[float]) -> tuple[float | None, float | None]:
+        return mean_sd(values) if values else (None, None)
+
+    @property
+    def acc(self) -> float | None:
+        """Mean test accuracy (best epoch) over the chosen setting's seeds."""
+        return self._mean_sd([float(r.best_test_acc) for r in self.seeds if r.best_test_acc])[0]
+
+    @property
+    def acc_sd(self) -> float | None:
+        """Sample sd of that accuracy over seeds (None with one seed)."""
+        return self._mean_sd([float(r.best_test_acc) for r in self.seeds if r.best_test_acc])[1]
+
+    @property
+    def density(self) -> float | None:
+        """Mean density at the best epoch over the chosen setting's seeds."""
+        values = [r.density_at_best for r in self.seeds if r.density_at_best is not None]
+        return self._mean_sd(values)[0]
+
+    @property
+    def pqz_bytes(self) -> float | None:
+        """Mean ``.pqz`` size over the chosen setting's seeds."""
+        return self._mean_sd([float(r.pqz_bytes) for r in self.seeds if r.pqz_bytes])[0]
 
 
 @dataclass(frozen=True)
@@ -51,28 +79,39 @@ class Grid:
 
     @property
     def baseline(self) -> Run | None:
-        """METHOD.md §2: the best uncompressed run (alpha 0, 32 bits) over the other axes."""
+        """METHOD.md §2: the uncompressed run (alpha 0, 32 bits) of the best setting over the
+        other axes (its first seed; ``baseline_acc`` is the mean over its seeds)."""
         cell = self.cells.get((0.0, 32))
         return cell.best if cell is not None else None
 
+    @property
+    def baseline_acc(self) -> float | None:
+        """The uncompressed cell's mean test accuracy over seeds (acc_base of METHOD.md §2)."""
+        cell = self.cells.get((0.0, 32))
+        return cell.acc if cell is not None else None
 
-def _best(runs: Sequence[Run]) -> Run | None:
-    """Highest test accuracy; ties: lower density, then earlier point."""
-    done = [r for r in runs if r.finished and r.best_test_acc is not None]
-    if not done:
-        return None
-    return min(
-        done,
-        key=lambda r: (
-            -float(r.best_test_acc or 0.0),
-            r.density_at_best if r.density_at_best is not None else 1.0,
-            r.point_index,
-        ),
-    )
+
+def _best_setting(runs: Sequence[Run]) -> tuple[Run, ...]:
+    """The finished runs of the setting (params but the seed) with the highest mean test
+    accuracy over its seeds; ties: lower mean density, then the earlier point. In point order."""
+    groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
+    for r in runs:
+        if r.finished and r.best_test_acc is not None:
+            groups.setdefault(r.setting, []).append(r)
+    if not groups:
+        return ()
+
+    def rank(group: list[Run]) -> tuple[float, float, int]:
+        acc = mean_sd([float(r.best_test_acc or 0.0) for r in group])[0]
+        dens = [r.density_at_best for r in group if r.density_at_best is not None]
+        return (-acc, mean_sd(dens)[0] if dens else 1.0, min(r.point_index for r in group))
+
+    return tuple(sorted(min(groups.values(), key=rank), key=lambda r: r.point_index))
 
 
 def _varying_axes(runs: Sequence[Run]) -> set[str]:
-    keys = {k for r in runs for k in r.params} - set(GRID_AXES)
+    """The axes besides alpha and bits (and the seed, which is averaged) that vary."""
+    keys = {k for r in runs for k in r.params} - set(GRID_AXES) - {"seed", "train.seed"}
     out = set()
     for key in keys:
         values = {repr(r.params.get(key)) for r in runs}
@@ -85,7 +124,7 @@ def _varying_axes(runs: Sequence[Run]) -> set[str]:
 
 
 def build_grid(sweep: Sweep) -> Grid:
-    """Group the sweep's runs by (alpha, bits) and pick each cell's best finished run.
+    """Group the sweep's runs by (alpha, bits) and pick each cell's best setting (its seeds).
 
     Runs that ask for a density (``target_density``) have no alpha of their own: they are left
     out of the grid and shown in the points table (``tables.points_table``)."""
@@ -98,7 +137,8 @@ def build_grid(sweep: Sweep) -> Grid:
     cells = {}
     for key, runs in groups.items():
         varying |= _varying_axes(runs)
-        cells[key] = Cell(key[0], key[1], tuple(runs), _best(runs))
+        seeds = _best_setting(runs)
+        cells[key] = Cell(key[0], key[1], tuple(runs), seeds[0] if seeds else None, seeds)
     return Grid(
         alphas=tuple(sorted({k[0] for k in groups})),
         bits=tuple(sorted({k[1] for k in groups}, reverse=True)),
@@ -109,32 +149,36 @@ def build_grid(sweep: Sweep) -> Grid:
 
 @dataclass(frozen=True)
 class Score:
-    """The Efficiency Score of a cell's best run for one rho."""
+    """The Efficiency Score of a cell's chosen setting for one rho (means over its seeds)."""
 
     alpha: float
     bits: int
     rho: float
     value: float
     run: Run
+    acc: float
+    density: float
+
+    @property
+    def rc(self) -> float:
+        """RC = density * bits / 32 (METHOD.md §2)."""
+        return self.density * self.bits / 32
 
 
 def efficiency_scores(grid: Grid, rhos: Sequence[float]) -> list[Score]:
-    """PE for every finished cell and rho, against ``grid.baseline``; [] without a baseline."""
-    base = grid.baseline
-    if base is None or not base.best_test_acc:
+    """PE for every finished cell and rho, against ``grid.baseline_acc``; [] without one."""
+    base = grid.baseline_acc
+    if not base:
         return []
     out = []
     for rho in rhos:
         for alpha in grid.alphas:
             for bits in grid.bits:
                 cell = grid.cell(alpha, bits)
-                run = cell.best if cell else None
-                if run is None or run.density_at_best is None or run.best_test_acc is None:
+                if cell is None or cell.best is None or cell.acc is None or cell.density is None:
                     continue
-                pe = efficiency_score(
-                    run.best_test_acc, base.best_test_acc, run.density_at_best, bits, rho
-                )
-                out.append(Score(alpha, bits, rho, pe, run))
+                pe = efficiency_score(cell.acc, base, cell.density, bits, rho)
+                out.append(Score(alpha, bits, rho, pe, cell.best, cell.acc, cell.density))
     return out
 
 

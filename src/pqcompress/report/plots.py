@@ -92,7 +92,7 @@ def _series(grid: Grid, value) -> dict[float, tuple[list[int], list[float]]]:
         xs, ys = [], []
         for bits in sorted(grid.bits):
             cell = grid.cell(alpha, bits)
-            v = value(cell.best) if cell is not None and cell.best is not None else None
+            v = value(cell) if cell is not None and cell.best is not None else None
             if v is not None:
                 xs.append(bits)
                 ys.append(v)
@@ -107,31 +107,25 @@ def _need(series: dict, what: str) -> None:
 
 
 def accuracy_vs_bits(grid: Grid, out_dir: Path) -> list[Path]:
-    series = _series(grid, lambda r: None if r.best_test_acc is None else 100 * r.best_test_acc)
+    series = _series(grid, lambda c: None if c.acc is None else 100 * c.acc)
     _need(series, "accuracy vs bits")
     colors = alpha_colors(grid.alphas)
     fig = _figure(6.4, 4.2)
     ax = fig.add_subplot()
     for alpha, (xs, ys) in series.items():
         ax.plot(xs, ys, marker="o", color=colors[alpha], label=f"{alpha:g}")
-    base = grid.baseline
-    if base is not None and base.best_test_acc is not None:
-        ax.axhline(
-            100 * base.best_test_acc,
-            color=BASE_COLOR,
-            ls="--",
-            lw=1,
-            label=f"baseline {100 * base.best_test_acc:.2f}%",
-        )
+    base = grid.baseline_acc
+    if base is not None:
+        ax.axhline(100 * base, color=BASE_COLOR, ls="--", lw=1, label=f"baseline {100 * base:.2f}%")
     _bits_axis(ax, grid.bits)
     ax.set_ylabel("test accuracy at best epoch (%)")
-    ax.set_title("Test accuracy vs bits, per pruning α (best over other axes)")
+    ax.set_title("Test accuracy vs bits, per pruning α (mean over seeds)")
     ax.legend(title="α", loc="best", ncols=2 if len(series) > 5 else 1)
     return _save(fig, out_dir, "accuracy_vs_bits")
 
 
 def density_vs_bits(grid: Grid, out_dir: Path) -> list[Path]:
-    series = _series(grid, lambda r: None if r.density_at_best is None else 100 * r.density_at_best)
+    series = _series(grid, lambda c: None if c.density is None else 100 * c.density)
     _need(series, "density vs bits")
     colors = alpha_colors(grid.alphas)
     fig = _figure(6.4, 4.2)

@@ -6,18 +6,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from pqcompress.report import reference
-from pqcompress.report.grid import Grid, Score, efficiency_scores
+from pqcompress.report.grid import Cell, Grid, Score, efficiency_scores
 from pqcompress.report.store import Run, Sweep
 from pqcompress.report.table_format import Table, mean_sd, num, pct, pct_value
 
 
 def _axes_note(grid: Grid) -> str:
+    seeds = "; runs that differ only by seed are averaged (mean ± sample sd), never picked"
     if grid.best_over:
         return (
-            "Each cell is the finished run with the highest test accuracy among the runs at that "
-            f"(alpha, bits), i.e. best over: {', '.join(grid.best_over)}."
+            "Each cell is the setting with the highest mean test accuracy among the runs at that "
+            f"(alpha, bits), i.e. best over: {', '.join(grid.best_over)}{seeds}."
         )
-    return "Each cell holds one run (no other axis varies between runs at the same (alpha, bits))."
+    return f"Each cell holds one setting (no axis but the seed varies at an (alpha, bits)){seeds}."
+
+
+def _acc_text(cell: Cell) -> str:
+    """``82.50 ± 0.11`` (mean ± sd over seeds), or ``82.42`` with one seed."""
+    sd = cell.acc_sd
+    return pct(cell.acc) + (f" ± {pct(sd)}" if sd is not None else "")
 
 
 def accuracy_table(grid: Grid) -> Table:
@@ -36,14 +43,17 @@ def accuracy_table(grid: Grid) -> Table:
                 row.append(cell.status)
             else:
                 more = f" (+{cell.pending} unfinished)" if cell.pending else ""
-                row.append(f"{pct(best.best_test_acc)} ({pct(best.density_at_best)}){more}")
+                row.append(f"{_acc_text(cell)} ({pct(cell.density)}){more}")
             records.append(
                 {
                     "alpha": alpha,
                     "bits": bits,
                     "status": cell.status,
-                    "test_acc_pct": pct_value(best.best_test_acc) if best else None,
-                    "density_pct": pct_value(best.density_at_best) if best else None,
+                    "test_acc_pct": pct_value(cell.acc),
+                    "test_acc_sd_pct": pct_value(cell.acc_sd),
+                    "seeds": len(cell.seeds),
+                    "seed_run_ids": [r.run_id for r in cell.seeds],
+                    "density_pct": pct_value(cell.density),
                     "train_acc_pct": pct_value(best.train_acc_at_best) if best else None,
                     "best_epoch": best.best_epoch if best else None,
                     "lr": best.lr if best else None,
@@ -57,7 +67,8 @@ def accuracy_table(grid: Grid) -> Table:
         body.append(tuple(row))
     notes = [
         "Test accuracy % at the best epoch (highest test accuracy, METHOD.md §5) and, in "
-        "parentheses, the density % (share of nonzero compressed weights) at that epoch.",
+        "parentheses, the density % (share of nonzero compressed weights) at that epoch; the "
+        "single-run fields of the CSV/JSON (train accuracy, epoch, lr, run_id) are the first seed's.",
         _axes_note(grid),
         "A cell without a finished run shows its status (running, interrupted, pending, failed).",
     ]
@@ -76,6 +87,7 @@ def efficiency_table(grid: Grid, rhos: Sequence[float]) -> Table:
     """PE = (acc / acc_base)^rho / (density * bits / 32) per rho, alpha and bits."""
     scores = efficiency_scores(grid, rhos)
     base = grid.baseline
+    base_acc = grid.baseline_acc
     by_key: dict[tuple[float, float, int], Score] = {(s.rho, s.alpha, s.bits): s for s in scores}
     header = ("rho", "alpha \\ bits", *(str(b) for b in grid.bits))
     body = []
@@ -94,10 +106,10 @@ def efficiency_table(grid: Grid, rhos: Sequence[float]) -> Table:
             "alpha": s.alpha,
             "bits": s.bits,
             "efficiency_score": s.value,
-            "test_acc_pct": pct_value(s.run.best_test_acc),
-            "density_pct": pct_value(s.run.density_at_best),
-            "rc": s.run.rc,
-            "baseline_acc_pct": pct_value(base.best_test_acc) if base else None,
+            "test_acc_pct": pct_value(s.acc),
+            "density_pct": pct_value(s.density),
+            "rc": s.rc,
+            "baseline_acc_pct": pct_value(base_acc),
             "run_id": s.run.run_id,
         }
         for s in scores
@@ -111,10 +123,11 @@ def efficiency_table(grid: Grid, rhos: Sequence[float]) -> Table:
         notes = [
             "PE = (acc / acc_base)^rho / RC with RC = density * bits / 32 (METHOD.md §2); "
             'PE > 1 reads as "worth it".',
-            f"acc_base = {pct(base.best_test_acc)}%: the best uncompressed run (alpha 0, 32 bits"
+            f"acc_base = {pct(base_acc)}%: the uncompressed setting's mean (alpha 0, 32 bits"
             f"{', best over ' + ', '.join(grid.best_over) if grid.best_over else ''}), "
             f"run {base.run_id[:12]} ({base.label()}).",
-            "Each cell scores the run chosen in the accuracy table (highest test accuracy).",
+            "Each cell scores the setting chosen in the accuracy table, with the means over "
+            "its seeds.",
         ]
     columns = (
         "rho",
@@ -346,17 +359,17 @@ def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table
             cell = grid.cell(alpha, bits)
             if theirs is None or cell is None:
                 continue
-            best = cell.best
-            ours_acc = 100 * best.best_test_acc if best and best.best_test_acc is not None else None
-            ours_den = (
-                100 * best.density_at_best if best and best.density_at_best is not None else None
-            )
+            ours_acc = 100 * cell.acc if cell.acc is not None else None
+            ours_sd = 100 * cell.acc_sd if cell.acc_sd is not None else None
+            ours_den = 100 * cell.density if cell.density is not None else None
             delta = None if ours_acc is None else ours_acc - theirs[0]
             rec: dict[str, Any] = {
                 "alpha": alpha,
                 "bits": bits,
                 "acc_pct_theirs": theirs[0],
                 "acc_pct_ours": None if ours_acc is None else round(ours_acc, 4),
+                "acc_sd_pct_ours": None if ours_sd is None else round(ours_sd, 4),
+                "seeds_ours": len(cell.seeds),
                 "delta_acc_pp": None if delta is None else round(delta, 4),
                 "density_pct_theirs": theirs[1],
                 "density_pct_ours": None if ours_den is None else round(ours_den, 4),
@@ -371,7 +384,7 @@ def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table
                     f"{alpha:g}",
                     str(bits),
                     num(theirs[0]),
-                    num(ours_acc) if ours_acc is not None else cell.status,
+                    _acc_text(cell) if ours_acc is not None else cell.status,
                     num(delta, "+.2f"),
                     num(theirs[1]),
                     num(ours_den),
@@ -383,7 +396,9 @@ def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table
     notes = [
         f"Theirs: CNN5 on CIFAR-10, up to 200 epochs with early stopping, best over 6 learning "
         f"rates; baseline {reference.BASELINE_ACC}% (ours: "
-        f"{pct(base.best_test_acc) + '%' if base else 'no finished baseline'}).",
+        f"{pct(grid.baseline_acc) + '%' if base else 'no finished baseline'}"
+        f"{f', mean of {n} seeds' if base and (n := len(grid.cells[(0.0, 32)].seeds)) > 1 else ''})."
+        " Ours: mean ± sd over seeds where there are several.",
         f"{len(records)} of the {len(reference.ACC_DENSITY) * len(reference.BITS)} Table I "
         "cells are in this sweep; PE is published for 8, 4 and 3 bits only (all rhos are in the "
         "CSV/JSON).",
@@ -419,8 +434,8 @@ def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
         "file ours (.pqz MB)",
         "x smaller than our float32 .pqz",
     )
-    base = grid.baseline
-    base_bytes = base.pqz_bytes if base is not None else None
+    base_cell = grid.cell(0.0, 32)
+    base_bytes = base_cell.pqz_bytes if base_cell is not None else None
     body, records = [], []
     for alpha in grid.alphas:
         for bits in grid.bits:
@@ -428,17 +443,11 @@ def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
             cell = grid.cell(alpha, bits)
             if theirs is None or cell is None:
                 continue
-            best = cell.best
-            acc = 100 * best.best_test_acc if best and best.best_test_acc is not None else None
-            sparsity = (
-                100 * (1 - best.density_at_best)
-                if best and best.density_at_best is not None
-                else None
-            )
-            size = best.pqz_bytes / 1e6 if best and best.pqz_bytes else None
-            smaller = (
-                base_bytes / best.pqz_bytes if best and best.pqz_bytes and base_bytes else None
-            )
+            acc = 100 * cell.acc if cell.acc is not None else None
+            sparsity = 100 * (1 - cell.density) if cell.density is not None else None
+            pqz = cell.pqz_bytes
+            size = pqz / 1e6 if pqz else None
+            smaller = base_bytes / pqz if pqz and base_bytes else None
             delta = None if acc is None else acc - float(theirs["accuracy"] or 0.0)
             records.append(
                 {
@@ -446,6 +455,8 @@ def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
                     "bits": bits,
                     "acc_pct_theirs": theirs["accuracy"],
                     "acc_pct_ours": acc,
+                    "acc_sd_pct_ours": pct_value(cell.acc_sd),
+                    "seeds_ours": len(cell.seeds),
                     "delta_acc_pp": delta,
                     "sparsity_pct_theirs": theirs["sparsity"],
                     "sparsity_pct_ours": sparsity,
@@ -460,7 +471,7 @@ def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
                     f"{alpha:g}",
                     str(bits),
                     num(theirs["accuracy"]),
-                    num(acc) if acc is not None else cell.status,
+                    _acc_text(cell) if acc is not None else cell.status,
                     num(delta, "+.2f"),
                     num(theirs["sparsity"]) if theirs["sparsity"] is not None else "-",
                     num(sparsity),
@@ -473,7 +484,8 @@ def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
         "Theirs: AMC-1D on 7 classes of RadioML 2018.01A (SNR -20..30 dB), SGD lr 0.05 momentum "
         "0.9, batch 64, 70/30 split; sizes as the study prints them ('Mb'; its float32 file is "
         "3.18). Ours: the sweep's data (see its dataset: the generated I/Q set differs from "
-        "RadioML, see docs/results/modulation-cpu/README.md), best epoch by test accuracy.",
+        "RadioML, see docs/results/modulation-cpu/README.md), best epoch by test accuracy; "
+        "mean ± sd over seeds where there are several.",
         "Sparsity = 1 - density of the compressed weights at the best epoch; the study "
         "publishes none at alpha 0.",
     ]

@@ -247,3 +247,34 @@ def test_amc1d_sweeps_get_the_modulation_studys_table_beside_ours(tmp_path: Path
     cnn = build_report(write_store(tmp_path / "c.db", [run_row(0, alpha=0.0, bits=32)]),
                        tmp_path / "rep2", NO_PLOTS)  # fmt: skip
     assert "modulation_comparison" not in cnn.tables
+
+
+def test_grid_cells_average_seeds_and_never_pick_the_best_seed(tmp_path: Path) -> None:
+    """Two seeds of one setting are one cell (mean ± sd) in the grid, Table I and PE; a cell
+    whose runs differ by another axis takes the setting with the best mean."""
+    rows = [
+        run_row(0, alpha=0.0, bits=32, acc=0.82),
+        run_row(1, alpha=0.0, bits=32, acc=0.84, extra_params={"seed": 1}),
+        run_row(2, alpha=0.625, bits=4, acc=0.80, density=0.10),
+        run_row(3, alpha=0.625, bits=4, acc=0.70, density=0.10, extra_params={"seed": 1}),
+        run_row(4, alpha=0.625, bits=4, acc=0.78, density=0.07, extra_params={"update": "x"}),
+    ]
+    store = write_store(tmp_path / "s.db", rows)
+    out = tmp_path / "rep"
+    build_report(store, out, ReportOptions(plots=False, rhos=(1,)))
+    grid = _records(out, "accuracy_density")
+    base, cell = _cell(grid, 0.0, 32), _cell(grid, 0.625, 4)
+    assert base["test_acc_pct"] == pytest.approx(83.0) and base["seeds"] == 2
+    assert base["test_acc_sd_pct"] == pytest.approx(1.4142, abs=1e-3)
+    # seeds 0 and 1 average 75% < 78% of the other setting: that one is the cell, alone
+    assert cell["test_acc_pct"] == pytest.approx(78.0) and cell["seeds"] == 1
+    assert cell["test_acc_sd_pct"] is None and cell["density_pct"] == pytest.approx(7.0)
+    md = (out / "accuracy_density.md").read_text()
+    assert "| 0 | 83.00 ± 1.41 (100.00) |" in md and "averaged (mean ± sample sd)" in md
+    assert "best over: update" in md and "seed" not in md.split("best over:")[1].split(";")[0]
+    table_i = _cell(_records(out, "table_i_comparison"), 0.0, 32)
+    assert table_i["acc_pct_ours"] == pytest.approx(83.0) and table_i["seeds_ours"] == 2
+    assert "83.00 ± 1.41" in (out / "table_i_comparison.md").read_text()
+    pe = _cell(_records(out, "efficiency_score"), 0.625, 4)
+    assert pe["baseline_acc_pct"] == pytest.approx(83.0)
+    assert pe["efficiency_score"] == pytest.approx((0.78 / 0.83) / (0.07 * 4 / 32))
