@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires(*modules): skip this test when one of the modules is not installed"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires("onnx", ...)``: skip only the test that needs a missing tool
+    (before its fixtures run), never the whole module."""
+    for mark in item.iter_markers(name="requires"):
+        for module in mark.args:
+            pytest.importorskip(module)

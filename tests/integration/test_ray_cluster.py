@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-pytest.importorskip("ray")  # every test here runs on a Ray cluster
 
 RAY = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
 # a token file left by an earlier local ray.init turns token auth on for `ray start`; the test
@@ -71,6 +70,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny_run(tmp_path_factory.mktemp("run") / "run")
 
 
+@pytest.mark.requires("ray")
 def test_search_on_the_cluster(head: str, tiny_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("pymoo")  # the search's hypervolume (the sweep test needs no pymoo)
     from pqcompress.testing.runs import tiny_search_spec as spec_dict
@@ -100,6 +100,7 @@ def test_search_on_the_cluster(head: str, tiny_run: Path, tmp_path: Path) -> Non
     assert entries[0]["evaluations"] == 6
 
 
+@pytest.mark.requires("ray")
 def test_sweep_on_the_cluster(head: str, tmp_path: Path) -> None:
     spec = {
         "model": "cnn5",

@@ -6,9 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
 from pqcompress import codec
 from pqcompress.data import make_loader
 from pqcompress.errors import ConfigError
@@ -27,6 +24,7 @@ def _calibration(data, batches=4):
     return [x for (x, _), _ in zip(loader, range(batches))]
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_float32_parity_dynamic_batch(tmp_path, trained, test_batch):
     model, _, _ = trained
     x, _ = test_batch
@@ -40,6 +38,7 @@ def test_float32_parity_dynamic_batch(tmp_path, trained, test_batch):
         assert torch.allclose(out, rb, atol=FLOAT_ATOL, rtol=0)
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_float32_mlp(tmp_path):
     torch.manual_seed(1)
     model = TinyMLP().eval()
@@ -48,6 +47,7 @@ def test_float32_mlp(tmp_path):
     assert torch.allclose(ort(x), model(x), atol=FLOAT_ATOL, rtol=0)
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_int8_uses_trained_codes(tmp_path, trained, test_batch):
     model, comp, data = trained
     x, y = test_batch
@@ -78,6 +78,7 @@ def test_int8_uses_trained_codes(tmp_path, trained, test_batch):
     assert acc_ort >= acc_ref - 0.03
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_int8_codes_from_pqz_manifest(tmp_path, trained):
     model, comp, data = trained
     pqz = codec.save(model, tmp_path / "m.pqz", comp)
@@ -108,6 +109,7 @@ def test_int8_codes_from_pqz_manifest(tmp_path, trained):
     assert path2.is_file()
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_int8_four_bit_codes_exact(tmp_path):
     model, comp, data = train_tiny(bits=4, epochs=2)
     path = export_onnx(
@@ -126,6 +128,7 @@ def test_int8_four_bit_codes_exact(tmp_path):
         assert np.array_equal(k, comp.compressed(name).codes.numpy().astype(np.int8))
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_int8_exact_form_layers_stay_float(tmp_path):
     model, comp, data = train_tiny(form="exact", bits=4, epochs=1)
     path = export_onnx(
@@ -145,6 +148,7 @@ def test_int8_exact_form_layers_stay_float(tmp_path):
     assert agree >= INT8_AGREEMENT
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_int8_plain_model(tmp_path):
     # a random (untrained) MLP has many weights near +-max: with full 8-bit weights ORT's
     # u8 x s8 kernels saturate on CPUs without VNNI; reduce_range (7-bit weights) avoids it
@@ -165,16 +169,19 @@ def test_int8_plain_model(tmp_path):
     assert diff < 0.1, diff
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_int8_needs_calibration(tmp_path):
     with pytest.raises(ConfigError):
         export_onnx(TinyMLP(), tmp_path / "x.onnx", input_shape=(1, 8, 8), int8=True)
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_bad_compressed_argument(tmp_path):
     with pytest.raises(ConfigError):
         export_onnx(TinyMLP(), tmp_path / "x.onnx", input_shape=(1, 8, 8), compressed=42)
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_manifest_that_does_not_fit_the_model(tmp_path, trained):
     model, comp, _ = trained
     manifest, _ = codec.read(codec.save(model, tmp_path / "m.pqz", comp))
@@ -183,6 +190,7 @@ def test_manifest_that_does_not_fit_the_model(tmp_path, trained):
         export_onnx(other, tmp_path / "x.onnx", input_shape=(1, 8, 8), compressed=manifest)
 
 
+@pytest.mark.requires("onnx", "onnxruntime")
 def test_dynamic_int8_stores_int8_weights_and_agrees_with_torch(tmp_path, trained, test_batch):
     import onnx
 
