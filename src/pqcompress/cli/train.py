@@ -11,7 +11,7 @@ import yaml
 
 from pqcompress.config import ExperimentConfig, from_dict, set_dotted, to_dict
 from pqcompress.errors import ConfigError
-from pqcompress.presets import apply_preset
+from pqcompress.presets import PRESETS, apply_preset
 
 # flag dest -> dotted config key
 _FLAG_KEYS = {
@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--preset",
         metavar="NAME",
         help="named compression settings applied over the recipe and under the flags: "
-        "sparse10-4bit, sparse10-3bit, studies (docs/compression.md §6)",
+        f"{', '.join(PRESETS)} (docs/compression.md §6)",
     )
     p.add_argument(
         "--set",

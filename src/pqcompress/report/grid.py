@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pqcompress.metrics.efficiency import efficiency_score
 from pqcompress.report.store import Run, Sweep
-from pqcompress.report.table_format import mean_sd
+from pqcompress.report.table_format import mean_sd, mean_sd_or_none
 
 GRID_AXES = ("alpha", "bits")
 # how an unfinished cell is shown, most informative first
@@ -40,29 +40,26 @@ class Cell:
         """Runs of this cell that have not finished (a better one may still come)."""
         return sum(not r.finished for r in self.runs)
 
-    def _mean_sd(self, values: list[float]) -> tuple[float | None, float | None]:
-        return mean_sd(values) if values else (None, None)
-
     @property
     def acc(self) -> float | None:
         """Mean test accuracy (best epoch) over the chosen setting's seeds."""
-        return self._mean_sd([float(r.best_test_acc) for r in self.seeds if r.best_test_acc])[0]
+        return mean_sd_or_none([float(r.best_test_acc) for r in self.seeds if r.best_test_acc])[0]
 
     @property
     def acc_sd(self) -> float | None:
         """Sample sd of that accuracy over seeds (None with one seed)."""
-        return self._mean_sd([float(r.best_test_acc) for r in self.seeds if r.best_test_acc])[1]
+        return mean_sd_or_none([float(r.best_test_acc) for r in self.seeds if r.best_test_acc])[1]
 
     @property
     def density(self) -> float | None:
         """Mean density at the best epoch over the chosen setting's seeds."""
         values = [r.density_at_best for r in self.seeds if r.density_at_best is not None]
-        return self._mean_sd(values)[0]
+        return mean_sd_or_none(values)[0]
 
     @property
     def pqz_bytes(self) -> float | None:
         """Mean ``.pqz`` size over the chosen setting's seeds."""
-        return self._mean_sd([float(r.pqz_bytes) for r in self.seeds if r.pqz_bytes])[0]
+        return mean_sd_or_none([float(r.pqz_bytes) for r in self.seeds if r.pqz_bytes])[0]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pqcompress.report.errors import ReportError
-from pqcompress.report.table_format import Table, mean_sd, num
+from pqcompress.report.table_format import Table, mean_sd_or_none, num
 
 # theirs (METHOD.md §6, seed_results.json microservice_vgg16_cifar10): per peak users,
 # (bits, alpha) -> (p95 ms, p95 sd ms, memory MiB, CPU millicores)
@@ -62,10 +62,6 @@ def _key(variant: dict[str, Any]) -> tuple[int, float] | None:
 def _peak(profile: dict[str, Any]) -> int | None:
     peak = profile.get("peak_users")
     return int(peak) if profile.get("kind") == "ramp" and peak in THEIRS_SERVING else None
-
-
-def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
-    return mean_sd(values) if values else (None, None)
 
 
 def _ratio(base: float | None, value: float | None) -> str:
@@ -201,14 +197,14 @@ def ready_table(spec: dict[str, Any], ready: list[dict[str, Any]]) -> Table:
     by: dict[str, list[dict[str, Any]]] = {}
     for r in ready:
         by.setdefault(r["variant"], []).append(r)
-    base_mean, _ = _mean_sd([r["ready_s"] for r in by.get(base, [])])
+    base_mean, _ = mean_sd_or_none([r["ready_s"] for r in by.get(base, [])])
     body, records = [], []
     for v in variants:
         rs = by.get(v["name"], [])
         if not rs:
             continue
-        mean, sd = _mean_sd([r["ready_s"] for r in rs])
-        rss, _ = _mean_sd([r["rss_ready_mib"] for r in rs if r["rss_ready_mib"] is not None])
+        mean, sd = mean_sd_or_none([r["ready_s"] for r in rs])
+        rss, _ = mean_sd_or_none([r["rss_ready_mib"] for r in rs if r["rss_ready_mib"] is not None])
         mb = (rs[0]["file_bytes"] or 0) / 1e6
         theirs = THEIRS_READY.get(_key(v) or (-1, -1.0))
         body.append((

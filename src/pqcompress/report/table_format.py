@@ -108,3 +108,8 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
     if not values:
         raise ValueError("mean_sd of no values")
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def mean_sd_or_none(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """``mean_sd``, or (None, None) for no values (a cell or variant without finished runs)."""
+    return mean_sd(values) if values else (None, None)
