@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import torch
 
 START_DEADLINE_S = 120.0  # generous: the suite shares a busy machine; not a timed assertion
@@ -75,12 +74,15 @@ class Server:
         cmd = [*prefix, sys.executable, "-m", "pqcompress.cli.main", "serve", str(model)]
         cmd += ["--port", str(self.port), "--log-level", "warning", *args]
         full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+        import httpx  # here, not at import: a test module without httpx still imports
+
         self.proc = subprocess.Popen(
             cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         # the server closes a keep-alive connection idle for its header timeout (>= 1 s in
         # these tests); reusing one idle for longer would race that close, so the client
         # drops pooled connections idle for more than 0.2 s
+        self._transport_error = httpx.TransportError
         self.client = httpx.Client(
             base_url=self.url, timeout=60.0, limits=httpx.Limits(keepalive_expiry=0.2)
         )
@@ -93,7 +95,7 @@ class Server:
             try:
                 if self.client.get("/readyz").status_code == 200:
                     return self
-            except httpx.TransportError:
+            except self._transport_error:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"server not ready: {self.stop()[1]}")

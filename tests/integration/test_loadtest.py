@@ -11,22 +11,15 @@ import subprocess
 import sys
 
 import pytest
+from serve_support import Server, build_served_model
 
-# every test here drives the CLI or a service over HTTP with httpx (the load test's own
-# client library); the service's own packages are needed only where a service starts
-httpx = pytest.importorskip("httpx")
+from pqcompress import proctree
 
-from serve_support import Server, build_served_model  # noqa: E402
-
-from pqcompress import proctree  # noqa: E402
-from pqcompress.loadtest import (  # noqa: E402
-    RampProfile,
-    RateProfile,
-    dataset_payloads,
-    run_loadtest,
-)
-
-pytestmark = pytest.mark.integration
+# every test here drives the load test (its client library is httpx, imported by
+# pqcompress.loadtest) or its CLI, so each is skipped on its own without httpx and the module
+# imports pqcompress.loadtest inside the tests; the service's own packages are needed only
+# where a service starts (the `built` fixture)
+pytestmark = [pytest.mark.integration, pytest.mark.requires("httpx")]
 needs_prometheus = pytest.mark.skipif(
     shutil.which("prometheus") is None, reason="no prometheus binary (Debian: prometheus)"
 )
@@ -47,6 +40,8 @@ def built(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def payloads():
+    from pqcompress.loadtest import dataset_payloads
+
     return dataset_payloads("digits", 16)
 
 
@@ -74,6 +69,8 @@ def _metric(srv: Server, name: str) -> float | None:
 
 
 def test_rate_profile_summary_matches_the_service_counters(built, payloads, tmp_path):
+    from pqcompress.loadtest import RateProfile, run_loadtest
+
     srv = Server(built["path"]).wait_ready()
     try:
         before = _counters(srv)
@@ -107,6 +104,8 @@ def test_shedding_is_documented_and_other_errors_fail_the_run(built, payloads, t
     """A service that holds one request at a time for 0.2 s sheds most of 20 rps with 503:
     counted as shed_503 (the service's rejected counter agrees), and the run does not fail;
     bodies the service refuses (422) are errors that do: the CLI exits 1."""
+    from pqcompress.loadtest import RateProfile, run_loadtest
+
     srv = Server(
         built["path"], "--max-in-flight", "1", env={"PQC_DEBUG": "1", "PQC_DEBUG_DELAY_S": "0.2"}
     ).wait_ready()
@@ -174,6 +173,8 @@ def test_a_real_prometheus_reads_cpu_and_memory_of_all_workers(built, payloads, 
     process tree read here agrees), and the load test's CPU and memory come from Prometheus:
     memory near what /proc says, CPU above zero, the Prometheus-stored request counter equal
     to the client's successes."""
+    from pqcompress.loadtest import RampProfile, run_loadtest
+
     srv = Server(built["path"], "--workers", "2").wait_ready()
     try:
         tree = proctree.process_tree(srv.proc.pid)

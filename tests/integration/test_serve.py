@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from serve_support import START_DEADLINE_S, Server, build_served_model, free_port
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("fastapi")
-pytest.importorskip("onnxruntime")
-from PIL import Image  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-from serve_support import START_DEADLINE_S, Server, build_served_model, free_port  # noqa: E402
-
-pytestmark = pytest.mark.integration
+# every test here talks HTTP (httpx) to a real service (fastapi, onnxruntime, prometheus_client);
+# each test is skipped on its own when one of them is missing (the module still imports)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.requires("httpx", "fastapi", "onnxruntime", "prometheus_client"),
+]
 
 MAX_BATCH = 4
 MAX_BODY = 64 * 1024
@@ -111,10 +111,17 @@ def _probs(resp) -> np.ndarray:
     return np.array([p["probabilities"] for p in resp.json()["predictions"]], dtype=np.float32)
 
 
+def _families(text: str):
+    """The metric families of a /metrics page, parsed by prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return text_string_to_metric_families(text)
+
+
 def _metrics(srv: Server) -> dict[tuple[str, tuple], float]:
     text = srv.client.get("/metrics").text
     out = {}
-    for fam in text_string_to_metric_families(text):
+    for fam in _families(text):
         for s in fam.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
@@ -379,7 +386,7 @@ def test_metrics_labels_stay_bounded_under_made_up_methods(server):
     text = server.client.get("/metrics").text
     methods = {
         s.labels["method"]
-        for fam in text_string_to_metric_families(text)
+        for fam in _families(text)
         if fam.name == "pqc_http_requests"
         for s in fam.samples
     }
@@ -391,7 +398,7 @@ def test_metrics_labels_stay_bounded_under_made_up_methods(server):
 def test_a_client_that_leaves_mid_body_is_counted_as_a_disconnect(server):
     def counts() -> dict[str, float]:
         out: dict[str, float] = {}
-        for fam in text_string_to_metric_families(server.client.get("/metrics").text):
+        for fam in _families(server.client.get("/metrics").text):
             if fam.name == "pqc_http_requests":
                 for smp in fam.samples:
                     if smp.name.endswith("_total") and smp.labels["route"] == "/v1/predict":
@@ -482,6 +489,8 @@ def _in_flight(srv: Server, at_least: int) -> None:
 
 
 def _slow_request(srv: Server, x: np.ndarray, out: dict) -> threading.Thread:
+    import httpx
+
     def run() -> None:
         with httpx.Client(base_url=srv.url, timeout=120.0) as c:
             out["response"] = c.post("/v1/predict", json={"inputs": x.tolist()})
@@ -534,6 +543,8 @@ def test_a_timed_out_inference_still_counts_against_max_in_flight(built):
 def test_idle_and_partial_header_connections_are_closed(built, sent):
     """A socket that sends nothing, or half a request head, is closed after the header
     timeout (1 s here); the service keeps answering its probes meanwhile."""
+    import httpx
+
     srv = Server(built["path"], "--header-timeout", "1").wait_ready()
     try:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as sock:
@@ -668,6 +679,8 @@ else:
 def test_a_real_prometheus_scrapes_the_service(server, tmp_path):
     """Prometheus itself scrapes /metrics: the target is up and the request counter it stored
     counts the predictions sent here (checked through Prometheus' query API)."""
+    import httpx
+
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -755,6 +768,8 @@ def test_memory_stays_within_the_manifest_limit_under_a_request_storm(built):
     """The base deployment's memory limit (cnn5, the model built here) holds while 8 clients
     send 200 requests at once: full batches at the default limits, bodies just over the limit,
     truncated and hostile bodies. The peak (VmHWM) is read from the server's /proc entry."""
+    import httpx
+
     limit = _deployment_memory_limit_mib()
     srv = Server(built["path"]).wait_ready()  # the deployed defaults: 8 MiB body, batch 64
     try:

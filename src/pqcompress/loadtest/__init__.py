@@ -3,24 +3,31 @@
 ``run_loadtest(url, profile, payloads, out_dir=..., prometheus="auto")`` drives a service and
 writes ``history.csv``, ``history.json`` and ``summary.json``; ``bench_serving`` starts each
 variant of a spec, times it to ready and runs every profile against it, storing the figures.
+
+Names resolve on first use: profiles, payloads and result kinds need no HTTP client, so
+importing this package needs no httpx (the runner, the monitor and the bench import it).
 """
 
-from pqcompress.loadtest.errors import LoadTestError
-from pqcompress.loadtest.payloads import dataset_payloads, file_payload
-from pqcompress.loadtest.profiles import RampProfile, RateProfile, profile_from_dict
-from pqcompress.loadtest.results import DOCUMENTED_ERRORS, ERROR_KINDS, error_kind
-from pqcompress.loadtest.runner import LoadTestResult, run_loadtest
+from __future__ import annotations
 
-__all__ = [
-    "DOCUMENTED_ERRORS",
-    "ERROR_KINDS",
-    "LoadTestError",
-    "LoadTestResult",
-    "RampProfile",
-    "RateProfile",
-    "dataset_payloads",
-    "error_kind",
-    "file_payload",
-    "profile_from_dict",
-    "run_loadtest",
-]
+from pqcompress.lazy import lazy_exports
+
+_EXPORTS = {
+    "DOCUMENTED_ERRORS": "pqcompress.loadtest.results",
+    "ERROR_KINDS": "pqcompress.loadtest.results",
+    "LoadTestError": "pqcompress.loadtest.errors",
+    "LoadTestResult": "pqcompress.loadtest.runner",
+    "RampProfile": "pqcompress.loadtest.profiles",
+    "RateProfile": "pqcompress.loadtest.profiles",
+    "dataset_payloads": "pqcompress.loadtest.payloads",
+    "error_kind": "pqcompress.loadtest.results",
+    "file_payload": "pqcompress.loadtest.payloads",
+    "planned_requests": "pqcompress.loadtest.profiles",
+    "profile_from_dict": "pqcompress.loadtest.profiles",
+    "run_loadtest": "pqcompress.loadtest.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -121,6 +121,13 @@ class RateProfile:
 Profile = RampProfile | RateProfile
 
 
+def planned_requests(profile: Profile) -> float:
+    """Expected arrivals of a profile (for sizing and checks): the integral of its rate."""
+    steps = max(1, math.ceil(profile.duration_s * 10))
+    dt = profile.duration_s / steps
+    return sum(profile.users_at((i + 0.5) * dt) * profile.per_user_rps * dt for i in range(steps))
+
+
 def profile_from_dict(data: dict[str, Any]) -> Profile:
     """A profile from its plain form (``{"kind": "ramp", "peak_users": ...}``); LoadTestError
     naming an unknown kind or key."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import subprocess
 import sys
@@ -249,10 +248,3 @@ def _drain(stream: Any, tail: list[str], say: Callable[[str], None]) -> None:
         elif line:
             tail.append(line)
             del tail[:-20]
-
-
-def planned_requests(profile: Profile) -> float:
-    """Expected arrivals of a profile (for sizing and checks): the integral of its rate."""
-    steps = max(1, math.ceil(profile.duration_s * 10))
-    dt = profile.duration_s / steps
-    return sum(profile.users_at((i + 0.5) * dt) * profile.per_user_rps * dt for i in range(steps))

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import numpy_helper
 
 from pqcompress import codec
 from pqcompress.codec import ChecksumError, FormatError, portable
 from pqcompress.data import make_loader
 from pqcompress.errors import ConfigError
 
-ort = pytest.importorskip("onnxruntime")
+# the embedded graphs are built with onnx and quantized and run with ONNX Runtime: each test is
+# skipped on its own when either is missing (both are imported inside the tests)
+pytestmark = pytest.mark.requires("onnx", "onnxruntime")
 
 
 def run(blob: bytes, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     return session.run(None, {"input": x})[0]
 
@@ -53,6 +55,9 @@ def test_int8_graph_uses_the_trained_codes_and_agrees(trained, embedded, test_ba
     assert blob == portable.onnx_model_bytes(embedded, int8=True)
     ref = model(x).detach().numpy().argmax(1)
     assert (run(blob, x.numpy()).argmax(1) == ref).mean() >= 0.95
+    import onnx
+    from onnx import numpy_helper
+
     inits = {
         i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(blob).graph.initializer
     }
@@ -136,7 +141,7 @@ def test_auto_falls_back_to_the_float_graph_when_int8_fails(trained, tmp_path, m
 def test_transposed_and_small_initializers(tmp_path):
     """A MatMul weight stored as W.T is recorded with transpose=True and rebuilt exactly;
     initializers under MIN_STRIP_BYTES stay in the graph."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper, numpy_helper
 
     from pqcompress.export.embed import MIN_STRIP_BYTES, strip_initializers
 

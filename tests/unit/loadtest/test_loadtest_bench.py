@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pqcompress.loadtest import LoadTestError
-from pqcompress.loadtest.bench import BenchSpec, Service
+
+# the bench (pqcompress.loadtest.bench) times services over HTTP with httpx: each test is
+# skipped on its own without it, and the module is imported inside the tests
+pytestmark = pytest.mark.requires("httpx")
 
 
 def _spec(**changes):
@@ -40,6 +43,8 @@ def _spec(**changes):
 
 
 def test_spec_reads_and_names_its_baseline():
+    from pqcompress.loadtest.bench import BenchSpec
+
     spec = BenchSpec.from_dict(_spec())
     assert [v.name for v in spec.variants] == ["f32", "i8"]
     assert spec.baseline().name == "i8"
@@ -62,11 +67,15 @@ def test_spec_reads_and_names_its_baseline():
     ],
 )
 def test_bad_specs_are_refused_in_one_line(changes, message):
+    from pqcompress.loadtest.bench import BenchSpec
+
     with pytest.raises(LoadTestError, match=message):
         BenchSpec.from_dict(_spec(**changes))
 
 
 def test_service_command_local_and_docker(tmp_path):
+    from pqcompress.loadtest.bench import BenchSpec, Service
+
     model = tmp_path / "m.pqz"
     model.write_bytes(b"x")
     spec = BenchSpec.from_dict(_spec(variants=[{"name": "v", "model": str(model),
@@ -89,6 +98,8 @@ def test_the_committed_bench_recipes_read():
     from pathlib import Path
 
     import yaml
+
+    from pqcompress.loadtest.bench import BenchSpec
 
     recipes = sorted((Path(__file__).parents[3] / "recipes").glob("*.yaml"))
     benches = [r for r in recipes if "variants" in (yaml.safe_load(r.read_text()) or {})]

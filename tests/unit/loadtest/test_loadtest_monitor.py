@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
-from pqcompress.loadtest.monitor import queries, scrape_config
+# the monitor (pqcompress.loadtest.monitor) talks to Prometheus with httpx: each test is
+# skipped on its own without it, and the module is imported inside the tests
+pytestmark = pytest.mark.requires("httpx")
 
 
 def test_scrape_config_targets_the_service_and_an_optional_node_exporter():
+    from pqcompress.loadtest.monitor import scrape_config
+
     plain = yaml.safe_load(scrape_config("127.0.0.1:8080", interval_s=1.0, node_exporter=None))
     assert plain["global"]["scrape_interval"] == "1s"
     (job,) = plain["scrape_configs"]
@@ -19,6 +24,8 @@ def test_scrape_config_targets_the_service_and_an_optional_node_exporter():
 
 
 def test_queries_cover_the_whole_window_of_the_service_tree_metrics():
+    from pqcompress.loadtest.monitor import queries
+
     q = queries("svc", 61)
     assert q["cpu_millicores"] == (
         '1000 * sum(rate(pqc_service_cpu_seconds_total{job="svc"}[61s]))'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pqcompress.loadtest import LoadTestError, RampProfile, RateProfile, profile_from_dict
-from pqcompress.loadtest.runner import planned_requests
+from pqcompress.loadtest.profiles import planned_requests
 
 
 def test_ramp_grows_holds_and_falls_back_to_zero():

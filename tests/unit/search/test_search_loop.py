@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pymoo")  # hypervolumes (every test) and C-TAEA
-
 from pqcompress.errors import ConfigError
 from pqcompress.search import SearchSpec, run_search
 from pqcompress.search.store import SearchStore
 from pqcompress.testing.runs import tiny_search_spec as spec_dict
+
+# every test here reports hypervolumes (pymoo's), and C-TAEA is pymoo's: each test is skipped
+# on its own without it
+pytestmark = pytest.mark.requires("pymoo")
 
 ALGOS = [
     "surrogate",

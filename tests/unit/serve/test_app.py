@@ -11,16 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi")
-with warnings.catch_warnings():  # starlette asks for httpx2, which is not needed here
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
-
-from pqcompress.serve.app import create_app
-from pqcompress.serve.openapi import openapi_spec
 from pqcompress.serve.preprocess import Preprocessing
 from pqcompress.serve.runtime import ServedModel
 from pqcompress.serve.settings import ServeSettings
+
+# every test here builds the app (fastapi, prometheus_client) or talks to it through
+# starlette's TestClient (httpx): each is skipped on its own when one is missing, so the app's
+# modules are imported inside the tests
+pytestmark = pytest.mark.requires("fastapi", "prometheus_client", "httpx")
 
 DOCS_OPENAPI = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 
@@ -37,8 +35,20 @@ def _fake_model() -> ServedModel:
     return ServedModel(logits, pre, ["a", "b", "c"], info)
 
 
+def _openapi_spec() -> dict:
+    from pqcompress.serve.openapi import openapi_spec
+
+    return openapi_spec()
+
+
 @pytest.fixture
 def client():
+    from pqcompress.serve.app import create_app
+
+    with warnings.catch_warnings():  # starlette asks for httpx2, which is not needed here
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
     app = create_app(ServeSettings(model="unused.pqz", max_batch=2), load_model=False)
     return app, TestClient(app)
 
@@ -79,11 +89,11 @@ def test_metrics_use_route_templates_not_raw_paths(client):
 def test_docs_openapi_is_current():
     """docs/openapi.json is what the service serves: regenerate with
     python -m pqcompress.serve.openapi docs/openapi.json"""
-    assert json.loads(DOCS_OPENAPI.read_text()) == json.loads(json.dumps(openapi_spec()))
+    assert json.loads(DOCS_OPENAPI.read_text()) == json.loads(json.dumps(_openapi_spec()))
 
 
 def test_predict_documents_every_input_kind():
-    body = openapi_spec()["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+    body = _openapi_spec()["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {
         "multipart/form-data", "image/png", "image/jpeg", "application/json",
         "application/x-npy", "application/octet-stream",
