@@ -97,8 +97,9 @@ PLOT_TEXT = {
     ),
     "size_vs_accuracy": (
         ".pqz file size vs accuracy",
-        "Every finished run; color = α, marker = bits. The red steps join the Pareto front: runs "
-        "that no other run beats on both size and accuracy.",
+        "One point per setting (mean over seeds; bars: ± one sd, hollow marks: each seed); color "
+        "= α, marker = bits. The red steps join the frontier of the points table: settings that "
+        "no other setting beats on both size and accuracy, numbered by size and named in the key.",
     ),
 }
 

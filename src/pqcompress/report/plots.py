@@ -12,6 +12,7 @@ import numpy as np
 
 from pqcompress.report.errors import MissingDependencyError, PlotSkipped
 from pqcompress.report.grid import Grid, efficiency_scores
+from pqcompress.report.settings import group_settings, settings_front
 from pqcompress.report.store import Run, Sweep
 from pqcompress.report.weights import LayerWeights
 
@@ -345,27 +346,27 @@ def confusion_matrices(panels: Sequence[tuple[str, Run]], out_dir: Path) -> list
     return _save(fig, out_dir, "confusion_matrices")
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both size (smaller) and accuracy (higher),
-    ordered by size."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], -math.inf
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
+def _axis_floor(accs: Sequence[float], span: float = 20.0) -> float:
+    """The accuracy axis' lower limit: every point within ``span`` points of the best shows;
+    points far below it (a collapsed run) are drawn on the axis edge with their value."""
+    return max(min(accs), max(accs) - span) - 1.0
 
 
 def size_vs_accuracy(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
-    runs = [r for r in sweep.finished if r.pqz_bytes and r.best_test_acc is not None]
-    if not runs:
+    """One point per setting at its mean .pqz bytes and mean accuracy (an error bar of one sd
+    where there are several seeds, each seed a small hollow mark); the frontier over the
+    settings, numbered by size and named in a key (the same frontier as the points table)."""
+    from matplotlib.lines import Line2D
+
+    settings = [s for s in group_settings(sweep) if s.pqz_bytes]
+    if not settings:
         raise PlotSkipped("file size vs accuracy: no finished run has an exported .pqz file")
     colors = alpha_colors(grid.alphas)
-    bits_order = sorted({r.bits for r in runs}, reverse=True)
+    bits_order = sorted({s.first.bits for s in settings}, reverse=True)
     marker = {b: MARKERS[i % len(MARKERS)] for i, b in enumerate(bits_order)}
-    pts = [(r.pqz_bytes / 1024, 100 * r.best_test_acc) for r in runs]
-    fig = _figure(6.8, 4.4)
+    pts = [(float(s.pqz_bytes or 0) / 1024, 100 * s.acc) for s in settings]
+    floor = _axis_floor([y for _, y in pts])
+    fig = _figure(7.6, 5.6)
     ax = fig.subplots()
 
     def color_of(r: Run) -> Any:
@@ -373,48 +374,59 @@ def size_vs_accuracy(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
             return DENSITY_COLOR
         return colors.get(round(r.alpha, 6), BASE_COLOR)
 
-    for r, (x, y) in zip(runs, pts):
-        ax.scatter(
-            x,
-            y,
-            color=color_of(r),
-            marker=marker[r.bits],
-            s=36,
-            zorder=3,
-            edgecolors="white",
-            linewidths=0.5,
-        )
-    front = pareto_front(pts)
+    below = []
+    for st, (x, y) in zip(settings, pts):
+        c, m = color_of(st.first), marker[st.first.bits]
+        if y < floor:
+            below.append((st, x, y))
+            ax.scatter(x, floor + 0.3, color=c, marker="v", s=36, zorder=3)
+            ax.annotate(f"{st.first.short_label()}: {y:.2f}%", (x, floor + 0.3),
+                        textcoords="offset points",
+                        xytext=(5, -3), fontsize=7, color=c)  # fmt: skip
+            continue
+        if st.seeds > 1:
+            for r in st.runs:
+                if r.pqz_bytes and r.best_test_acc is not None:
+                    ax.scatter(r.pqz_bytes / 1024, 100 * r.best_test_acc, s=14, marker=m,
+                               facecolors="none", edgecolors=c, linewidths=0.7, zorder=2)  # fmt: skip
+            ax.errorbar(x, y, yerr=100 * (st.acc_sd or 0.0), color=c, lw=0.8, capsize=2, zorder=2)
+        ax.scatter(x, y, color=c, marker=m, s=40, zorder=3, edgecolors="white", linewidths=0.5)
+    front = settings_front(settings)
     fx, fy = zip(*(pts[i] for i in front))
-    ax.step(fx, fy, where="post", color="crimson", lw=1.2, zorder=2, label="Pareto front")
-    ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="crimson", zorder=4)
-    for i in front:
-        r = runs[i]
-        ax.annotate(
-            r.short_label(),
-            pts[i],
-            textcoords="offset points",
-            xytext=(4, 7),
-            fontsize=7,
-            color="crimson",
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-        )
-    f32 = [r.float32_bytes for r in runs if r.float32_bytes]
+    ax.step(fx, fy, where="post", color="crimson", lw=1.2, zorder=1, label="frontier")
+    ax.scatter(fx, fy, s=120, facecolors="none", edgecolors="crimson", zorder=4)
+    key = []
+    for n, i in enumerate(front, start=1):
+        ax.annotate(str(n), pts[i], textcoords="offset points", xytext=(-3, 8), fontsize=8,
+                    color="crimson", fontweight="bold")  # fmt: skip
+        st = settings[i]
+        seeds = f", {st.seeds} seeds" if st.seeds > 1 else ""
+        key.append(
+            Line2D([], [], ls="none", marker=f"${n}$", color="crimson",
+                   label=f"{'float32' if st.is_baseline else st.first.short_label()}: "
+                   f"{pts[i][1]:.2f}%, "
+                   f"{pts[i][0]:,.0f} KiB{seeds}")
+        )  # fmt: skip
+    f32 = [r.float32_bytes for st in settings for r in st.runs if r.float32_bytes]
     if f32:
         ax.axvline(max(f32) / 1024, color=BASE_COLOR, ls=":", lw=1, label="float32 dense size")
     ax.set_xscale("log")
-    ax.margins(x=0.08, y=0.06)
-    ax.set_xlabel(".pqz file size (KiB, log scale)")
-    ax.set_ylabel("test accuracy at best epoch (%)")
+    ax.margins(x=0.08)
+    top = max(y for _, y in pts)
+    ax.set_ylim(floor, top + 0.08 * (top - floor) + 0.5)
+    ax.set_xlabel(".pqz file size (KiB, log scale; mean over seeds)")
+    ax.set_ylabel("test accuracy at best epoch (%, mean over seeds)")
     ax.set_title("File size vs accuracy (top left is better)")
-    from matplotlib.lines import Line2D
-
+    if below:
+        ax.text(0.99, 0.02, "▼ far below the axis: drawn on its edge", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color=BASE_COLOR)  # fmt: skip
     handles = [
         Line2D([], [], color=colors[a], marker="o", ls="none", label=f"α={a:g}")
         for a in grid.alphas
-        if any(round(r.alpha, 6) == a for r in runs)
-    ]
-    if any(r.target_density is not None for r in runs):
+        if any(round(st.first.alpha, 6) == a and st.first.target_density is None
+               for st in settings)
+    ]  # fmt: skip
+    if any(st.first.target_density is not None for st in settings):
         handles.append(
             Line2D([], [], color=DENSITY_COLOR, marker="o", ls="none", label="target density")
         )
@@ -423,5 +435,7 @@ def size_vs_accuracy(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
         for b in bits_order
     ]
     handles += ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="best", fontsize=7, ncols=2)
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    fig.legend(handles=key, loc="outside lower center", fontsize=7, title="frontier (by size)",
+               title_fontsize=7, ncols=1 if len(key) < 6 else 2)  # fmt: skip
     return _save(fig, out_dir, "size_vs_accuracy")

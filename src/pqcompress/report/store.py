@@ -116,14 +116,40 @@ class Run:
         return cm, [str(n) for n in names]
 
     def short_label(self) -> str:
-        """``α=0.5, 4b``, or for a density target ``5% dens., 4b`` (``+conv α`` when some layers
-        keep an alpha of their own)."""
+        """``α=0.5, 4b``, or for a density target ``5% dens., 4b``; then what differs from the
+        defaults: ``+fixed α`` (some layers keep an alpha of their own: overrides or
+        solve_min_share), ``sticky`` (mask), ``in place`` (update), the rounding if not nearest."""
+        comp = self.compression or {}
         td = self.target_density
         if td is None:
-            return f"α={self.alpha:g}, {self.bits}b"
-        comp = self.compression or {}
-        extra = " +fixed α" if comp.get("overrides") else ""
-        return f"{100 * td:g}% dens., {self.bits}b{extra}"
+            text, extras = f"α={self.alpha:g}, {self.bits}b", []
+        else:
+            text = f"{100 * td:g}% dens., {self.bits}b"
+            extras = ["+fixed α"] if comp.get("overrides") or comp.get("solve_min_share") else []
+            extras += ["sticky"] if comp.get("mask") == "sticky" else []
+        extras += ["in place"] if comp.get("update") == "inplace" else []
+        rounding = comp.get("rounding")
+        extras += [str(rounding)] if rounding not in (None, "nearest") else []
+        extras += [f"({v})" for v in self.notes.values()]
+        return " ".join([text, *extras])
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        """Sweep parameters that set nothing in the config (a label a store's owner gave some
+        runs, e.g. which code version made them): the parameters the config cannot show."""
+        sections = [self.config] + [
+            self.config[k]
+            for k in ("compression", "train", "data")
+            if isinstance(self.config.get(k), dict)
+        ]
+        out = {}
+        for key, value in self.params.items():
+            node: Any = self.config
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None and not any(key in sec for sec in sections):
+                out[key] = value
+        return out
 
     def label(self) -> str:
         lr = self.lr

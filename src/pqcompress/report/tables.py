@@ -7,8 +7,9 @@ from typing import Any
 
 from pqcompress.report import reference
 from pqcompress.report.grid import Cell, Grid, Score, efficiency_scores
+from pqcompress.report.settings import baseline, group_settings, settings_front
 from pqcompress.report.store import Run, Sweep
-from pqcompress.report.table_format import Table, mean_sd, num, pct, pct_value
+from pqcompress.report.table_format import Table, num, pct, pct_value
 
 
 def _axes_note(grid: Grid) -> str:
@@ -232,44 +233,14 @@ def runs_table(sweep: Sweep) -> Table:
     )
 
 
-def _frontier(points: Sequence[tuple[float, float]]) -> set[int]:
-    """Indices of (bytes, accuracy) points that no other point beats on both (fewer bytes and
-    at least the accuracy, or the same bytes and more accuracy)."""
-    out = set()
-    for i, (b, a) in enumerate(points):
-        if not any((b2 < b and a2 >= a) or (b2 <= b and a2 > a) for b2, a2 in points):
-            out.add(i)
-    return out
-
-
 def points_table(sweep: Sweep) -> Table:
     """One row per setting (runs that differ only by seed are one setting): accuracy mean ± sd
     over seeds, its difference to the float32 baseline, density, .pqz bytes and how many times
     smaller the file is than the float32 dense weights; the accuracy/size frontier marked."""
-    groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
-    for r in sweep.finished:
-        if r.best_test_acc is not None:
-            groups.setdefault(r.setting, []).append(r)
-    base_runs = next(
-        (
-            runs
-            for runs in groups.values()
-            if runs[0].compression is None or (runs[0].alpha == 0 and runs[0].bits == 32)
-        ),
-        None,
-    )
-    base = mean_sd([float(r.best_test_acc) for r in base_runs])[0] if base_runs else None
-    settings = sorted(groups.values(), key=lambda runs: min(r.point_index for r in runs))
-    stats = []
-    for runs in settings:
-        acc = mean_sd([float(r.best_test_acc) for r in runs])
-        dens = [r.density_at_best for r in runs if r.density_at_best is not None]
-        size = [r.pqz_bytes for r in runs if r.pqz_bytes]
-        ratio = [x for x in (_ratio(r) for r in runs) if x]
-        stats.append((runs, acc, dens, size, ratio))
-    front = _frontier(
-        [(sum(st[3]) / len(st[3]) if st[3] else float("inf"), st[1][0]) for st in stats]
-    )
+    settings = group_settings(sweep)
+    base_setting = baseline(settings)
+    base = base_setting.acc if base_setting is not None else None
+    front = set(settings_front(settings))
     header = (
         "setting",
         "seeds",
@@ -281,11 +252,12 @@ def points_table(sweep: Sweep) -> Table:
         "frontier",
     )
     body, records = [], []
-    for i, (runs, (mean, sd), dens, size, ratio) in enumerate(stats):
-        label = ", ".join(f"{k}={v}" for k, v in runs[0].setting) or "base"
-        mean_size = sum(size) / len(size) if size else None
-        mean_ratio = sum(ratio) / len(ratio) if ratio else None
-        mean_density = sum(dens) / len(dens) if dens else None
+    for i, st in enumerate(settings):
+        runs, mean, sd = st.runs, st.acc, st.acc_sd
+        label = ", ".join(f"{k}={v}" for k, v in st.first.setting) or "base"
+        ratios = [x for x in (_ratio(r) for r in runs) if x]
+        mean_size, mean_density = st.pqz_bytes, st.density
+        mean_ratio = sum(ratios) / len(ratios) if ratios else None
         delta = 100 * (mean - base) if base is not None else None
         body.append(
             (
@@ -301,8 +273,8 @@ def points_table(sweep: Sweep) -> Table:
         )
         records.append(
             {
-                "setting": dict(runs[0].setting),
-                "params": runs[0].params,
+                "setting": dict(st.first.setting),
+                "params": st.first.params,
                 "seeds": [r.seed for r in runs],
                 "run_ids": [r.run_id for r in runs],
                 "test_acc_pct_mean": 100 * mean,

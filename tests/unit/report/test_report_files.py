@@ -14,7 +14,7 @@ from report_support import rows_with_real_runs, run_row, write_store
 from pqcompress.report import MissingDependencyError, ReportError, ReportOptions, build_report
 from pqcompress.report.errors import PlotSkipped
 from pqcompress.report.grid import build_grid, most_compressed
-from pqcompress.report.plots import pareto_front
+from pqcompress.report.settings import pareto_front
 from pqcompress.report.store import read_sweep
 from pqcompress.report.weights import layer_weights
 

@@ -1,0 +1,87 @@
+"""Settings (runs that differ only by seed) and the accuracy/size frontier over them: the one
+home of both, used by the points table and the file size vs accuracy plot."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pqcompress.report.store import Run, Sweep
+from pqcompress.report.table_format import mean_sd
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The finished runs of one setting, in point order, with their means over seeds."""
+
+    runs: tuple[Run, ...]
+    acc: float  # mean best test accuracy (fraction)
+    acc_sd: float | None  # sample sd over seeds; None with one seed
+    density: float | None  # mean density at the best epoch (fraction)
+    pqz_bytes: float | None  # mean .pqz bytes of the runs that exported one
+
+    @property
+    def first(self) -> Run:
+        return self.runs[0]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.runs)
+
+    @property
+    def is_baseline(self) -> bool:
+        """Uncompressed: no compression section, or alpha 0 at 32 bits."""
+        r = self.first
+        return r.compression is None or (r.alpha == 0 and r.bits == 32)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def group_settings(sweep: Sweep) -> list[Setting]:
+    """One Setting per distinct ``Run.setting`` among the finished runs with an accuracy,
+    ordered by the first point of each."""
+    groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
+    for r in sweep.finished:
+        if r.best_test_acc is not None:
+            groups.setdefault(r.setting, []).append(r)
+    out = []
+    for runs in sorted(groups.values(), key=lambda rs: min(r.point_index for r in rs)):
+        acc, sd = mean_sd([float(r.best_test_acc) for r in runs if r.best_test_acc is not None])
+        out.append(
+            Setting(
+                runs=tuple(runs),
+                acc=acc,
+                acc_sd=sd,
+                density=_mean([r.density_at_best for r in runs if r.density_at_best is not None]),
+                pqz_bytes=_mean([float(r.pqz_bytes) for r in runs if r.pqz_bytes]),
+            )
+        )
+    return out
+
+
+def baseline(settings: Sequence[Setting]) -> Setting | None:
+    """The uncompressed setting (the first, if several)."""
+    return next((s for s in settings if s.is_baseline), None)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the (size, accuracy) points that no other point beats (a smaller or equal
+    size at a higher accuracy, or a smaller size at the same accuracy), ordered by size; of
+    identical points the first is kept."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def settings_front(settings: Sequence[Setting]) -> list[int]:
+    """The frontier over settings' mean bytes and mean accuracy (settings without a file are
+    never on it), ordered by size."""
+    pts = [(s.pqz_bytes if s.pqz_bytes else math.inf, s.acc) for s in settings]
+    return [i for i in pareto_front(pts) if math.isfinite(pts[i][0])]
