@@ -102,7 +102,7 @@ def test_missing_or_non_mapping_file(tmp_path: Path) -> None:
 def test_recipes_expand() -> None:
     root = Path(__file__).resolve().parents[3] / "recipes"
     counts = {p.name: len(SweepSpec.from_yaml(p).points()) for p in root.glob("grid_*.yaml")}
-    assert counts["grid_cnn5_cifar10_cpu.yaml"] == 20
+    assert counts["grid_cnn5_cifar10_cpu.yaml"] == 21
     assert counts["grid_cnn5_cifar10.yaml"] == 7 * 5 * 6 + 1
     assert counts["grid_vgg16_cifar10_microservice.yaml"] == 6
     assert counts["grid_vgg16_cifar10_microservice_cpu.yaml"] == 6
@@ -120,6 +120,14 @@ def test_recipes_expand() -> None:
     )
     density = [p for p in cpu if p.config.compression and p.config.compression.target_density]
     assert {p.config.compression.bits for p in density} == {3, 4}
+    # the headline settings have two seeds: float32, and the 10% setting at 4 and at 3 bits
+    seeds: dict[tuple, set[int]] = {}
+    for p in cpu:
+        key = tuple(sorted((k, repr(v)) for k, v in p.params.items() if k != "seed"))
+        seeds.setdefault(key, set()).add(p.config.train.seed)
+    two = [dict(k) for k, v in seeds.items() if v == {0, 1}]
+    assert {"alpha": "0.0", "bits": "32"} in two
+    assert {(d["bits"], d.get("target_density")) for d in two} >= {("4", "0.1"), ("3", "0.1")}
 
 
 def test_run_ids_ignore_fields_at_their_defaults() -> None:
