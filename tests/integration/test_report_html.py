@@ -50,6 +50,7 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.requires("matplotlib")  # the plots
 def test_every_image_of_index_html_loads_in_chromium(tmp_path: Path) -> None:
     rows = grid_rows()
     rows.append(run_row(len(rows), alpha=0.25, bits=8, status="failed", acc=None, error="x"))

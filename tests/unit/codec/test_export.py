@@ -77,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@pytest.mark.requires("onnx", "onnxruntime")  # the embedded graphs
 def test_cli_export_and_inspect(run_dir, tmp_path, capsys):
     out = tmp_path / "cli.pqz"
     args = parser().parse_args(["export", str(run_dir), "-o", str(out), "--codec", "zstd"])
@@ -88,6 +89,7 @@ def test_cli_export_and_inspect(run_dir, tmp_path, capsys):
     assert "features.0.weight" in text and "dense int8 + Deflate" in text and "float32" in text
 
 
+@pytest.mark.requires("onnx", "onnxruntime")  # the embedded graphs
 def test_export_embeds_graphs_by_default(run_dir, tmp_path, capsys):
     from pqcompress.codec import portable
 
@@ -101,6 +103,7 @@ def test_export_embeds_graphs_by_default(run_dir, tmp_path, capsys):
     assert "graphs" not in manifest and manifest["format_version"] == 3  # small: one digest
 
 
+@pytest.mark.requires("onnx", "onnxruntime")  # the embedded graphs
 def test_export_uniform_run_embeds_the_int8_graph(tmp_path_factory, capsys):
     from pqcompress.codec import portable
 
@@ -155,6 +158,7 @@ def test_post_training_run_exports_its_compressed_model(tmp_path):
     assert scored["accuracy"] == pytest.approx(result.post["test_acc"], abs=1e-9)
 
 
+@pytest.mark.requires("onnx", "onnxruntime")  # the embedded graphs
 def test_export_opset_and_integrity_reach_the_file(run_dir, tmp_path, capsys):
     import onnx
 

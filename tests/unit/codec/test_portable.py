@@ -144,6 +144,7 @@ def test_no_embedded_graph_is_a_clear_error(good) -> None:
         portable.onnx_model_bytes(good)
 
 
+@pytest.mark.requires("onnx", "onnxruntime")  # the file embeds a graph, run by ORT
 def test_reading_never_imports_torch_or_numba(tmp_path) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(12, 20), torch.nn.ReLU(), torch.nn.Linear(20, 3))

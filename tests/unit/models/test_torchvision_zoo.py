@@ -31,13 +31,13 @@ def test_pqcompress_recipe_refuses_pretrained_without_torchvision_teacher() -> N
         TeacherSpec(model="cnn5", freeze=2)
 
 
-@pytest.mark.skipif(not HAS_TORCHVISION, reason="needs torchvision")
+@pytest.mark.requires("torchvision")
 def test_grayscale_input_is_adapted_and_the_head_replaced() -> None:
     model = torchvision_teacher("resnet18", num_classes=2, input_shape=(1, 28, 28), size=32)
     assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 2)
 
 
-@pytest.mark.skipif(not HAS_TORCHVISION, reason="needs torchvision")
+@pytest.mark.requires("torchvision")
 def test_pretrained_weights_are_never_downloaded(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(ModelError, match="not in the local cache"):

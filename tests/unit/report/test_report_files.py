@@ -54,6 +54,7 @@ def full_report(real_runs: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     return build_report(store, root / "report")
 
 
+@pytest.mark.requires("matplotlib")  # the plots
 @pytest.mark.slow
 def test_every_table_and_plot_file_is_written(full_report) -> None:
     out = full_report.out_dir
@@ -68,6 +69,7 @@ def test_every_table_and_plot_file_is_written(full_report) -> None:
     assert all(p.is_file() for p in full_report.files)
 
 
+@pytest.mark.requires("matplotlib")  # the plots
 @pytest.mark.slow
 def test_html_embeds_every_plot_and_links_only_existing_files(full_report) -> None:
     text = full_report.index_html.read_text(encoding="utf-8")
@@ -133,6 +135,7 @@ def test_a_missing_pqz_skips_the_histogram_with_a_note(tmp_path: Path) -> None:
         layer_weights(small, None, build_grid(sweep).baseline)
 
 
+@pytest.mark.requires("matplotlib")  # the plots
 def test_a_store_with_nothing_finished_still_gives_tables_and_html(tmp_path: Path) -> None:
     rows = [
         run_row(0, alpha=0.0, bits=32, status="pending", acc=None),
