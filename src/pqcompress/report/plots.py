@@ -411,6 +411,12 @@ def size_vs_accuracy(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
     if f32:
         ax.axvline(max(f32) / 1024, color=BASE_COLOR, ls=":", lw=1, label="float32 dense size")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    # plain numbers at 1, 2 and 5 per decade (not 6x10^1 on every minor tick)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.margins(x=0.08)
     top = max(y for _, y in pts)
     ax.set_ylim(floor, top + 0.08 * (top - floor) + 0.5)
