@@ -78,6 +78,7 @@ def test_ground_floor_imports_nothing_above_it():
         "pqcompress.cpus",
         "pqcompress.storedb",
         "pqcompress.proctree",
+        "pqcompress.progressbar",
     )
     allowed = (*ground, "pqcompress.lazy")
     bad = [

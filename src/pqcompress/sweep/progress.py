@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+from pqcompress.progressbar import rich_bar
+
 
 class SweepProgress:
     """Counts points and shows them; ``enabled=False`` prints nothing."""
@@ -19,26 +21,7 @@ class SweepProgress:
         self._bar: Any = None
         self._task: Any = None
         if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[counts]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
+            self._bar = rich_bar("counts", field_before_times=True, stderr=True)
 
     def __enter__(self) -> SweepProgress:
         if self._bar is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from pqcompress.progressbar import rich_bar
+
 
 def format_epoch_line(row: dict[str, Any], epochs: int) -> str:
     """One-line summary of a metrics.jsonl row, e.g. for logs of non-interactive runs."""
@@ -43,24 +45,7 @@ class EpochProgress:
 
     def __enter__(self) -> EpochProgress:
         if self.interactive:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"),
-            )
+            self._bar = rich_bar("stats")
             self._bar.start()
         return self
 
