@@ -102,7 +102,7 @@ def test_missing_or_non_mapping_file(tmp_path: Path) -> None:
 def test_recipes_expand() -> None:
     root = Path(__file__).resolve().parents[3] / "recipes"
     counts = {p.name: len(SweepSpec.from_yaml(p).points()) for p in root.glob("grid_*.yaml")}
-    assert counts["grid_cnn5_cifar10_cpu.yaml"] == 21
+    assert counts["grid_cnn5_cifar10_cpu.yaml"] == 22
     assert counts["grid_cnn5_cifar10.yaml"] == 7 * 5 * 6 + 1
     assert counts["grid_vgg16_cifar10_microservice.yaml"] == 6
     assert counts["grid_vgg16_cifar10_microservice_cpu.yaml"] == 6
