@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pqcompress.metrics.efficiency import efficiency_score
+from pqcompress.report.settings import Setting, settings_of
 from pqcompress.report.store import Run, Sweep
-from pqcompress.report.table_format import mean_sd, mean_sd_or_none
+from pqcompress.report.table_format import mean_sd_or_none
 
 GRID_AXES = ("alpha", "bits")
 # how an unfinished cell is shown, most informative first
@@ -91,19 +92,15 @@ class Grid:
 def _best_setting(runs: Sequence[Run]) -> tuple[Run, ...]:
     """The finished runs of the setting (params but the seed) with the highest mean test
     accuracy over its seeds; ties: lower mean density, then the earlier point. In point order."""
-    groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
-    for r in runs:
-        if r.finished and r.best_test_acc is not None:
-            groups.setdefault(r.setting, []).append(r)
-    if not groups:
+    settings = settings_of(runs)
+    if not settings:
         return ()
 
-    def rank(group: list[Run]) -> tuple[float, float, int]:
-        acc = mean_sd([float(r.best_test_acc or 0.0) for r in group])[0]
-        dens = [r.density_at_best for r in group if r.density_at_best is not None]
-        return (-acc, mean_sd(dens)[0] if dens else 1.0, min(r.point_index for r in group))
+    def rank(st: Setting) -> tuple[float, float, int]:
+        density = st.density if st.density is not None else 1.0
+        return (-st.acc, density, st.first.point_index)
 
-    return tuple(sorted(min(groups.values(), key=rank), key=lambda r: r.point_index))
+    return min(settings, key=rank).runs
 
 
 def _varying_axes(runs: Sequence[Run]) -> set[str]:

@@ -4,11 +4,11 @@ home of both, used by the points table and the file size vs accuracy plot."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pqcompress.report.store import Run, Sweep
-from pqcompress.report.table_format import mean_sd
+from pqcompress.report.table_format import mean_sd, mean_sd_or_none
 
 
 @dataclass(frozen=True)
@@ -36,30 +36,32 @@ class Setting:
         return r.compression is None or (r.alpha == 0 and r.bits == 32)
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def group_settings(sweep: Sweep) -> list[Setting]:
-    """One Setting per distinct ``Run.setting`` among the finished runs with an accuracy,
-    ordered by the first point of each."""
+def settings_of(runs: Iterable[Run]) -> list[Setting]:
+    """One Setting per distinct ``Run.setting`` among the finished runs with an accuracy (its
+    runs in point order), ordered by the first point of each."""
     groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
-    for r in sweep.finished:
-        if r.best_test_acc is not None:
+    for r in sorted(runs, key=lambda r: r.point_index):
+        if r.finished and r.best_test_acc is not None:
             groups.setdefault(r.setting, []).append(r)
     out = []
-    for runs in sorted(groups.values(), key=lambda rs: min(r.point_index for r in rs)):
-        acc, sd = mean_sd([float(r.best_test_acc) for r in runs if r.best_test_acc is not None])
+    for group in groups.values():
+        acc, sd = mean_sd([float(r.best_test_acc) for r in group if r.best_test_acc is not None])
+        density = [r.density_at_best for r in group if r.density_at_best is not None]
         out.append(
             Setting(
-                runs=tuple(runs),
+                runs=tuple(group),
                 acc=acc,
                 acc_sd=sd,
-                density=_mean([r.density_at_best for r in runs if r.density_at_best is not None]),
-                pqz_bytes=_mean([float(r.pqz_bytes) for r in runs if r.pqz_bytes]),
+                density=mean_sd_or_none(density)[0],
+                pqz_bytes=mean_sd_or_none([float(r.pqz_bytes) for r in group if r.pqz_bytes])[0],
             )
         )
     return out
+
+
+def group_settings(sweep: Sweep) -> list[Setting]:
+    """The settings of a sweep's finished runs (``settings_of``)."""
+    return settings_of(sweep.finished)
 
 
 def baseline(settings: Sequence[Setting]) -> Setting | None:
