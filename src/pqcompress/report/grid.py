@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pqcompress.metrics.efficiency import efficiency_score
 from pqcompress.report.settings import Setting, settings_of
 from pqcompress.report.store import Run, Sweep
-from pqcompress.report.table_format import mean_sd_or_none
 
 GRID_AXES = ("alpha", "bits")
 # how an unfinished cell is shown, most informative first
@@ -19,14 +18,22 @@ _STATUS_ORDER = ("running", "interrupted", "pending", "failed")
 
 @dataclass(frozen=True)
 class Cell:
-    """The runs at one (alpha, bits); ``seeds`` are the finished runs of the setting (the
-    params but the seed) with the best mean test accuracy, ``best`` the first of them."""
+    """The runs at one (alpha, bits); ``setting`` is the setting (the params but the seed)
+    with the best mean test accuracy among its finished runs, ``best`` its first run."""
 
     alpha: float
     bits: int
     runs: tuple[Run, ...]
-    best: Run | None
-    seeds: tuple[Run, ...] = ()
+    setting: Setting | None = None
+
+    @property
+    def best(self) -> Run | None:
+        return self.setting.first if self.setting is not None else None
+
+    @property
+    def seeds(self) -> tuple[Run, ...]:
+        """The chosen setting's finished runs, one per seed, in point order."""
+        return self.setting.runs if self.setting is not None else ()
 
     @property
     def status(self) -> str:
@@ -44,23 +51,22 @@ class Cell:
     @property
     def acc(self) -> float | None:
         """Mean test accuracy (best epoch) over the chosen setting's seeds."""
-        return mean_sd_or_none([float(r.best_test_acc) for r in self.seeds if r.best_test_acc])[0]
+        return self.setting.acc if self.setting is not None else None
 
     @property
     def acc_sd(self) -> float | None:
         """Sample sd of that accuracy over seeds (None with one seed)."""
-        return mean_sd_or_none([float(r.best_test_acc) for r in self.seeds if r.best_test_acc])[1]
+        return self.setting.acc_sd if self.setting is not None else None
 
     @property
     def density(self) -> float | None:
         """Mean density at the best epoch over the chosen setting's seeds."""
-        values = [r.density_at_best for r in self.seeds if r.density_at_best is not None]
-        return mean_sd_or_none(values)[0]
+        return self.setting.density if self.setting is not None else None
 
     @property
     def pqz_bytes(self) -> float | None:
         """Mean ``.pqz`` size over the chosen setting's seeds."""
-        return mean_sd_or_none([float(r.pqz_bytes) for r in self.seeds if r.pqz_bytes])[0]
+        return self.setting.pqz_bytes if self.setting is not None else None
 
 
 @dataclass(frozen=True)
@@ -89,18 +95,18 @@ class Grid:
         return cell.acc if cell is not None else None
 
 
-def _best_setting(runs: Sequence[Run]) -> tuple[Run, ...]:
-    """The finished runs of the setting (params but the seed) with the highest mean test
-    accuracy over its seeds; ties: lower mean density, then the earlier point. In point order."""
+def _best_setting(runs: Sequence[Run]) -> Setting | None:
+    """The setting (params but the seed) of the finished runs with the highest mean test
+    accuracy over its seeds; ties: lower mean density, then the earlier point."""
     settings = settings_of(runs)
     if not settings:
-        return ()
+        return None
 
     def rank(st: Setting) -> tuple[float, float, int]:
         density = st.density if st.density is not None else 1.0
         return (-st.acc, density, st.first.point_index)
 
-    return min(settings, key=rank).runs
+    return min(settings, key=rank)
 
 
 def _varying_axes(runs: Sequence[Run]) -> set[str]:
@@ -131,8 +137,7 @@ def build_grid(sweep: Sweep) -> Grid:
     cells = {}
     for key, runs in groups.items():
         varying |= _varying_axes(runs)
-        seeds = _best_setting(runs)
-        cells[key] = Cell(key[0], key[1], tuple(runs), seeds[0] if seeds else None, seeds)
+        cells[key] = Cell(key[0], key[1], tuple(runs), _best_setting(runs))
     return Grid(
         alphas=tuple(sorted({k[0] for k in groups})),
         bits=tuple(sorted({k[1] for k in groups}, reverse=True)),
