@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from pqcompress.errors import StorageError
+
 TEMP_MARK = ".tmp-"
+NAME_MAX = 255  # bytes of one path component on common file systems
+FULL_BELOW_BYTES = 1 << 20  # a failed write on a file system with less free space: disk full
 
 
 def fsync_dir(path: Path) -> None:
@@ -26,25 +32,59 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def temp_path(path: Path) -> Path:
+    """The temp file beside ``path`` that an atomic write goes through: ``<name>.tmp-<pid>``,
+    with the name shortened so that it fits any valid file name (255 bytes)."""
+    suffix = f"{TEMP_MARK}{os.getpid()}"
+    name = path.name
+    room = NAME_MAX - len(suffix.encode())
+    if len(name.encode("utf-8", "surrogateescape")) > room:
+        name = name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    return path.with_name(name + suffix)
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` via ``write(fileobj)`` into a temp file beside it, fsync, then os.replace.
 
     Readers see either the old file or the complete new one; a crash leaves at most a
-    ``<name>.tmp-<pid>`` file behind, which nothing reads.
+    ``<name>.tmp-<pid>`` file behind, which nothing reads. A write that fails (a full disk,
+    no permission) removes the temp file and raises StorageError naming ``path``: the old
+    file is left as it was.
     """
     path = Path(path)
-    tmp = path.with_name(f"{path.name}{TEMP_MARK}{os.getpid()}")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise StorageError(write_failure(path, exc)) from None
         raise
     fsync_dir(path.parent)
+
+
+def write_failure(path: Path, exc: BaseException) -> str:
+    """One line for a failed write of ``path``: the reason, and that the old file is kept."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    reason = " ".join(str(reason).split())[:200]
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or _nearly_full(
+        path.parent
+    ):
+        reason = f"{reason} (the disk is full)"
+    kept = "the earlier file is kept as it was" if path.exists() else "nothing was written"
+    return f"cannot write '{path}': {reason}; {kept}"
+
+
+def _nearly_full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -61,11 +101,18 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def append_line_synced(path: str | Path, line: str) -> None:
-    """Append one text line and fsync it before returning."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line.rstrip("\n") + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one text line and fsync it before returning (StorageError when it cannot)."""
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line.rstrip("\n") + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise StorageError(
+            write_failure(Path(path), exc).replace(
+                "the earlier file is kept as it was", "its earlier lines are kept"
+            )
+        ) from None
 
 
 def stale_temp_files(directory: str | Path) -> Iterator[Path]:

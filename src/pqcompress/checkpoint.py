@@ -4,9 +4,10 @@ Ground floor (beside ``atomic``), so that the codec can read a run without the t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -52,7 +53,14 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically write ``state`` plus the format tag, version and a digest of the contents."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
     payload[DIGEST_KEY] = state_digest(payload)
-    atomic_write(path, lambda fh: torch.save(payload, fh))
+
+    def write(fh: IO[bytes]) -> None:
+        try:
+            torch.save(payload, fh)
+        except RuntimeError as exc:  # torch's zip writer reports a failed write (ENOSPC) so
+            raise OSError(errno.EIO, f"torch.save failed ({exc})") from None
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -30,3 +30,11 @@ class DivergedError(PQCError):
 
 class ModelError(PQCError):
     """A model cannot be built here: a missing optional package or weights file."""
+
+
+class BusyError(PQCError):
+    """A run directory or sweep point is being written by another process."""
+
+
+class StorageError(PQCError, OSError):
+    """A file could not be written (a full disk, no permission); what was there is kept."""

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import NoReturn
 
 from pqcompress import __version__
 from pqcompress.errors import PQCError
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): work saved, one line
+EXIT_TERMINATED = 143  # SIGTERM: handled as Ctrl-C (work saved, one line), then 128 + 15
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -67,18 +72,43 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with _sigterm_as_interrupt() as received:
+        try:
+            code = int(args.func(args) or 0)
+        except PQCError as exc:
+            print(f"pqcompress: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as exc:  # a path that cannot be written or read: say which, no traceback
+            where = f" '{exc.filename}'" if exc.filename else ""
+            print(f"pqcompress: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print(f"pqcompress: interrupted{' (SIGTERM)' if received else ''}", file=sys.stderr)
+            code = EXIT_INTERRUPTED
+    return EXIT_TERMINATED if received and code == EXIT_INTERRUPTED else code
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM raises KeyboardInterrupt, so every command stops as on Ctrl-C (a training run
+    saves its finished epochs and says so, a sweep marks its running points interrupted); the
+    list holds the signal once received. Commands that handle SIGTERM themselves (``serve``
+    drains) install their own handler over this one."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            received.append(signum)
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return int(args.func(args) or 0)
-    except PQCError as exc:
-        print(f"pqcompress: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:  # a path that cannot be written or read: say which, no traceback
-        where = f" '{exc.filename}'" if exc.filename else ""
-        print(f"pqcompress: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("pqcompress: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,32 +66,74 @@ class MetricsLog:
             append_line_synced(self.path, json.dumps(row, allow_nan=True))
 
     def restore(self, epochs: int) -> None:
-        """Load the first ``epochs`` lines and rewrite the file without any later or torn line.
+        """Keep the first ``epochs`` lines of the file and rewrite it without any later or torn
+        line (CheckpointError when fewer survive); see :meth:`reconcile` and :meth:`commit`."""
+        rows, _ = self.reconcile(epochs, None)
+        self.commit(rows)
 
-        A line that does not parse (half-written at a crash) or belongs to an epoch after the
-        checkpoint is dropped. Raises CheckpointError when fewer than ``epochs`` lines survive.
-        """
+    def file_rows(self) -> list[dict[str, Any]]:
+        """The file's complete lines in epoch order (1, 2, ...), up to the first torn or
+        out-of-order one; nothing is changed."""
         rows: list[dict[str, Any]] = []
-        if self.path is not None and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if len(rows) == epochs:
-                    break
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    break
-                if not isinstance(row, dict) or row.get("epoch") != len(rows) + 1:
-                    break
-                rows.append(row)
-        if len(rows) < epochs:
-            raise CheckpointError(
-                f"'{self.path}' holds {len(rows)} complete epoch line(s) but the checkpoint is at "
-                f"epoch {epochs}; the run directory is inconsistent"
+        if self.path is None or not self.path.is_file():
+            return rows
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if not isinstance(row, dict) or row.get("epoch") != len(rows) + 1:
+                break
+            rows.append(row)
+        return rows
+
+    def reconcile(
+        self, epochs: int, saved: list[dict[str, Any]] | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The rows a run resumed at ``epochs`` finished epochs continues with, and a note when
+        the file disagrees with its checkpoint; nothing is written.
+
+        ``saved`` is the history the checkpoint holds (checkpoints written since the
+        checkpoint came first and the metrics line second): it wins, so lines written after the
+        last checkpoint are dropped and lines a stop cut off before they were written are
+        restored. Without it (older checkpoints) the file must hold ``epochs`` complete lines,
+        else CheckpointError.
+        """
+        on_file = self.file_rows()
+        total = self._line_count()
+        if saved is not None and len(saved) == epochs:
+            rows = [dict(r) for r in saved]
+        else:
+            if len(on_file) < epochs:
+                raise CheckpointError(
+                    f"'{self.path}' holds {len(on_file)} complete epoch line(s) but the "
+                    f"checkpoint is at epoch {epochs}; the run directory is inconsistent"
+                )
+            rows = on_file[:epochs]
+        note = None
+        if total > epochs:
+            note = (
+                f"note: {self.path} held {total} line(s) but the checkpoint is at epoch {epochs}; "
+                f"the line(s) after it were written after the last checkpoint and are dropped"
             )
-        self.rows = rows
+        elif len(on_file) < epochs:
+            note = (
+                f"note: {self.path} lacked the line(s) of epoch(s) {len(on_file) + 1}..{epochs}; "
+                "restored from the checkpoint"
+            )
+        return rows, note
+
+    def commit(self, rows: list[dict[str, Any]]) -> None:
+        """Take ``rows`` as the history and rewrite the file with exactly them (atomically)."""
+        self.rows = list(rows)
         if self.path is not None:
-            text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows)
+            text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in self.rows)
             write_text_atomic(self.path, text)
+
+    def _line_count(self) -> int:
+        if self.path is None or not self.path.is_file():
+            return 0
+        return sum(1 for line in self.path.read_text(encoding="utf-8").splitlines() if line)
 
     @property
     def last(self) -> dict[str, Any]:

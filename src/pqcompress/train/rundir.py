@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from pqcompress import dirlock
 from pqcompress.atomic import write_json_atomic, write_text_atomic
 from pqcompress.checkpoint import RUN_CONFIG, read_run_config
 from pqcompress.errors import CheckpointError
@@ -24,7 +26,9 @@ class RunDir:
 
     config.yaml    the experiment config (written at start, rewritten on resume)
     metrics.jsonl  one JSON line per finished epoch (keys: ``history.EPOCH_KEYS``)
-    checkpoint.pt  everything needed to resume after the last finished epoch
+    checkpoint.pt  everything needed to resume after the last finished epoch (with the
+                   metrics lines up to it; written before that epoch's metrics line)
+    .lock          held (flock) by the process writing the run; records who that is
     best.pt        ``{"epoch", "model", "config"}``: the model at the best (test) epoch
     post.pt        same layout, the model after post-training compression (schedule "post")
     result.json    ``RunResult.to_dict()``, written when the run ends (or is interrupted)
@@ -57,15 +61,24 @@ class RunDir:
         has_metrics = self.metrics.is_file() and self.metrics.stat().st_size > 0
         return self.checkpoint.is_file() or self.result.is_file() or has_metrics
 
-    def check_can_start(self, resume: bool) -> None:
-        """Raise CheckpointError when starting afresh would overwrite an earlier run."""
+    def check_is_directory(self) -> None:
+        """CheckpointError when the output path exists and is not a directory."""
         if self.root.exists() and not self.root.is_dir():
             raise CheckpointError(f"output path '{self.root}' exists and is not a directory")
+
+    def check_can_start(self, resume: bool) -> None:
+        """Raise CheckpointError when starting afresh would overwrite an earlier run."""
+        self.check_is_directory()
         if not resume and self.holds_run():
             raise CheckpointError(
                 f"run directory {self.root} already holds a run; pass resume=True (--resume) "
                 "or choose another output directory"
             )
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the run directory's writer lock (``dirlock``; re-entrant in one process): a
+        second writer gets BusyError naming this process."""
+        return dirlock.locked(self.root, dirlock.RUN_LOCK, what="run directory")
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

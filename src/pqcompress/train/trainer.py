@@ -21,7 +21,7 @@ from pqcompress.checkpoint import load_checkpoint, load_model_state, save_checkp
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
 from pqcompress.data.batches import evaluation_view
 from pqcompress.data.bundle import DataBundle
-from pqcompress.errors import CheckpointError, ConfigError, DivergedError
+from pqcompress.errors import CheckpointError, ConfigError, DivergedError, StorageError
 from pqcompress.metrics.classification import classification_report, evaluate_model
 from pqcompress.metrics.sparsity import model_density
 from pqcompress.train import loop
@@ -75,7 +75,7 @@ def _test_hold(run_root: Path, epochs_done: int) -> None:
 
     With ``PQCOMPRESS_TEST_HOLD="RUN_DIR_NAME:EPOCH:HOLD_FILE"`` in the environment, the run
     whose directory is named RUN_DIR_NAME writes ``.held`` into it after saving the checkpoint
-    of EPOCH, then waits while HOLD_FILE exists (at most 300 s). Unset, it costs one lookup.
+    of EPOCH (before that epoch's metrics line), then waits while HOLD_FILE exists (at most 300 s). Unset, it costs one lookup.
     """
     spec = os.environ.get(TEST_HOLD_ENV)
     if not spec:
@@ -201,6 +201,7 @@ class Trainer:
         )
         self.history = MetricsLog(self.run_dir.metrics if self.run_dir else None)
         self.epochs_done = 0
+        self._saved_history: list[dict[str, Any]] = []  # the metrics rows the checkpoint holds
         self._committed: dict[str, Any] = self.tracker.state_dict()
         self._elapsed_before = 0.0
         self._session_start = time.perf_counter()
@@ -209,6 +210,18 @@ class Trainer:
 
     def fit(self) -> RunResult:
         """Train until ``train_cfg.epochs``, early stop or Ctrl-C; return (and store) the result."""
+        if self.run_dir is None:
+            return self._fit()
+        with self.run_dir.locked():
+            try:
+                return self._fit()
+            except StorageError as exc:
+                raise StorageError(
+                    f"{exc}; the {self.epochs_done} finished epoch(s) stay saved in "
+                    f"{self.run_dir.root}: free space, then run again with --resume"
+                ) from None
+
+    def _fit(self) -> RunResult:
         self._session_start = time.perf_counter()
         finished = self._start()
         if finished is not None:
@@ -282,57 +295,77 @@ class Trainer:
     # --------------------------------------------------------------- start/resume
 
     def _start(self) -> RunResult | None:
-        """Prepare a fresh or resumed run; return the stored result of a finished run."""
+        """Prepare a fresh or resumed run; return the stored result of a finished run.
+
+        Everything that can refuse the run is checked before the first write, so a refused
+        resume leaves the run directory exactly as it was.
+        """
         rd = self.run_dir
-        if (
-            rd is not None
-            and self.resume
-            and rd.checkpoint.exists()
-            and not rd.checkpoint.is_file()
-        ):
+        if rd is None:
+            torch.manual_seed(self.cfg.seed)
+            return None
+        rd.check_can_start(self.resume)
+        if self.resume and rd.checkpoint.exists() and not rd.checkpoint.is_file():
             raise CheckpointError(
                 f"cannot resume {rd.root}: '{rd.checkpoint}' is not a regular file; move it away "
                 "to start the run again (its metrics.jsonl is left as it is)"
             )
-        finished = rd is not None and rd.metrics.is_file() and rd.metrics.stat().st_size > 0
-        if rd is not None and self.resume and not rd.checkpoint.exists() and finished:
-            raise CheckpointError(
-                f"cannot resume {rd.root}: metrics.jsonl records finished epochs but there is no "
-                "checkpoint.pt; starting again would overwrite them, so nothing was done"
-            )
-        if rd is None or not self.resume or not rd.checkpoint.is_file():
-            if rd is not None:
-                saved = rd.read_config() if self.resume else None
-                if saved is not None:
-                    check_same_config(saved, self.config, rd.root)
-                self._clean_temps()
-                rd.write_config(self.config)
-                self.history.restore(0)
-                if self.resume:
-                    print(
-                        f"note: no checkpoint in {rd.root}; starting the run from epoch 1",
-                        file=sys.stderr,
-                    )
-            torch.manual_seed(self.cfg.seed)
-            return None
+        if not self.resume or not rd.checkpoint.is_file():
+            return self._start_fresh(rd)
         ckpt = load_checkpoint(rd.checkpoint)
         check_same_config(ckpt.get("config", {}), self.config, rd.root)
         stored = rd.read_result()
         self._load(ckpt)
+        rows, note = self.history.reconcile(self.epochs_done, ckpt.get("history"))
         status = stored.get("status") if stored else None
-        if status == "early_stopped" or (
-            status == "completed" and self.epochs_done >= self.cfg.epochs
+        current = stored is not None and stored.get("epochs_run") == self.epochs_done
+        if current and (
+            status == "early_stopped"
+            or (status == "completed" and self.epochs_done >= self.cfg.epochs)
         ):
             print(
                 f"note: the run in {rd.root} already finished ({status}); returning its result",
                 file=sys.stderr,
             )
             return self._finished_result(stored)  # type: ignore[arg-type]
+        # checks done: from here on the run directory is written
         self._clean_temps()
         rd.write_config(self.config)
-        rd.result.unlink(missing_ok=True)  # stale until this session writes its own
-        self.history.restore(self.epochs_done)
+        self.history.commit(rows)
+        self._saved_history = list(rows)
+        if note:
+            print(note, file=sys.stderr)
         restore_rng(ckpt["rng"])
+        return None
+
+    def _start_fresh(self, rd: RunDir) -> None:
+        """Start at epoch 1 (a new run, or a resume that finds no checkpoint yet)."""
+        saved = rd.read_config() if self.resume else None
+        if saved is not None:
+            check_same_config(saved, self.config, rd.root)
+        orphans = self.history.file_rows() if self.resume else []
+        if orphans and rd.result.is_file():
+            raise CheckpointError(
+                f"cannot resume {rd.root}: it holds a result and {len(orphans)} epoch line(s) "
+                "but no checkpoint.pt; starting again would overwrite that run, so nothing was done"
+            )
+        self._clean_temps()
+        if orphans:
+            dropped = rd.root / "metrics.dropped.jsonl"
+            os.replace(rd.metrics, dropped)
+            print(
+                f"note: {rd.metrics} held {len(orphans)} epoch line(s) but no checkpoint.pt was "
+                f"written for them (stopped before the first checkpoint); they are kept in "
+                f"{dropped.name} and the run starts from epoch 1",
+                file=sys.stderr,
+            )
+        rd.write_config(self.config)
+        self.history.commit([])
+        if self.resume:
+            print(
+                f"note: no checkpoint in {rd.root}; starting the run from epoch 1", file=sys.stderr
+            )
+        torch.manual_seed(self.cfg.seed)
         return None
 
     def _load(self, ckpt: dict[str, Any]) -> None:
@@ -385,10 +418,16 @@ class Trainer:
             best_epoch=self.tracker.best_epoch,
             best_test_acc=self.tracker.best_test_acc,
         )
-        self.history.append({k: row[k] for k in EPOCH_KEYS})
-        self._save_epoch(epoch, is_best)
-        self.epochs_done = epoch + 1
+        line = {k: row[k] for k in EPOCH_KEYS}
+        # the checkpoint (holding this line too) is durable before the metrics line is
+        # appended, so a stop between the two leaves a run that resumes (see reconcile)
+        saved = [*self.history.rows, line]
+        self._save_epoch(epoch, is_best, saved)
+        self._saved_history, self.epochs_done = saved, epoch + 1
         self._committed = self.tracker.state_dict()
+        if self.run_dir is not None:
+            _test_hold(self.run_dir.root, epoch + 1)
+        self.history.append(line)
         progress.end_epoch(row)
 
     def _train_pass(self, epoch: int, progress: EpochProgress) -> tuple[loop.EpochStats, float]:
@@ -469,8 +508,9 @@ class Trainer:
             "_report": test["report"],
         }
 
-    def _save_epoch(self, epoch: int, is_best: bool) -> None:
-        """best.pt when the epoch is the best, then checkpoint.pt (both atomic)."""
+    def _save_epoch(self, epoch: int, is_best: bool, history: list[dict[str, Any]]) -> None:
+        """best.pt when the epoch is the best, then checkpoint.pt with the metrics ``history``
+        up to this epoch (both atomic and fsynced)."""
         if self.run_dir is None:
             return
         if is_best:
@@ -483,8 +523,9 @@ class Trainer:
                     **self._export_info(),
                 },
             )
-        save_checkpoint(self.run_dir.checkpoint, self._checkpoint_state(epoch + 1))
-        _test_hold(self.run_dir.root, epoch + 1)
+        save_checkpoint(
+            self.run_dir.checkpoint, {**self._checkpoint_state(epoch + 1), "history": history}
+        )
 
     def _checkpoint_state(self, epochs_done: int) -> dict[str, Any]:
         return {
@@ -516,9 +557,14 @@ class Trainer:
         return info
 
     def _rollback_to_committed(self) -> None:
-        """After Ctrl-C: forget a half-recorded epoch so the result matches the checkpoint."""
+        """After Ctrl-C or SIGTERM: forget a half-recorded epoch so that the result and
+        metrics.jsonl match the checkpoint (the stop may have come between the checkpoint and
+        its metrics line)."""
         self.tracker.load_state_dict(self._committed)
-        self.history.rows = self.history.rows[: self.epochs_done]
+        rows = self._saved_history[: self.epochs_done]
+        if self.run_dir is not None and self.history.file_rows() != rows:
+            self.history.commit(rows)
+        self.history.rows = list(rows)
 
     def _interrupt_message(self) -> str:
         if self.run_dir is None:
@@ -610,16 +656,28 @@ def train(
 
     Nothing is written to ``out_dir`` until data and model are built; an existing run there
     raises CheckpointError unless ``resume`` (and a different config does too, on resume).
-    The model is built right after ``torch.manual_seed(config.train.seed)``; with
-    ``config.init_from`` its weights then come from that run or checkpoint (fine-tuning a
-    trained model under compression). On resume the run's own checkpoint replaces them.
+    The run directory is locked for the whole run: a second process writing it gets
+    BusyError naming the holder. The model is built right after
+    ``torch.manual_seed(config.train.seed)``; with ``config.init_from`` its weights then come
+    from that run or checkpoint (fine-tuning a trained model under compression). On resume the
+    run's own checkpoint replaces them.
     """
+    if out_dir is None:
+        return _train(config, None, resume=resume, progress=progress)
+    run_dir = RunDir(Path(out_dir))
+    run_dir.check_is_directory()
+    with run_dir.locked():  # one writer: a second process gets BusyError before any write
+        return _train(config, run_dir, resume=resume, progress=progress)
+
+
+def _train(
+    config: ExperimentConfig, run_dir: RunDir | None, *, resume: bool, progress: bool
+) -> RunResult:
     from pqcompress.data.registry import build_dataset
     from pqcompress.models.registry import build_model
 
     config_dict = config.to_dict()
-    if out_dir is not None:
-        run_dir = RunDir(Path(out_dir))
+    if run_dir is not None:
         run_dir.check_can_start(resume)
         saved = run_dir.read_config() if resume else None
         if saved is not None:
@@ -640,7 +698,7 @@ def train(
         bundle,
         config.train,
         config.compression,
-        out_dir,
+        run_dir.root if run_dir is not None else None,
         progress=progress,
         resume=resume,
         config_dict=config_dict,

@@ -257,7 +257,6 @@ def _damage(out: Path, how: str) -> None:
 
 DAMAGE = [f"flip@{f}" for f in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95)] + [
     "directory",
-    "missing",
     "nan",
     "epoch=-1",
     "epoch=2.7",
@@ -284,6 +283,35 @@ def test_a_damaged_checkpoint_is_refused_and_metrics_are_kept(tmp_path, how):
         make_trainer(out, epochs=3, resume=True).fit()
     assert "\n" not in str(info.value)
     assert (out / "metrics.jsonl").read_bytes() == metrics  # finished epochs never lost
+
+
+def test_metrics_without_a_checkpoint_are_set_aside_and_the_run_starts_again(tmp_path, capsys):
+    """Stopped before the first checkpoint (or the checkpoint removed): the lines cannot be
+    resumed from, so they move to metrics.dropped.jsonl with a note and epoch 1 starts."""
+    out = tmp_path / "run"
+    make_trainer(out, epochs=2).fit()
+    (out / "result.json").unlink()
+    metrics = (out / "metrics.jsonl").read_bytes()
+    (out / "checkpoint.pt").unlink()
+    result = make_trainer(out, epochs=2, resume=True).fit()
+    assert result.status == "completed" and result.epochs_run == 2
+    assert (out / "metrics.dropped.jsonl").read_bytes() == metrics
+    assert "metrics.dropped.jsonl" in capsys.readouterr().err
+
+
+def test_metrics_without_a_checkpoint_beside_a_result_are_refused_unchanged(tmp_path):
+    out = tmp_path / "run"
+    make_trainer(out, epochs=2).fit()
+    (out / "checkpoint.pt").unlink()
+    before = files_of(out)
+    with pytest.raises(CheckpointError, match=r"no checkpoint\.pt"):
+        make_trainer(out, epochs=3, resume=True).fit()
+    assert files_of(out) == before
+
+
+def files_of(run: Path) -> dict[str, bytes]:
+    """The run's files and contents (the writer lock's note of who held it last aside)."""
+    return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
 
 
 def test_a_checkpoint_digest_catches_a_flipped_bit_inside_a_tensor(tmp_path):

@@ -34,6 +34,7 @@ def test_metrics_jsonl_one_line_per_epoch_with_documented_keys(tmp_path, run_tra
     assert result.status == "completed" and result.epochs_run == 3
     assert result.final == rows[-1] and result.history == rows
     assert {p.name for p in out.iterdir()} == {
+        ".lock",
         "config.yaml",
         "metrics.jsonl",
         "checkpoint.pt",
