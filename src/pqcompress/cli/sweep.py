@@ -78,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
         retry_failed=not args.no_retry_failed,
     )
     _print_summary(summary)
+    if summary.busy:
+        holders = sorted({b["holder"] for b in summary.busy})
+        print(
+            f"note: {len(summary.busy)} point(s) were left to another sweep process running "
+            f"them ({'; '.join(holders)}); rerun the same command once it ends to pick up "
+            "anything it leaves",
+            file=sys.stderr,
+        )
     if summary.failed:
         names = "; ".join(f"#{r['point_index']} {_params(r['params'])}" for r in summary.failed)
         print(

@@ -23,7 +23,8 @@ PRELOAD = ["pqcompress.sweep.preload"]
 PARENT_POLL_S = 1.0
 STOP_TIMEOUT_S = 5.0
 
-OnStart = Callable[[dict[str, Any]], None]
+# on_start(task) is called just before a task runs; returning False declines it (skipped)
+OnStart = Callable[[dict[str, Any]], "bool | None"]
 OnResult = Callable[[dict[str, Any]], None]
 
 
@@ -85,7 +86,8 @@ class LocalExecutor:
         self.startup_s: float | None = None  # the first worker's start-to-ready time
 
     def run(self, tasks: list[dict[str, Any]], on_start: OnStart, on_result: OnResult) -> None:
-        """Run every task; ``on_start(task)`` before sending it, ``on_result(outcome)`` after."""
+        """Run every task; ``on_start(task)`` before sending it (False: skip it),
+        ``on_result(outcome)`` after."""
         queue = deque(dict(t, threads=t.get("threads") or self.threads) for t in tasks)
         slots: list[_Worker | None] = [None] * min(self.workers, len(queue))
         start_forkserver(self.threads)
@@ -93,13 +95,16 @@ class LocalExecutor:
         try:
             while queue or any(w is not None and w.task is not None for w in slots):
                 for i, w in enumerate(slots):
-                    if queue and (w is None or w.task is None):
+                    while queue and (w is None or w.task is None):
+                        task = queue.popleft()
+                        if on_start(task) is False:  # declined (claimed elsewhere): next one
+                            continue
                         if w is None:
                             w = slots[i] = _Worker(ctx, self.threads, self._gpu(i))
-                        task = queue.popleft()
-                        on_start(task)
                         w.send(task)
                 busy = [w for w in slots if w is not None and w.task is not None]
+                if not busy:
+                    continue
                 wait([x for w in busy for x in (w.conn, w.process.sentinel)])
                 for i, w in enumerate(slots):
                     if w is None or w.task is None:
@@ -290,14 +295,16 @@ class InlineExecutor:
         self.startup_s: float | None = None
 
     def run(self, tasks: list[dict[str, Any]], on_start: OnStart, on_result: OnResult) -> None:
-        """Run every task; ``on_start(task)`` before it, ``on_result(outcome)`` after."""
+        """Run every task; ``on_start(task)`` before it (False: skip it), ``on_result(outcome)``
+        after."""
         import torch
 
         from pqcompress.sweep.worker import execute_point
 
         for task in tasks:
             task = dict(task, threads=task.get("threads") or self.threads)
-            on_start(task)
+            if on_start(task) is False:  # declined (claimed by another process)
+                continue
             saved = torch.get_num_threads()
             try:
                 outcome = execute_point(task)

@@ -91,7 +91,8 @@ class RayExecutor:
             while queue or inflight:
                 while queue and len(inflight) < slots:
                     task = queue.pop()
-                    on_start(task)
+                    if on_start(task) is False:  # declined (claimed by another process)
+                        continue
                     inflight[remote.remote(task)] = task
                 done, _ = ray.wait(list(inflight), num_returns=1)
                 for ref in done:

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pqcompress import __version__
+from pqcompress import __version__, dirlock
+from pqcompress.errors import BusyError
 from pqcompress.registry import Registry
 from pqcompress.sweep.errors import ExecutorError, check_ray_address
 from pqcompress.sweep.progress import SweepProgress
 from pqcompress.sweep.spec import SweepPoint, SweepSpec
-from pqcompress.sweep.store import ResultsStore, is_complete, utc_now
+from pqcompress.sweep.store import ResultsStore, StoreError, is_complete, utc_now
 
 EXECUTORS: Registry[Any] = Registry("executor")
 
@@ -53,6 +54,7 @@ def available_executors() -> list[str]:
 
 # Planned actions for a point.
 SKIP, RUN, RESUME, RETRY, SKIP_FAILED = "skip", "run", "resume", "retry", "skip-failed"
+BUSY = "busy"  # another sweep process holds the point's claim: left to it
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class SweepSummary:
     skipped: int = 0
     startup_s: float | None = None
     failed: list[dict[str, Any]] = field(default_factory=list)
+    busy: list[dict[str, Any]] = field(default_factory=list)  # {point_index, params, holder}
 
     @property
     def ok(self) -> bool:
@@ -95,7 +98,9 @@ def plan_sweep(
     retry_failed: bool = True,
 ) -> list[PlannedPoint]:
     """Decide per point: skip (finished and complete), run (new), resume (a run was started),
-    retry (failed; ``skip-failed`` with ``retry_failed=False``)."""
+    retry (failed; ``skip-failed`` with ``retry_failed=False``), busy (another sweep process
+    holds the point's claim now). A row left ``running`` by a process that is gone (its claim
+    is free) is resumed."""
     assert spec.name
     plans = []
     for point in spec.points():
@@ -105,6 +110,8 @@ def plan_sweep(
             run_dir = Path(row["run_dir"])  # keep resuming where it started
         if is_complete(row):
             action = SKIP
+        elif dirlock.holder(run_dir, dirlock.POINT_CLAIM) is not None:
+            action = BUSY
         elif row is not None and row["status"] == "failed":
             action = RETRY if retry_failed else SKIP_FAILED
         elif (row is not None and row["status"] in ("running", "interrupted")) or (
@@ -148,16 +155,31 @@ def run_sweep(
         todo = [p for p in plans if p.action in (RUN, RESUME, RETRY)]
         runner = make_runner(workers, ray_address) if todo else None  # fails before any write
         _register_points(db, spec, plans)
-        _execute(db, runner, plans, todo, executor=executor, progress=progress, name=spec.name)
+        stale = [p.point.run_id for p in todo if p.row and p.row["status"] == "running"]
+        if stale:  # left running by a sweep process that is gone
+            db.mark(stale, "interrupted")
+        busy: dict[str, str] = {
+            p.point.run_id: dirlock.holder(p.run_dir, dirlock.POINT_CLAIM) or "another process"
+            for p in plans
+            if p.action == BUSY
+        }
+        ran = _execute(
+            db, runner, plans, todo, busy, executor=executor, progress=progress, name=spec.name
+        )
         stored = {r["run_id"]: r for r in (db.run(p.point.run_id) for p in plans) if r}
         rows = [stored[p.point.run_id] for p in plans if p.point.run_id in stored]
         return SweepSummary(
             sweep=spec.name,
             rows=rows,
-            ran=len(todo),
-            skipped=len(plans) - len(todo),
+            ran=ran,
+            skipped=len(plans) - ran - len(busy),
             startup_s=getattr(runner, "startup_s", None),
-            failed=[r for r in rows if r["status"] == "failed"],
+            failed=[r for r in rows if r["status"] == "failed" and r["run_id"] not in busy],
+            busy=[
+                {"point_index": p.point.index, "params": p.point.params, "holder": busy[rid]}
+                for p in plans
+                if (rid := p.point.run_id) in busy
+            ],
         )
 
 
@@ -190,26 +212,48 @@ def _execute(
     runner: Any,
     plans: list[PlannedPoint],
     todo: list[PlannedPoint],
+    busy: dict[str, str],
     *,
     executor: str,
     progress: bool,
     name: str,
-) -> None:
+) -> int:
     """Run the ``todo`` points on ``runner``, recording each start and result as it comes;
-    an interruption marks the points still running as interrupted."""
+    return how many ran here. Each point is claimed (its run directory's ``.claim`` lock)
+    just before it starts: a point another sweep process claimed meanwhile is added to
+    ``busy`` and left to it, one it finished meanwhile is skipped. An interruption marks the
+    points still running as interrupted; every claim is released at the end."""
     by_id = {p.point.run_id: p for p in todo}
     tasks = [
         {"run_id": p.point.run_id, "config": p.point.config.to_dict(), "run_dir": str(p.run_dir)}
         for p in todo
     ]
     running: set[str] = set()
+    claimed: dict[str, Path] = {}
+    ran = 0
     done = sum(p.action in (SKIP, SKIP_FAILED) for p in plans)
     with SweepProgress(progress, len(plans), done=done, name=name) as bar:
 
-        def on_start(task: dict[str, Any]) -> None:
-            db.mark_running(task["run_id"], run_dir=task["run_dir"], executor=executor)
-            running.add(task["run_id"])
-            bar.started(by_id[task["run_id"]].point.label)
+        def on_start(task: dict[str, Any]) -> bool:
+            nonlocal ran
+            rid, run_dir = task["run_id"], Path(task["run_dir"])
+            try:
+                dirlock.acquire(run_dir, dirlock.POINT_CLAIM, what="sweep point")
+            except BusyError:
+                busy[rid] = dirlock.holder(run_dir, dirlock.POINT_CLAIM) or "another process"
+                bar.message(f"busy          {by_id[rid].point.label}  run by {busy[rid]}")
+                return False
+            claimed[rid] = run_dir
+            if is_complete(db.run(rid)):  # another process finished it since the plan
+                dirlock.release(run_dir, dirlock.POINT_CLAIM)
+                del claimed[rid]
+                bar.finished(by_id[rid].point.label, "skipped", "finished by another process")
+                return False
+            db.mark_running(rid, run_dir=task["run_dir"], executor=executor)
+            running.add(rid)
+            ran += 1
+            bar.started(by_id[rid].point.label)
+            return True
 
         def on_result(outcome: dict[str, Any]) -> None:
             rid = outcome["run_id"]
@@ -219,7 +263,11 @@ def _execute(
             values["error"] = outcome.get("error")
             values["finished_at"] = utc_now()
             epochs = outcome.get("epochs") or None  # None: keep the stored epoch rows
-            db.record_run(rid, values, epochs)
+            try:
+                db.record_run(rid, values, epochs)
+            finally:
+                if rid in claimed:
+                    dirlock.release(claimed.pop(rid), dirlock.POINT_CLAIM)
             acc = values.get("best_test_acc")
             detail = f"test {100 * acc:.2f}%" if acc is not None else ""
             if outcome["status"] == "failed":
@@ -231,8 +279,13 @@ def _execute(
                 runner.run(tasks, on_start, on_result)
         except BaseException:
             if running:
-                db.mark(sorted(running), "interrupted")
+                with contextlib.suppress(StoreError):
+                    db.mark(sorted(running), "interrupted")
             raise
+        finally:
+            for run_dir in claimed.values():
+                dirlock.release(run_dir, dirlock.POINT_CLAIM)
+    return ran
 
 
 @contextlib.contextmanager

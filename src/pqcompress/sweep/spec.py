@@ -25,6 +25,7 @@ from pqcompress.config import (
     to_dict,
 )
 from pqcompress.errors import ConfigError
+from pqcompress.paths import check_component
 
 # Short axis names -> dotted ExperimentConfig paths. Any dotted path is accepted as well.
 AXIS_ALIASES: dict[str, str] = {
@@ -106,6 +107,7 @@ class SweepSpec:
         spec = from_dict(cls, data)
         if not spec.name:
             spec = _replace(spec, name=default_name)
+        check_component(str(spec.name), "sweep name")  # the runs' directory under --runs-dir
         spec.base()  # validate the base experiment up front
         return spec
 

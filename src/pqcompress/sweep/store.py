@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pqcompress import storedb
 from pqcompress.sweep.errors import StoreError
 from pqcompress.sweep.schema import DDL, FINISHED_STATUSES, RUN_STATUSES, SCHEMA_VERSION
 
@@ -89,7 +90,7 @@ class ResultsStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         try:
-            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+            self._db = storedb.connect(uri, self.path, StoreError, uri=True, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open results store '{self.path}': {exc}") from None
         self._db.row_factory = sqlite3.Row
@@ -107,7 +108,7 @@ class ResultsStore:
     def _init(self) -> None:
         db = self._db
         db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute(f"PRAGMA busy_timeout = {int(storedb.BUSY_TIMEOUT_S * 1000)}")
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
             raise StoreError(
