@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pqcompress.atomic import write_text_atomic
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -37,7 +39,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     _print_report(report)
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomic(Path(args.json_path), json.dumps(report, indent=2) + "\n")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 LAYOUTS = ("auto", "dense", "bitmap", "csr", "csc")
@@ -187,8 +188,8 @@ def _inspect(args: argparse.Namespace) -> int:
     console.print(table)
     t = report["totals"]
     lines = [
-        f"file {t['file_bytes']:,} bytes; {t['params']:,} elements, "
-        f"{100 * (1 - t['nnz'] / max(t['params'], 1)):.2f}% zeros"
+        f"file {t['file_bytes']:,} bytes; {t['params']:,} elements"
+        + (f", {100 * (1 - t['nnz'] / t['params']):.2f}% zeros" if t["params"] else "")
         + ("; LOSSY (float16 tensors)" if t["lossy"] else ""),
         f"float32 dense: {t['float32_bytes']:,} bytes -> {t['ratio_float32']:.2f}x smaller",
         "embedded ONNX graphs: "
@@ -199,10 +200,14 @@ def _inspect(args: argparse.Namespace) -> int:
             f"studies' dense int8 + Deflate: {t['studies_bytes']:,} bytes -> "
             f"{t['ratio_studies']:.2f}x smaller"
         )
-        lines.append(
-            f"order-0 entropy bound of the stored symbols: {t['entropy_bound_bytes']:,.0f} bytes "
-            f"(file = {t['ratio_to_bound']:.3f}x the bound)"
-        )
+        ratio = t.get("ratio_to_bound")
+        if isinstance(ratio, (int, float)) and math.isfinite(ratio):
+            lines.append(
+                f"order-0 entropy bound of the stored symbols: {t['entropy_bound_bytes']:,.0f} "
+                f"bytes (file = {ratio:.3f}x the bound)"
+            )
+        else:  # no integer codes stored (a float model): there is no bound to compare with
+            lines.append("order-0 entropy bound: none (the file stores no integer codes)")
     for line in lines:
         console.print(line)
     return 0

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pqcompress.atomic import atomic_write
 from pqcompress.codec.entries import runs_on_int8
 from pqcompress.errors import ConfigError, PQCError
 
@@ -230,7 +231,7 @@ def export_onnx(
     keep_bn = bool(int8 and (coded or float_named))
     blob = _export_float(model, input_shape, opset, fold_batchnorm=not keep_bn)
     if not int8:
-        path.write_bytes(blob)
+        atomic_write(path, lambda fh: fh.write(blob))
         return path
     if calibration is None:
         raise ConfigError("int8=True needs calibration= (an iterable of a few input batches)")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
+from pqcompress.atomic import write_text_atomic
 from pqcompress.report import html, plots, reference, tables
 from pqcompress.report.errors import PlotSkipped, ReportError
 from pqcompress.report.grid import Grid, build_grid, most_compressed
@@ -208,9 +209,8 @@ def build_report(
         skipped.append("plots were not requested (--no-plots)")
 
     index = out / "index.html"
-    index.write_text(
-        html.render(f"Sweep report: {sweep.name}", _meta(sweep), made, rendered, skipped),
-        encoding="utf-8",
+    write_text_atomic(
+        index, html.render(f"Sweep report: {sweep.name}", _meta(sweep), made, rendered, skipped)
     )
     return ReportResult(
         out_dir=out,

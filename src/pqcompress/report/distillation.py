@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
 from pqcompress.report.table_format import Table, num, pct, pct_value
 
@@ -321,8 +322,8 @@ def build_distillation_report(folder: str | Path, out_dir: str | Path) -> list[P
     for t in tables:
         written += t.write(out)
     report = out / "report.md"
-    report.write_text(
+    write_text_atomic(
+        report,
         "# Distillation study: ours beside theirs\n\n" + "\n".join(t.to_markdown() for t in tables),
-        encoding="utf-8",
     )
     return [report, *written]

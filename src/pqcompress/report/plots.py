@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from pqcompress.atomic import atomic_write
 from pqcompress.report.errors import MissingDependencyError, PlotSkipped
 from pqcompress.report.grid import Grid, efficiency_scores
 from pqcompress.report.settings import group_settings, settings_front
@@ -65,9 +67,15 @@ def _figure(width: float, height: float) -> Any:
 
 def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=DPI)
-    fig.savefig(paths[1])
+    for path, kw in zip(paths, ({"dpi": DPI, "format": "png"}, {"format": "svg"})):
+        buf = io.BytesIO()
+        fig.savefig(buf, **kw)
+        atomic_write(path, _writer(buf.getvalue()))  # replaced whole or left as it was
     return paths
+
+
+def _writer(data: bytes) -> Any:
+    return lambda fh: fh.write(data)
 
 
 def alpha_colors(alphas: Sequence[float]) -> dict[float, Any]:

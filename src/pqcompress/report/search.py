@@ -9,6 +9,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
 from pqcompress.report.table_format import Table, mean_sd, num
 from pqcompress.storedb import table_rows
@@ -268,5 +269,5 @@ def build_search_report(
     )
     pics = "".join(f"![{p.stem}]({p.name})\n\n" for p in figures if p.suffix == ".png")
     report = out / "search_report.md"
-    report.write_text(head + "\n".join(t.to_markdown() for t in tables) + "\n" + pics, "utf-8")
+    write_text_atomic(report, head + "\n".join(t.to_markdown() for t in tables) + "\n" + pics)
     return [report, *written, *figures]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
 from pqcompress.report.table_format import Table, mean_sd_or_none, num
 
@@ -388,5 +389,5 @@ def build_serving_report(
     )
     pics = "".join(f"![{p.stem}]({p.name})\n\n" for p in figures if p.suffix == ".png")
     report = out / "serving_report.md"
-    report.write_text(head + "\n".join(t.to_markdown() for t in tables) + "\n" + pics, "utf-8")
+    write_text_atomic(report, head + "\n".join(t.to_markdown() for t in tables) + "\n" + pics)
     return [report, *written, *figures]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import statistics
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pqcompress.atomic import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,15 @@ class Table:
     def write(self, out_dir: Path) -> list[Path]:
         """Write ``<name>.md``, ``<name>.csv`` and ``<name>.json`` into ``out_dir``."""
         md, cs, js = (out_dir / f"{self.name}.{ext}" for ext in ("md", "csv", "json"))
-        md.write_text(self.to_markdown(), encoding="utf-8")
-        with cs.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(self.columns), extrasaction="ignore")
-            writer.writeheader()
-            for r in self.records:
-                writer.writerow({k: _csv_value(r.get(k)) for k in self.columns})
-        js.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n", "utf-8")
+        # each file is replaced whole or left as it was (a full disk never leaves half a file)
+        write_text_atomic(md, self.to_markdown())
+        buf = io.StringIO(newline="")
+        writer = csv.DictWriter(buf, fieldnames=list(self.columns), extrasaction="ignore")
+        writer.writeheader()
+        for r in self.records:
+            writer.writerow({k: _csv_value(r.get(k)) for k in self.columns})
+        write_text_atomic(cs, buf.getvalue())
+        write_text_atomic(js, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
         return [md, cs, js]
 
 

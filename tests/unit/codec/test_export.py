@@ -173,3 +173,24 @@ def test_export_opset_and_integrity_reach_the_file(run_dir, tmp_path, capsys):
     assert manifest["format_version"] == 2  # a graph, and one digest per section
     graph = onnx.load_from_string(portable.onnx_model_bytes(out, int8=False))
     assert {o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")} == {15}
+
+
+def test_inspect_of_a_file_without_codes_prints_no_nan(tmp_path, capsys):
+    import pqcompress as pqc
+
+    path = tmp_path / "float.pqz"
+    pqc.save(torch.nn.ReLU(), path, onnx="none")  # no tensors, so no codes: no bound
+    args = parser().parse_args(["inspect", str(path)])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "nan" not in text.lower() and "stores no integer codes" in text
+    assert "0 elements" in text and "zeros" not in text
+
+
+def test_export_writes_a_255_byte_output_name(run_dir, tmp_path):
+    name = "m" * 251 + ".pqz"  # the longest valid file name
+    args = parser().parse_args(
+        ["export", str(run_dir), "-o", str(tmp_path / name), "--onnx", "none"]
+    )
+    assert args.func(args) == 0
+    assert (tmp_path / name).is_file() and [p.name for p in tmp_path.iterdir()] == [name]
