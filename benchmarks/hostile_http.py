@@ -1,5 +1,9 @@
 """Hostile-request campaign against a real `pqcompress serve` on 127.0.0.1: seeded malformed
-requests of many kinds from 4 concurrent clients, then counts per kind of answer.
+requests of many kinds from 4 concurrent clients, then counts per kind of answer; then the
+memory cases (large JSON bodies one at a time and eight 8 MiB bodies at once) and 64 slow
+uploads at 1 byte/s beside good requests, each with the server's peak RSS against the base
+deployment's memory limit (the server gets that limit as PQC_MEMORY_LIMIT_BYTES, as the pod
+does through the Downward API).
 
 Kinds: random bytes under every content type; `.npy` files with mutated headers (shapes, dtypes,
 orders, lengths); corrupted and lying PNG/JPEG images (bit flips, truncation, huge declared
@@ -10,6 +14,7 @@ connection the server broke, or a server that is not ready afterwards. The serve
 (VmHWM) is reported beside the base deployment's memory limit.
 
     python benchmarks/hostile_http.py MODEL.pqz 3000
+    python benchmarks/hostile_http.py MODEL.pqz 0      # only the memory and slow-body cases
 """
 
 from __future__ import annotations
@@ -179,6 +184,99 @@ def request(rng: random.Random, shape) -> dict:
     }
 
 
+MiB = 1 << 20
+MEMORY_CASES = {
+    "2 MiB of one-number rows": b'{"inputs": [' + b"[0]," * (2 * MiB // 4) + b"[0]]}",
+    "6 MiB of numbers": b'{"inputs": [' + b"0.1234567," * (6 * MiB // 10) + b"1]}",
+    "8 MiB of numbers": b'{"inputs": [' + b"1," * (4 * MiB - 10) + b"1]}",
+}
+
+
+def manifest_memory_limit() -> int:
+    """The base Deployment's container memory limit in bytes."""
+    import yaml
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "deploy/k8s/base/deployment.yaml")) as fh:
+        docs = [d for d in yaml.safe_load_all(fh) if d and d.get("kind") == "Deployment"]
+    text = str(
+        docs[0]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+    )
+    for suffix, factor in (("Ki", 1 << 10), ("Mi", MiB), ("Gi", 1 << 30)):
+        if text.endswith(suffix):
+            return int(float(text[: -len(suffix)]) * factor)
+    return int(text)
+
+
+def memory_cases(url: str, pid: int) -> list[str]:
+    """Each large body alone, then eight 8 MiB bodies at once: answers and peak RSS after each."""
+    lines = []
+    for name, body in MEMORY_CASES.items():
+        r = httpx.post(url + "/v1/predict", content=body, timeout=120,
+                       headers={"content-type": "application/json"})  # fmt: skip
+        code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
+        lines.append(f"| {name} | {r.status_code} {code} | {peak_rss_mib(pid):.1f} |")
+    answers: list[str] = []
+
+    def post() -> None:
+        r = httpx.post(url + "/v1/predict", content=MEMORY_CASES["8 MiB of numbers"],
+                       timeout=120, headers={"content-type": "application/json"})  # fmt: skip
+        code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
+        answers.append(f"{r.status_code} {code}".strip())
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    summary = ", ".join(f"{n} x {a}" for a, n in collections.Counter(answers).items())
+    lines.append(f"| eight 8 MiB bodies at once | {summary} | {peak_rss_mib(pid):.1f} |")
+    return lines
+
+
+def slow_bodies(url: str, port: int, shape: tuple[int, ...], seconds: float = 40.0) -> str:
+    """64 uploads sending 1 byte/s, good requests beside them: what each side got."""
+    head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{")  # fmt: skip
+    socks = []
+    for _ in range(64):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(head)
+        socks.append(s)
+    answers: dict[int, str] = {}
+    good: collections.Counter[int] = collections.Counter()
+    t0 = time.monotonic()
+    first: float | None = None
+    good_body = {"inputs": np.zeros((1, *shape), dtype=np.float32).tolist()}
+    while time.monotonic() - t0 < seconds and len(answers) < len(socks):
+        for i, s in enumerate(socks):
+            if i in answers:
+                continue
+            try:
+                s.send(b"1")
+                s.setblocking(False)
+                data = s.recv(64)
+                answers[i] = data.split(b"\r\n")[0].decode()[9:12] if data else "closed"
+                first = first or time.monotonic() - t0
+            except BlockingIOError:
+                pass
+            except OSError:
+                answers[i] = "closed"
+            finally:
+                s.setblocking(True)
+        good[httpx.post(url + "/v1/predict", json=good_body, timeout=60).status_code] += 1
+        time.sleep(1.0)
+    for s in socks:
+        s.close()
+    got = collections.Counter(answers.values())
+    waiting = len(socks) - len(answers)
+    return (
+        f"slow uploads (64 at 1 byte/s, {seconds:.0f} s): answered {dict(got)}, still held "
+        f"{waiting}; first answer after {first or float('nan'):.1f} s; good requests beside "
+        f"them: {dict(good)}"
+    )
+
+
 def peak_rss_mib(pid: int) -> float:
     peak = proctree.peak_rss_bytes(pid)
     return float("nan") if peak is None else peak / 2**20
@@ -190,7 +288,8 @@ def main() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "pqcompress.cli.main", "serve", model, "--port", str(port),
          "--log-level", "error"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1",
+             "PQC_MEMORY_LIMIT_BYTES": str(manifest_memory_limit())},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -234,6 +333,14 @@ def main() -> None:
                         bad.append(f"{kind}: {outcome}")
                         details.append(f"{outcome}: {what}")
 
+    limit = manifest_memory_limit()
+    ready_peak = peak_rss_mib(proc.pid)
+    print(f"base manifest memory limit {limit / MiB:.0f} MiB; peak RSS when ready "
+          f"{ready_peak:.1f} MiB")  # fmt: skip
+    print("| case | answer | peak RSS so far (MiB) |\n| --- | --- | ---: |")
+    for line in memory_cases(url, proc.pid):
+        print(line)
+    print(slow_bodies(url, port, shape))
     threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
     t0 = time.perf_counter()
     for t in threads:
@@ -253,7 +360,8 @@ def main() -> None:
     print(f"mishandled {len(bad)} {collections.Counter(bad).most_common(5)}")
     for d in details[:10]:
         print(f"    {d}")
-    print(f"afterwards: /readyz {ready}, a good request {still}; peak RSS {peak:.1f} MiB")
+    print(f"afterwards: /readyz {ready}, a good request {still}; peak RSS {peak:.1f} MiB "
+          f"(limit {limit / MiB:.0f} MiB)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -34,7 +34,14 @@ from pqcompress.serve.bodies import (
     _multipart_files,
     _npy_tensor,
     _predict_body,
-    read_limited,
+    read_body,
+)
+from pqcompress.serve.budget import (
+    MemoryBudget,
+    Reservation,
+    cgroup_memory_limit,
+    derive_budget,
+    resident_bytes,
 )
 from pqcompress.serve.errors import ModelLoadError, RequestError, error_response
 from pqcompress.serve.metrics import ServiceMetrics, model_labels
@@ -47,7 +54,7 @@ log = logging.getLogger("pqcompress.serve")
 
 _ERRORS = {
     code: {"model": schemas.ErrorResponse}
-    for code in (400, 404, 405, 413, 415, 422, 503, 504)
+    for code in (400, 404, 405, 408, 413, 415, 422, 503, 504)
 }  # fmt: skip
 
 
@@ -65,6 +72,7 @@ class ServiceState:
     on_fatal: Callable[[], None] | None = None
     executor: concurrent.futures.ThreadPoolExecutor | None = None
     threads: dict[str, Any] | None = None
+    budget: MemoryBudget | None = None  # bytes requests may hold at once (set when ready)
 
     @property
     def ready(self) -> bool:
@@ -87,7 +95,15 @@ def create_app(settings: ServeSettings, *, load_model: bool = True) -> FastAPI:
         if task is not None and not task.done():
             task.cancel()
         if state.executor is not None:
-            state.executor.shutdown(wait=False, cancel_futures=True)
+            # queued inferences are dropped; running ones finish while the loop still runs
+            # (their results land on it), so nothing calls back into a closed loop
+            shutdown = asyncio.to_thread(state.executor.shutdown, wait=True, cancel_futures=True)
+            try:
+                await asyncio.wait_for(shutdown, timeout=state.settings.drain_timeout_s)
+            except asyncio.TimeoutError:
+                log.warning(
+                    "inferences still running after %ss; exiting", state.settings.drain_timeout_s
+                )
         if state.metrics.multiprocess:
             from prometheus_client import multiprocess
 
@@ -124,6 +140,16 @@ def thread_plan(settings: ServeSettings) -> dict[str, Any]:
     }
 
 
+def request_budget(settings: ServeSettings) -> MemoryBudget:
+    """The memory budget of requests: the setting, else derived from the memory limit (the
+    setting, else the cgroup's) and the resident size now (model loaded and warm)."""
+    if settings.request_memory_bytes:
+        return MemoryBudget(settings.request_memory_bytes, "request_memory_bytes")
+    limit = settings.memory_limit_bytes or cgroup_memory_limit()
+    total, source = derive_budget(limit, resident_bytes())
+    return MemoryBudget(total, source)
+
+
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers (``--workers N``): settings from ``PQC_*`` variables."""
     return create_app(ServeSettings.from_env())
@@ -139,12 +165,18 @@ async def _load(state: ServiceState) -> None:
     else:
         state.metrics.set_model(model.info, model.load_s, model.warmup_s)
         model.info["threads"] = state.threads
+        state.budget = request_budget(state.settings)
+        model.info["memory"] = {
+            "limit_bytes": state.settings.memory_limit_bytes or cgroup_memory_limit(),
+            "request_budget_bytes": state.budget.total,
+            "request_budget_source": state.budget.source,
+        }
         state.model = model
         labels = model_labels(model.info)
         plan = state.threads or {}
         log.info(
             "model %s (%s, %s%s) ready: loaded in %.3f s, warm-up %.3f s; %s inference "
-            "thread(s) (%s) x %s intra-op",
+            "thread(s) (%s) x %s intra-op; requests may hold %.1f MiB at once (%s)",
             state.settings.model,
             labels["architecture"] or "unknown architecture",
             state.settings.runtime,
@@ -154,6 +186,8 @@ async def _load(state: ServiceState) -> None:
             plan.get("inference_threads"),
             plan.get("inference_threads_source"),
             plan.get("threads"),
+            state.budget.total / 2**20,
+            state.budget.source,
         )
         return
     log.error("%s", state.load_error)
@@ -265,34 +299,65 @@ async def _predict(request: Request, state: ServiceState) -> dict[str, Any]:
             "unsupported_content_type",
             f"Content-Type {media or '(none)'!r} is not accepted; use one of {', '.join(ACCEPTED)}",
         )
-    body = await read_limited(request, settings.max_body_bytes)
+    reservation = Reservation(state.budget)
+    try:
+        body = await read_body(request, settings, reservation)
+        # the in-flight limit counts inferences, not bodies still arriving (a slow client
+        # holds no slot; memory is bounded by the budget)
+        busy = state.predicting + state.orphans
+        if busy >= settings.max_in_flight:
+            raise RequestError(
+                503,
+                "overloaded",
+                f"{busy} predictions are in flight, the limit is {settings.max_in_flight}; "
+                f"retry after {settings.retry_after_s} s",
+            )
+        state.predicting += 1
+        try:
+            return await _infer(request, state, model, media, body, reservation)
+        finally:
+            state.predicting -= 1
+    finally:
+        reservation.close()
+
+
+async def _infer(
+    request: Request,
+    state: ServiceState,
+    model: ServedModel,
+    media: str,
+    body: bytes,
+    reservation: Reservation,
+) -> dict[str, Any]:
+    settings = state.settings
     if media == "multipart/form-data":
         parts = await _multipart_files(request, body, settings.max_batch)
-        work = lambda: _batch_of_images(model, parts)  # noqa: E731
+        work = lambda: _batch_of_images(model, parts, reservation)  # noqa: E731
     elif media in IMAGE_TYPES:
-        work = lambda: model.preprocessing.image(body)[None]  # noqa: E731
+        work = lambda: model.preprocessing.image(body, reserve=reservation.add)[None]  # noqa: E731
     elif media == "application/json":
-        work = lambda: _json_tensor(model, body, settings.max_batch)  # noqa: E731
+        work = lambda: _json_tensor(model, body, settings.max_batch, reservation)  # noqa: E731
     else:
-        work = lambda: _npy_tensor(model, body, settings.max_batch)  # noqa: E731
+        work = lambda: _npy_tensor(model, body, settings.max_batch, reservation)  # noqa: E731
 
-    def run() -> np.ndarray:
+    def run() -> tuple[np.ndarray, np.ndarray]:
         x = work()
         if settings.debug_delay_s:
             time.sleep(settings.debug_delay_s)
-        return np.asarray(model.logits(x), dtype=np.float32)
+        return np.asarray(model.logits(x), dtype=np.float32), x
 
     loop = asyncio.get_running_loop()
     assert state.executor is not None
     job = state.executor.submit(run)
     try:
-        logits = await asyncio.shield(asyncio.wrap_future(job))
+        logits, x = await asyncio.shield(asyncio.wrap_future(job))
     except asyncio.CancelledError:  # a timeout (504) or a disconnect while waiting
         if not job.cancel():  # already running: it occupies a thread until it ends
             state.orphans += 1
-            job.add_done_callback(lambda _j: loop.call_soon_threadsafe(_orphan_done, state))
+            job.add_done_callback(lambda _j: _call_soon(loop, _orphan_done, state))
         raise
     state.metrics.samples.inc(len(logits))
+    check_finite_output(logits, x)
     probs = softmax(logits)
     labels = [int(i) for i in probs.argmax(axis=1)]
     names = [model.class_names[i] for i in labels]
@@ -310,6 +375,29 @@ async def _predict(request: Request, state: ServiceState) -> dict[str, Any]:
         "class_names": names,
         "runtime": settings.runtime,
     }
+
+
+def check_finite_output(logits: np.ndarray, x: np.ndarray) -> None:
+    """422 naming the inputs' range when the model's output is not finite (inputs far outside
+    what it was trained on overflow it): never a 200 whose probabilities are null."""
+    if np.isfinite(logits).all():
+        return
+    low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    raise RequestError(
+        422,
+        "non_finite_output",
+        f"the model's output is not finite for these inputs (their values span {low:.3g} .. "
+        f"{high:.3g}); send inputs in the range the model was trained on (normalized as its "
+        "preprocessing says)",
+    )
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """``loop.call_soon_threadsafe`` that does nothing once the loop is closed (an inference
+    that outlived its request and the server)."""
+    with contextlib.suppress(RuntimeError):
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
 
 
 def _orphan_done(state: ServiceState) -> None:

@@ -3,38 +3,75 @@ JSON and .npy, each refused from what it declares before anything is allocated."
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import tokenize
 from typing import Any
 
 import numpy as np
 from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from pqcompress.serve import jsonarray
+from pqcompress.serve.budget import Reservation
 from pqcompress.serve.errors import RequestError
 from pqcompress.serve.preprocess import IMAGE_TYPES, check_batch
 from pqcompress.serve.runtime import ServedModel
+from pqcompress.serve.settings import ServeSettings
 
 NPY_TYPES = ("application/x-npy", "application/octet-stream")
 ACCEPTED = (*IMAGE_TYPES, "multipart/form-data", "application/json", *NPY_TYPES)
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes (streamed)."""
+async def read_body(request: Request, settings: ServeSettings, reservation: Reservation) -> bytes:
+    """The request body, read as it streams in with every byte reserved from the memory budget
+    first. 413 as soon as it passes ``max_body_bytes`` (or declares more); 408 when it arrives
+    too slowly (after ``body_timeout_s``, each ``min_body_rate`` bytes buy one more second), so a
+    slow client never holds memory or a slot for long."""
+    limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise RequestError(
-            413, "body_too_large", f"the body is {int(declared)} bytes; the limit is {limit} bytes"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+    if declared is not None and declared.strip().isdigit():
+        if int(declared) > limit:
             raise RequestError(
-                413, "body_too_large", f"the body is over the limit of {limit} bytes"
+                413,
+                "body_too_large",
+                f"the body is {int(declared)} bytes; the limit is {limit} bytes",
             )
-        chunks.append(chunk)
+        reservation.add(int(declared), "the request body")  # all of it, before reading
+    prepaid = reservation.held
+    chunks: list[bytes] = []
+    size = 0
+    start = time.monotonic()
+    while True:
+        left = start + settings.body_timeout_s + size / settings.min_body_rate - time.monotonic()
+        try:
+            message = await asyncio.wait_for(request.receive(), timeout=max(left, 0.0))
+        except asyncio.TimeoutError:
+            raise RequestError(
+                408,
+                "body_timeout",
+                f"the body arrived too slowly ({size} bytes in {time.monotonic() - start:.1f} s); "
+                f"send it within {settings.body_timeout_s:g} s plus 1 s per "
+                f"{settings.min_body_rate} bytes",
+            ) from None
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(
+                    413, "body_too_large", f"the body is over the limit of {limit} bytes"
+                )
+            if size > prepaid:
+                reservation.add(size - max(prepaid, size - len(chunk)), "the request body")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     body = b"".join(chunks)
+    del chunks
     request._body = body  # starlette's form parser reads the cached body
     return body
 
@@ -78,15 +115,47 @@ async def _multipart_files(request: Request, body: bytes, max_batch: int) -> lis
         await form.close()
 
 
-def _batch_of_images(model: ServedModel, parts: list[bytes]) -> np.ndarray:
+def _batch_of_images(
+    model: ServedModel, parts: list[bytes], reservation: Reservation
+) -> np.ndarray:
     return np.stack(
-        [model.preprocessing.image(p, f"field 'file' #{i}") for i, p in enumerate(parts)]
+        [
+            model.preprocessing.image(p, f"field 'file' #{i}", reserve=reservation.add)
+            for i, p in enumerate(parts)
+        ]
     )
 
 
-def _json_tensor(model: ServedModel, body: bytes, max_batch: int) -> np.ndarray:
+def _json_tensor(
+    model: ServedModel, body: bytes, max_batch: int, reservation: Reservation
+) -> np.ndarray:
     if not body.strip():
         raise RequestError(400, "empty", 'the JSON body is empty: send {"inputs": [...]}')
+    max_values = max_batch * max(1, int(np.prod(model.preprocessing.input_shape)))
+    values = body.count(b",") + 1  # a bound, counted without allocating
+    if values > max_values and body.count(b'"') == 2:  # no strings: the commas are exact
+        raise RequestError(
+            422,
+            "too_many_inputs",
+            f"'inputs' holds {values} values; a request may hold at most {max_values} "
+            "(max_batch inputs of the model's shape)",
+        )
+    values = min(values, max_values)
+    reservation.add(
+        jsonarray.FAST_COST_PER_BYTE * len(body) + jsonarray.COST_PER_VALUE * values,
+        "decoding the JSON body",
+    )
+    arr = jsonarray.numeric_inputs(body, max_values)
+    if arr is not None:
+        return model.preprocessing.tensor(arr, max_batch)
+    if len(body) > jsonarray.GENERIC_MAX_BYTES:
+        raise RequestError(
+            422,
+            "bad_json",
+            f"a JSON body over {jsonarray.GENERIC_MAX_BYTES} bytes must be exactly "
+            '{"inputs": <a nested array of numbers>}; send .npy for anything else this large',
+        )
+    reservation.add(jsonarray.GENERIC_COST_PER_BYTE * len(body), "decoding the JSON body")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -103,12 +172,15 @@ def _json_tensor(model: ServedModel, body: bytes, max_batch: int) -> np.ndarray:
     return model.preprocessing.tensor(data["inputs"], max_batch)
 
 
-def _npy_tensor(model: ServedModel, body: bytes, max_batch: int) -> np.ndarray:
+def _npy_tensor(
+    model: ServedModel, body: bytes, max_batch: int, reservation: Reservation
+) -> np.ndarray:
     import io
 
     if not body:
         raise RequestError(400, "empty", "the .npy body is empty")
-    _check_npy_header(body, max_batch)
+    count = _check_npy_header(body, max_batch)
+    reservation.add(len(body) + 4 * count, "decoding the .npy body")  # the array, its float32
     try:
         arr = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as exc:
@@ -120,9 +192,9 @@ def _npy_tensor(model: ServedModel, body: bytes, max_batch: int) -> np.ndarray:
     return model.preprocessing.tensor(arr, max_batch, what="the .npy array")
 
 
-def _check_npy_header(body: bytes, max_batch: int) -> None:
+def _check_npy_header(body: bytes, max_batch: int) -> int:
     """Refuse a .npy body from its header alone (shape, dtype, size against the bytes sent and
-    the batch limit), before numpy allocates what the header declares."""
+    the batch limit), before numpy allocates what the header declares; the element count."""
     import io
 
     fh = io.BytesIO(body)
@@ -154,6 +226,7 @@ def _check_npy_header(body: bytes, max_batch: int) -> None:
             f"the .npy header declares shape {tuple(shape)} of {dtype} ({declared} bytes), but "
             f"{len(body) - fh.tell()} data bytes were sent",
         )
+    return count
 
 
 def _predict_body() -> dict[str, Any]:

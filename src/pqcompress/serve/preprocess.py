@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +54,17 @@ class Preprocessing:
             mean, std = (0.0,) * channels, (1.0,) * channels
         return cls(shape, mode, mean, std)
 
-    def image(self, data: bytes, what: str = "body") -> np.ndarray:
-        """One decoded, resized, normalized image as a (C, H, W) float32 array."""
+    def image(
+        self,
+        data: bytes,
+        what: str = "body",
+        *,
+        reserve: Callable[[int, str], None] | None = None,
+    ) -> np.ndarray:
+        """One decoded, resized, normalized image as a (C, H, W) float32 array.
+
+        ``reserve(bytes, what)`` is called with what decoding will hold (from the header's
+        size, before any pixel is decoded), so a memory budget can refuse it first."""
         if self.mode is None:
             raise RequestError(
                 415,
@@ -78,6 +87,9 @@ class Preprocessing:
                         f"{what}: {img.width}x{img.height} pixels is over the limit of "
                         f"{MAX_IMAGE_PIXELS} pixels",
                     )
+                if reserve is not None:  # decoded pixels (and a converted copy), the floats
+                    numel = int(np.prod(self.input_shape))
+                    reserve(img.width * img.height * 8 + numel * 12, f"{what}: decoding the image")
                 img.load()
         except RequestError:
             raise

@@ -27,6 +27,11 @@ class ServeSettings:
     ``debug_delay_s`` sleeps in every prediction: both for tests only. ``threads`` is the
     intra-op thread count of one inference; ``inference_threads`` how many inferences run at
     once (None = the CPUs the process may use: affinity and cgroup quota, ``pqcompress.cpus``).
+
+    Slow bodies: a request body must arrive within ``body_timeout_s`` plus one second per
+    ``min_body_rate`` bytes received, else 408. Memory: the bytes requests hold at once (bodies
+    and their decoding) come from one budget, ``request_memory_bytes`` (None = derived from
+    ``memory_limit_bytes``, else the cgroup's memory limit: ``pqcompress.serve.budget``).
     """
 
     model: str
@@ -50,6 +55,10 @@ class ServeSettings:
     debug: bool = False
     debug_delay_s: float = 0.0
     ort_weights: str = "external"
+    body_timeout_s: float = 5.0
+    min_body_rate: int = 64 * 1024
+    memory_limit_bytes: int | None = None
+    request_memory_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.ort_weights not in ORT_WEIGHTS:
@@ -68,7 +77,14 @@ class ServeSettings:
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port={self.port} is not in 0..65535")
-        for name in ("workers", "threads", "max_body_bytes", "max_batch", "max_in_flight"):
+        for name in (
+            "workers",
+            "threads",
+            "max_body_bytes",
+            "max_batch",
+            "max_in_flight",
+            "min_body_rate",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if self.int8 and self.runtime == "torch":
@@ -78,7 +94,17 @@ class ServeSettings:
             )
         if self.inference_threads is not None and self.inference_threads < 1:
             raise ConfigError(f"inference_threads={self.inference_threads} must be >= 1 or auto")
-        for name in ("request_timeout_s", "drain_timeout_s", "header_timeout_s", "keep_alive_s"):
+        for name in ("memory_limit_bytes", "request_memory_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 1 << 20:
+                raise ConfigError(f"{name}={value} must be at least 1 MiB (1048576) or auto")
+        for name in (
+            "request_timeout_s",
+            "drain_timeout_s",
+            "header_timeout_s",
+            "keep_alive_s",
+            "body_timeout_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be > 0")
         if self.retry_after_s < 0 or self.debug_delay_s < 0:
