@@ -115,7 +115,7 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> None:
         "# cnn5 on CIFAR-10 (JPEG copy), CPU budget",
         "",
         f"{args.subset} training images (2,500 held out for validation), {args.epochs} epochs, batch 64, SGD lr {args.lr} momentum 0.9, "
-        "seed 0, test = the 10,000 test images; best epoch by test accuracy (METHOD.md §5). "
+        "seed 0, test = the 10,000 test images; best epoch by test accuracy (docs/method.md §5). "
         "Unlisted settings are the library defaults: form exact, update latent, rounding nearest, "
         "schedule step. One seed: differences of a point or two are noise; collapses are not. "
         "Epoch times were taken while other jobs shared the 2 cores (the float32 run with 2 threads, "

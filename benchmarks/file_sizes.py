@@ -1,7 +1,7 @@
 """File sizes of a compressed VGG16-CIFAR: torch.save float32, the studies' dense int8 codes +
 Deflate, and .pqz in every layout x codec, against the order-0 entropy bound; one process.
 
-Settings: alpha in {0, 0.5, 1.25} x bits in {32, 8}, plus 4 bits at alpha 1.25 (METHOD.md §3,
+Settings: alpha in {0, 0.5, 1.25} x bits in {32, 8}, plus 4 bits at alpha 1.25 (docs/method.md §3,
 §6), each applied with ``Compressor(model, CompressionConfig(alpha, bits, update="inplace"))
 .apply()`` to random-init weights (or the weights of ``--run DIR``'s best.pt). One model build
 per setting.

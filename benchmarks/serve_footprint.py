@@ -3,7 +3,7 @@ vs 8-bit uniform form (int8 kernels) vs 8-bit dead-zone "exact" form (float grap
 decoded weights), all served by ``pqcompress serve`` on 127.0.0.1 in the same run.
 
 Per service: time from process start to the first /readyz 200 (the "new replica" time of
-METHOD.md §6), resident memory (VmRSS) once ready (after the warm-up) and after the latency
+docs/method.md §6), resident memory (VmRSS) once ready (after the warm-up) and after the latency
 run, and batch-1 latency p50/p95 over HTTP (.npy body of one 3x32x32 input) with
 ``--clients`` concurrent clients. Ratios are to the float32 torch service. With
 ``--float32/--uniform/--exact FILE`` the trained .pqz files are served (what users ship);

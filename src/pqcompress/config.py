@@ -296,6 +296,9 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         raise ConfigError(f"{path or cls.__name__} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = unknown_keys(cls, data, path)
+    if len(unknown) > 1:  # every mistyped key of the recipe at once, not only the first
+        raise ConfigError(f"{len(unknown)} unknown keys: {'; '.join(unknown)}")
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         where = f"{path}.{key}" if path else str(key)
@@ -308,6 +311,26 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         return cls(**kwargs)
     except ConfigError as exc:
         raise ConfigError(f"{path + ': ' if path else ''}{exc}") from None
+
+
+def unknown_keys(cls: type, data: Any, path: str = "") -> list[str]:
+    """Every key of ``data`` (nested sections included) that ``cls`` does not have, each as
+    ``'dotted.key' (did you mean 'x'?)``."""
+    if not isinstance(data, Mapping) or not dataclasses.is_dataclass(cls):
+        return []
+    hints = typing.get_type_hints(cls)
+    names = sorted(f.name for f in dataclasses.fields(cls))
+    out = []
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            out.append(f"'{where}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            continue
+        inner = [a for a in (hints[key], *get_args(hints[key])) if dataclasses.is_dataclass(a)]
+        if inner and isinstance(value, Mapping):
+            out += unknown_keys(inner[0], value, where)
+    return out
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

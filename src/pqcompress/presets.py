@@ -55,7 +55,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "studies",
-            "the studies' setting (METHOD.md): in-place updates, floor rounding, alpha .625, "
+            "the studies' setting (docs/method.md): in-place updates, floor rounding, alpha .625, "
             "4 bits, P->Q after every step; for reproduction, it collapses BatchNorm CNNs",
             {
                 "compression.alpha": 0.625,

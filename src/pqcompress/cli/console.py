@@ -27,7 +27,7 @@ def layer_table(stats: list[dict[str, Any]], title: str = "compressed tensors") 
     table = Table(title=title)
     for col in (
         "tensor",
-        "kind",
+        "form",
         "alpha",  # the alpha of the latest application (ramped or solved), else the setting
         "bits",
         "numel",
@@ -36,7 +36,7 @@ def layer_table(stats: list[dict[str, Any]], title: str = "compressed tensors") 
         "threshold",
         "scale",
     ):
-        table.add_column(col, justify="left" if col in ("tensor", "kind") else "right")
+        table.add_column(col, justify="left" if col in ("tensor", "form") else "right")
     for s in stats:
         table.add_row(
             s["name"],

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "OUT_DIR/summary.json (docs/distillation.md).",
     )
     p.add_argument("recipe", metavar="RECIPE.yaml")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("-o", "--out", "--output", dest="out", required=True, metavar="DIR",
+                   help="output folder")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_distill)
 

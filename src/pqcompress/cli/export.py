@@ -8,6 +8,7 @@ from typing import Any
 
 LAYOUTS = ("auto", "dense", "bitmap", "csr", "csc")
 CODECS = ("auto", "deflate", "zstd", "lzma", "raw")
+FORMATS = ("pqz", "onnx")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,12 +19,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "to a .pqz file: compressed tensors as bit-packed integer codes, the rest as float32.",
     )
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
-    p.add_argument("-o", "--output", required=True, help="the .pqz (or .onnx) file to write")
+    p.add_argument(
+        "-o",
+        "--out",
+        "--output",
+        dest="output",
+        required=True,
+        metavar="FILE",
+        help="the file to write: its extension decides the format (.pqz or .onnx)",
+    )
     p.add_argument(
         "--format",
-        choices=("pqz", "onnx"),
-        default="pqz",
-        help="pqz (default): compressed codes; onnx: a graph for ONNX Runtime (docs/export.md)",
+        choices=FORMATS,
+        default=None,
+        help="pqz: compressed codes; onnx: a graph for ONNX Runtime (docs/export.md); by "
+        "default the output's extension decides",
     )
     p.add_argument("--int8", action="store_true", help="onnx: static int8 QDQ graph")
     p.add_argument(
@@ -71,10 +81,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_inspect)
 
 
+def output_format(output: str, asked: str | None) -> str:
+    """The one rule for an output's format: its extension (.pqz or .onnx) decides; an explicit
+    --format must agree with it; anything else is refused in one line."""
+    from pathlib import Path
+
+    from pqcompress.errors import ConfigError
+
+    suffix = Path(output).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise ConfigError(
+            f"-o {output}: the extension decides the format; use a .pqz or .onnx file name"
+        )
+    if asked is not None and asked != suffix:
+        raise ConfigError(
+            f"--format {asked} but -o {output} is a .{suffix} file; name the file .{asked} "
+            "(or drop --format)"
+        )
+    return suffix
+
+
 def _export(args: argparse.Namespace) -> int:
     from pqcompress.codec import export_run
 
-    if getattr(args, "format", "pqz") == "onnx":
+    args.format = output_format(args.output, getattr(args, "format", None))
+    if args.format == "onnx":
         return _export_onnx(args)
     if getattr(args, "int8", False):
         from pqcompress.errors import ConfigError
@@ -123,9 +154,13 @@ def _export_onnx(args: argparse.Namespace) -> int:
     from pqcompress.export import export_onnx
     from pqcompress.posttrain.io import load_model
 
-    if args.int8 and not args.calibration_dataset:
-        raise ConfigError("--format onnx --int8 needs --calibration-dataset NAME")
     src = Path(args.source)
+    if args.int8 and not args.calibration_dataset:  # like the .pqz export: the run's dataset
+        args.calibration_dataset = _run_dataset(src)
+        if not args.calibration_dataset:
+            raise ConfigError(
+                f"--int8: {src} does not name its dataset; pass --calibration-dataset NAME"
+            )
     with tempfile.TemporaryDirectory(prefix="pqc-export-") as tmp:
         if src.is_file() and src.suffix == ".pqz":
             model, manifest = load_model(src)
@@ -160,6 +195,19 @@ def _export_onnx(args: argparse.Namespace) -> int:
     kind = "int8 QDQ" if args.int8 else "float32"
     print(f"wrote {path}: {kind} ONNX graph, {path.stat().st_size:,} bytes")
     return 0
+
+
+def _run_dataset(source: Any) -> str | None:
+    """The dataset a run directory (or a checkpoint's directory) was trained on, if recorded."""
+    from pathlib import Path
+
+    from pqcompress.checkpoint import read_run_config
+
+    root = Path(source)
+    root = root if root.is_dir() else root.parent
+    config = read_run_config(root) or {}
+    name = config.get("dataset")
+    return str(name) if name else None
 
 
 def _inspect(args: argparse.Namespace) -> int:

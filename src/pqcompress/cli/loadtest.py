@@ -32,7 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="send test images of this dataset")
     p.add_argument("--data-root", default=None)
     p.add_argument("--payload-count", type=int, default=256)
-    p.add_argument("--out", type=Path, default=None, metavar="DIR")
+    p.add_argument(
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write DIR/history.csv, history.json and summary.json",
+    )
     p.add_argument(
         "--prometheus",
         default=None,

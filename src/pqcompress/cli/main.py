@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import re
 import signal
 import sys
 import threading
@@ -19,15 +21,42 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): work saved, one line
 EXIT_TERMINATED = 143  # SIGTERM: handled as Ctrl-C (work saved, one line), then 128 + 15
 
 
+_INVALID_CHOICE = re.compile(
+    r"argument (?P<arg>[^:]+): invalid choice: '(?P<got>[^']*)' \(choose from (?P<choices>.*)\)"
+)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the message and where to read more), not the
-    whole usage text; ``--help`` still prints everything."""
+    """argparse, but a usage error is one line (the message, a suggestion for a mistyped choice
+    and where to read more), not the whole usage text; ``--help`` still prints everything."""
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        found = _INVALID_CHOICE.search(message)
+        if found:
+            choices = [c.strip().strip("'") for c in found["choices"].split(",")]
+            close = difflib.get_close_matches(found["got"], choices, n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
         self.exit(
             EXIT_USAGE,
             f"pqcompress: error: {message} (see '{self.prog} --help')\n",
         )
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in ``--help`` (unless its text already names one), descriptions
+    and example epilogs kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or "default" in text.lower()
+            or action.default in (None, False, [], argparse.SUPPRESS)
+            or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
+        ):
+            return text
+        return f"{text} (default: %(default)s)".strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,10 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         sweep,
         train,
     )
+    from pqcompress.cli.examples import epilog
 
     parser = OneLineParser(
         prog="pqcompress",
         description="Compression-aware training (prune-then-quantize after every step) for PyTorch.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n  pqcompress quickstart\n  pqcompress COMMAND --help",
     )
     parser.add_argument("--version", action="version", version=f"pqcompress {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -66,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.register(sub)
     loadtest.register(sub)
     loadtest.register_bench(sub)
+    for name, command in sub.choices.items():  # one convention for every subcommand's help
+        command.formatter_class = HelpFormatter
+        command.epilog = command.epilog or epilog(name)
+        for action in command._actions:  # an option without help text still shows its default
+            if action.help is None and action.option_strings and action.default not in (
+                None, False, [], argparse.SUPPRESS
+            ):  # fmt: skip
+                action.help = "(default: %(default)s)"
     return parser
 
 

@@ -19,7 +19,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         ".onnx for ort-int8, and TorchScript .pt for torch dynamic/static int8.",
     )
     p.add_argument("source", metavar="MODEL")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument(
+        "-o",
+        "--out",
+        "--output",
+        dest="output",
+        required=True,
+        metavar="FILE",
+        help="the file to write (.pqz, .onnx or .pt, as the method produces)",
+    )
     p.add_argument("--prune", choices=("none", "l1", "random", "std"), default="none")
     p.add_argument(
         "--amount", type=float, default=0.0, help="fraction to prune (alpha for --prune std)"

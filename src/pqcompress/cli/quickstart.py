@@ -35,11 +35,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart",
         help="train a small CNN on scikit-learn digits with and without P->Q and compare",
+        description="The first thing to run: trains cnn5 on scikit-learn's bundled digits twice, "
+        "as float32 and under P->Q (prune at alpha * std(W), quantize the survivors to --bits "
+        "after every optimizer step), and prints each run's accuracy, the file size and the "
+        "per-layer sparsity and levels. Needs no download; about a minute on 2 cores.",
     )
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--bits", type=int, default=4)
-    p.add_argument("--out", type=Path, help="keep both run directories under this folder")
+    p.add_argument(
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        type=Path,
+        help="keep both run directories under this folder (default: a temporary folder)",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,14 +67,17 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     results = {}
-    for label, cfg in (("float32", base_cfg), ("P->Q", pq_cfg)):
+    runs = (("float32", base_cfg), ("P->Q", pq_cfg))
+    for i, (label, cfg) in enumerate(runs, 1):
+        what = "no compression" if cfg.compression is None else "P->Q after every step"
+        console.print(f"[bold]run {i}/{len(runs)}: {label}[/bold] ({what})")
         out = None if args.out is None else args.out / label.replace("->", "")
         results[label] = train(cfg, out, progress=False)
     base, pq = results["float32"], results["P->Q"]
 
     from rich.table import Table
 
-    summary = Table(title="digits test set, best epoch (METHOD.md §5)")
+    summary = Table(title="digits test set, at each run's best epoch")
     for col in ("run", "test acc", "train acc", "density", "bits/weight"):
         summary.add_column(col, justify="right")
     summary.add_row(

@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="RESULTS.db",
         help="a results store, or a `pqcompress distill` output folder (Tables I-IV)",
     )
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="report directory")
+    p.add_argument(
+        "-o", "--out", "--output", dest="output", required=True, metavar="OUT_DIR",
+        help="report directory",
+    )  # fmt: skip
     p.add_argument("--sweep", default=None, help="sweep name (needed when the store holds several)")
     p.add_argument(
         "--search",

@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=("local", "inline", "ray"), default="inline")
     p.add_argument("--ray-address", default=None, metavar="A", help="join this Ray cluster")
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations")
-    p.add_argument("--out", default=None, metavar="DIR", help="write DIR/summary.json")
+    p.add_argument(
+        "-o", "--out", "--output", dest="out", default=None, metavar="DIR",
+        help="write DIR/summary.json",
+    )  # fmt: skip
     p.set_defaults(func=_search)
 
 

@@ -64,7 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--recipe", type=Path, help="YAML recipe (ExperimentConfig); flags override it")
     p.add_argument(
-        "--out", type=Path, help="run directory (default: runs/<model>-<dataset>-<time>)"
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        type=Path,
+        help="run directory (default: runs/<model>-<dataset>-<time>)",
     )
     p.add_argument(
         "--resume",
@@ -156,7 +161,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="the same ramp in epochs (converted to optimizer steps; overrides --ramp-steps)",
     )
+    _show_library_defaults(p)
     p.set_defaults(func=run)
+
+
+def _show_library_defaults(p: argparse.ArgumentParser) -> None:
+    """Flags default to None (a recipe's value, else the library's): say the library's in
+    --help, from the config dataclasses themselves."""
+    from pqcompress.config import CompressionConfig, DataConfig, TrainConfig
+
+    sections = {"train": TrainConfig(), "compression": CompressionConfig(), "data": DataConfig()}
+    for action in p._actions:
+        key = _FLAG_KEYS.get(action.dest, "")
+        section, _, field = key.partition(".")
+        if section not in sections or action.default is not None:
+            continue
+        value = getattr(sections[section], field, None)
+        if value is None:
+            continue
+        shown = str(value).lower() if isinstance(value, bool) else value
+        where = "when compressing, " if section == "compression" else ""
+        text = (action.help or "").rstrip()
+        action.help = f"{text} ({where}default: {shown})".strip().replace("%", "%%")
 
 
 def config_from_args(

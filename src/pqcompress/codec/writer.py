@@ -59,8 +59,9 @@ def save(
     manifest says so). ``layout`` (auto, dense, bitmap, csr, csc) and ``codec`` (auto, raw,
     deflate, lzma, zstd) apply to every tensor; ``auto`` keeps the smallest per tensor.
     ``model_name`` (a registry name) plus ``num_classes``/``input_shape``/``model_args`` let
-    :func:`pqcompress.codec.load` rebuild the model; without it the file is "custom" and is
-    read with :func:`pqcompress.codec.load_into`. The file is written to a temporary file in
+    :func:`pqcompress.codec.load` rebuild the model; they default to what
+    :func:`pqcompress.models.build_model` recorded on the model (``pqc_registry``). Without a
+    name the file is "custom" and is read with :func:`pqcompress.codec.load_into`. The file is written to a temporary file in
     the same directory, fsynced and renamed over ``path``: a crash never leaves a partial file.
 
     ``integrity``: ``"auto"`` (default) stores one SHA-256 of the whole payload (format
@@ -79,6 +80,12 @@ def save(
     """
     _check_options(layout, codec, float_dtype, onnx, calibration, integrity)
     path = Path(path)
+    registry = getattr(model, "pqc_registry", None)  # set by models.build_model
+    if model_name is None and isinstance(registry, Mapping) and registry.get("name"):
+        model_name = str(registry["name"])
+        model_args = registry.get("model_args") if model_args is None else model_args
+        num_classes = registry.get("num_classes") if num_classes is None else num_classes
+        input_shape = registry.get("input_shape") if input_shape is None else input_shape
     state = model.state_dict()
     results = _compressed(compressor, state)
     payload = _Payload()

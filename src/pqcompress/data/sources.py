@@ -1,4 +1,5 @@
-"""Where dataset files are looked for: ``cfg.root``, $PQCOMPRESS_DATA_DIR, then shared folders."""
+"""Where dataset files are looked for: ``cfg.root``, $PQCOMPRESS_DATA_DIR, then the per-user
+data folder."""
 
 from __future__ import annotations
 
@@ -6,16 +7,21 @@ import os
 from pathlib import Path
 
 DATA_DIR_ENV = "PQCOMPRESS_DATA_DIR"
-SHARED_DIRS = (Path("../shared/datasets"), Path("/work/shared/datasets"))
+
+
+def user_data_dir() -> Path:
+    """The per-user default: ``$XDG_DATA_HOME/pqcompress/datasets``, where
+    ``$XDG_DATA_HOME`` defaults to ``~/.local/share``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join("~", ".local", "share")
+    return Path(base).expanduser() / "pqcompress" / "datasets"
 
 
 def search_roots(root: str | os.PathLike[str] | None) -> list[Path]:
     """Folders (or files) to look in, in order.
 
-    An explicit ``root`` is the only place searched; otherwise $PQCOMPRESS_DATA_DIR, then
-    ``../shared/datasets`` (relative to the working directory), then ``/work/shared/datasets``.
-    Duplicates are dropped; places that do not exist are kept (callers skip them, and name
-    them in the error when nothing is found).
+    An explicit ``root`` is the only place searched; otherwise $PQCOMPRESS_DATA_DIR, then the
+    per-user folder (:func:`user_data_dir`). Duplicates are dropped; places that do not exist
+    are kept (callers skip them, and name them in the error when nothing is found).
     """
     if root is not None:
         return [Path(root).expanduser()]
@@ -23,7 +29,7 @@ def search_roots(root: str | os.PathLike[str] | None) -> list[Path]:
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         candidates.append(Path(env).expanduser())
-    candidates.extend(SHARED_DIRS)
+    candidates.append(user_data_dir())
     unique: list[Path] = []
     seen: set[Path] = set()
     for path in candidates:

@@ -31,7 +31,7 @@ from torch import nn
 
 from pqcompress.atomic import atomic_write
 from pqcompress.codec.entries import runs_on_int8
-from pqcompress.errors import ConfigError, PQCError
+from pqcompress.errors import ConfigError, ModelError, PQCError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -422,9 +422,16 @@ class OrtModel(nn.Module):
         if threads is not None:
             opts.intra_op_num_threads = int(threads)
         start = time.perf_counter()
-        self.session = ort.InferenceSession(
-            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = ort.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ONNX Runtime's own errors (InvalidProtobuf, NoSuchFile...)
+            detail = " ".join(str(exc).split())[:200]
+            raise ModelError(
+                f"'{path}' is not an ONNX model ONNX Runtime can load ({detail}); expected a "
+                "graph written by `pqcompress export RUN -o FILE.onnx`"
+            ) from None
         self.load_s = time.perf_counter() - start
         self.path = Path(path)
         self.input_name = self.session.get_inputs()[0].name

@@ -1,4 +1,4 @@
-"""Efficiency Score (PE) and the compression ratio it divides by (METHOD.md §2)."""
+"""Efficiency Score (PE) and the compression ratio it divides by (docs/method.md §2)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,9 @@ def build_model(
     """Build the registered model ``name`` returning logits of shape (batch, num_classes).
 
     Unknown names raise RegistryError listing the accepted ones; unknown options, a bad
-    ``num_classes`` or an ``input_shape`` the model cannot take raise ConfigError.
+    ``num_classes`` or an ``input_shape`` the model cannot take raise ConfigError. The model
+    carries ``pqc_registry`` (name, options, classes, input shape): :func:`pqcompress.save`
+    records it unless told otherwise, so :func:`pqcompress.load` rebuilds the model.
     """
     builder = _MODELS.get(name)
     accepted = model_options(name)
@@ -86,7 +88,15 @@ def build_model(
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     shape = _as_shape(input_shape)
-    return builder(num_classes=num_classes, input_shape=shape, **kwargs)
+    model = builder(num_classes=num_classes, input_shape=shape, **kwargs)
+    # what pqcompress.save records by default, so that pqcompress.load can rebuild the model
+    model.pqc_registry = {  # a plain attribute: not in the state dict, not a submodule
+        "name": name,
+        "model_args": dict(kwargs),
+        "num_classes": num_classes,
+        "input_shape": list(shape),
+    }
+    return model
 
 
 def _as_shape(input_shape: Sequence[int]) -> tuple[int, ...]:

@@ -1,4 +1,4 @@
-"""VGG16 for 32x32 images exactly as in the studies (METHOD.md §4): 13 conv3x3 + 3 dense layers;
+"""VGG16 for 32x32 images exactly as in the studies (docs/method.md §4): 13 conv3x3 + 3 dense layers;
 and a small VGG11-BN (a distillation teacher for 28x28 images)."""
 
 from __future__ import annotations

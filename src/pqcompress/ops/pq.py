@@ -1,6 +1,6 @@
 """Prune-then-quantize (P->Q) in its three forms, with integer codes that decode bit-exactly.
 
-Forms (METHOD.md §1), for a tensor W with beta = alpha * std(W), M = max|W|,
+Forms (docs/method.md §1), for a tensor W with beta = alpha * std(W), M = max|W|,
 L = 2^(b-1) - 1 and a rounding r:
 
 - ``exact``   (b-bit exact dead zone): q' = (M - beta) / L; a survivor |w| >= beta becomes

@@ -1,5 +1,5 @@
 """Post-training compression: pruning (L1, random, std), torch int8/fp16 quantization, and the
-search study's design variables (METHOD.md §7). The int8 deployment path is ONNX Runtime
+search study's design variables (docs/method.md §7). The int8 deployment path is ONNX Runtime
 (:mod:`pqcompress.export`); see docs/export.md."""
 
 from __future__ import annotations

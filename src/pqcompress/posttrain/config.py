@@ -1,4 +1,4 @@
-"""The search study's design variables (METHOD.md §7) as one frozen config, and applying it.
+"""The search study's design variables (docs/method.md §7) as one frozen config, and applying it.
 
 =====  =======================  ============================================================
 var    field                    values

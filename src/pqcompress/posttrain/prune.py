@@ -169,7 +169,7 @@ def prune_std(
     scope: Scope = "layer",
     modules: Iterable[str] | None = None,
 ) -> nn.Module:
-    """Zero entries with |w| < alpha * std(W) (METHOD.md §1's pruning, as post-training).
+    """Zero entries with |w| < alpha * std(W) (docs/method.md §1's pruning, as post-training).
 
     ``scope="layer"``: each tensor's own std; ``"global"``: the std of all selected entries.
     """

@@ -10,7 +10,7 @@ from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
 from pqcompress.report.table_format import Table, num, pct, pct_value
 
-# theirs (METHOD.md §6; seed_results.json distillation_pneumonia): accuracy %, precision,
+# theirs (docs/method.md §6; seed_results.json distillation_pneumonia): accuracy %, precision,
 # recall, F1; quantized rows: accuracy %, F1, KB, ratio to the unquantized pruned student
 THEIR_MEMBERS = {
     "VGG19": 91.35,

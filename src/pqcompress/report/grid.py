@@ -83,14 +83,14 @@ class Grid:
 
     @property
     def baseline(self) -> Run | None:
-        """METHOD.md §2: the uncompressed run (alpha 0, 32 bits) of the best setting over the
+        """docs/method.md §2: the uncompressed run (alpha 0, 32 bits) of the best setting over the
         other axes (its first seed; ``baseline_acc`` is the mean over its seeds)."""
         cell = self.cells.get((0.0, 32))
         return cell.best if cell is not None else None
 
     @property
     def baseline_acc(self) -> float | None:
-        """The uncompressed cell's mean test accuracy over seeds (acc_base of METHOD.md §2)."""
+        """The uncompressed cell's mean test accuracy over seeds (acc_base of docs/method.md §2)."""
         cell = self.cells.get((0.0, 32))
         return cell.acc if cell is not None else None
 
@@ -160,7 +160,7 @@ class Score:
 
     @property
     def rc(self) -> float:
-        """RC = density * bits / 32 (METHOD.md §2)."""
+        """RC = density * bits / 32 (docs/method.md §2)."""
         return self.density * self.bits / 32
 
 

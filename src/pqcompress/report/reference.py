@@ -1,4 +1,4 @@
-"""The grid study's published Table I (CNN5 on CIFAR-10, METHOD.md §6): accuracy, density, PE."""
+"""The grid study's published Table I (CNN5 on CIFAR-10, docs/method.md §6): accuracy, density, PE."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def efficiency(alpha: float, bits: int, rho: float) -> float | None:
     return None if row is None else row[PE_BITS.index(bits)]
 
 
-# The modulation study (METHOD.md §6, seed table `modulation_amc1d`): AMC-1D on a 7-class
+# The modulation study (docs/method.md §6, seed table `modulation_amc1d`): AMC-1D on a 7-class
 # RadioML 2018.01A subset, SGD lr 0.05 momentum 0.9, batch 64, 70/30 split. Per alpha, one
 # value per MODULATION_BITS entry: accuracy %, sparsity % (none published at alpha 0) and the
 # file size as the study prints it ("Mb"; its float32 file is 3.18).

@@ -15,7 +15,7 @@ from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
 from pqcompress.report.table_format import Table, mean_sd_or_none, num
 
-# theirs (METHOD.md §6, seed_results.json microservice_vgg16_cifar10): per peak users,
+# theirs (docs/method.md §6, seed_results.json microservice_vgg16_cifar10): per peak users,
 # (bits, alpha) -> (p95 ms, p95 sd ms, memory MiB, CPU millicores)
 THEIRS_SERVING: dict[int, dict[tuple[int, float], tuple[float, float, float, float]]] = {
     75: {
@@ -186,7 +186,7 @@ def resources_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
             f"vs base: the baseline variant ({_baseline(spec)}) divided by this one (higher = "
             "leaner).",
             "Ours: pqc_service_* of the service's whole process tree, scraped every second "
-            "(docs/loadtest.md); theirs: the pod's figures on MicroK8s (METHOD.md §6, §8).",
+            "(docs/loadtest.md); theirs: the pod's figures on MicroK8s (docs/method.md §6, §8).",
         ),
     )
 

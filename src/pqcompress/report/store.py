@@ -101,7 +101,7 @@ class Run:
 
     @property
     def rc(self) -> float | None:
-        """RC = density * bits / 32 (METHOD.md §2); None until the run has a density."""
+        """RC = density * bits / 32 (docs/method.md §2); None until the run has a density."""
         if self.density_at_best is None:
             return None
         return self.density_at_best * self.bits / 32

@@ -67,7 +67,7 @@ def accuracy_table(grid: Grid) -> Table:
             )
         body.append(tuple(row))
     notes = [
-        "Test accuracy % at the best epoch (highest test accuracy, METHOD.md §5) and, in "
+        "Test accuracy % at the best epoch (highest test accuracy, docs/method.md §5) and, in "
         "parentheses, the density % (share of nonzero compressed weights) at that epoch; the "
         "single-run fields of the CSV/JSON (train accuracy, epoch, lr, run_id) are the first seed's.",
         _axes_note(grid),
@@ -118,11 +118,11 @@ def efficiency_table(grid: Grid, rhos: Sequence[float]) -> Table:
     if base is None:
         notes = [
             "No finished uncompressed run (alpha 0, 32 bits) in this sweep: the Efficiency Score "
-            "needs its accuracy as acc_base (METHOD.md §2), so no scores are given."
+            "needs its accuracy as acc_base (docs/method.md §2), so no scores are given."
         ]
     else:
         notes = [
-            "PE = (acc / acc_base)^rho / RC with RC = density * bits / 32 (METHOD.md §2); "
+            "PE = (acc / acc_base)^rho / RC with RC = density * bits / 32 (docs/method.md §2); "
             'PE > 1 reads as "worth it".',
             f"acc_base = {pct(base_acc)}%: the uncompressed setting's mean (alpha 0, 32 bits"
             f"{', best over ' + ', '.join(grid.best_over) if grid.best_over else ''}), "

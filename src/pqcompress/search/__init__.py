@@ -1,5 +1,5 @@
 """Automatic choice of compression settings: a surrogate-assisted constrained multi-objective
-search (the search study, METHOD.md §7) and its baselines, on a trained model.
+search (the search study, docs/method.md §7) and its baselines, on a trained model.
 
 ``run_search(SearchSpec.from_yaml(path), "results.db", out="search/")`` runs every algorithm and
 repeat of a spec; every real evaluation is a row of the results store (memoised, resumable);

@@ -152,7 +152,7 @@ WHAT = ("biases", "weights", "both")
 
 
 def posttrain_space() -> Space:
-    """The study's x1..x7 (METHOD.md §7) over :class:`pqcompress.posttrain.PostTrainConfig`."""
+    """The study's x1..x7 (docs/method.md §7) over :class:`pqcompress.posttrain.PostTrainConfig`."""
     return Space(
         "posttrain",
         (

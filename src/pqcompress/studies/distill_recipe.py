@@ -19,7 +19,7 @@ from pqcompress.distill.loss import check_settings
 from pqcompress.errors import ConfigError
 
 QUANTIZATIONS = ("dynamic_int8", "float16", "int8")
-# the study's protocol (METHOD.md §5): Adam lr 1e-3 halved every 3 epochs, batch 32, L2 1.25e-4
+# the study's protocol (docs/method.md §5): Adam lr 1e-3 halved every 3 epochs, batch 32, L2 1.25e-4
 STUDY_TRAIN = {
     "epochs": 25,
     "batch_size": 32,

@@ -1,4 +1,4 @@
-"""The distillation study end to end (METHOD.md §4-§6): teachers, student alone, distilled,
+"""The distillation study end to end (docs/method.md §4-§6): teachers, student alone, distilled,
 distilled + pruned (std / a), post-training quantizations, and distillation under P->Q.
 
 Every stage writes into one output folder and is reused on a rerun (training runs resume from

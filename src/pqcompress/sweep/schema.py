@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     error             TEXT,               -- failed runs: exception type and message (+ traceback tail)
     attempts          INTEGER NOT NULL DEFAULT 0,
     run_dir           TEXT,               -- the point's run directory (checkpoints, metrics.jsonl, result.json)
-    best_epoch        INTEGER,            -- METHOD.md §5: epoch with the highest test accuracy (1-based)
+    best_epoch        INTEGER,            -- docs/method.md §5: epoch with the highest test accuracy (1-based)
     best_test_acc     REAL,
     train_acc_at_best REAL,
     density_at_best   REAL,               -- share of nonzero compressed weights at the best epoch

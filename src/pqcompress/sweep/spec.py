@@ -139,6 +139,8 @@ class SweepSpec:
 
     def points(self) -> list[SweepPoint]:
         """Every point, validated: the grid's cartesian product in axis order, then ``include``.
+        Without a grid the base experiment is one point, unless there are ``include`` points:
+        then those are the sweep, exactly.
 
         Raises ConfigError naming the axis, the value and the point when a value is rejected.
         """
@@ -148,8 +150,9 @@ class SweepSpec:
                 _build(base, {axis: value}, f"grid axis '{axis}' value {value!r}")
         raw: list[dict[str, Any]] = []
         axes = list(self.grid)
-        for combo in itertools.product(*(self.grid[a] for a in axes)):
-            raw.append(dict(zip(axes, combo, strict=True)))
+        if axes or not self.include:  # an include-only sweep runs exactly its points
+            for combo in itertools.product(*(self.grid[a] for a in axes)):
+                raw.append(dict(zip(axes, combo, strict=True)))
         raw.extend(dict(extra) for extra in self.include)
         points: list[SweepPoint] = []
         seen: set[str] = set()

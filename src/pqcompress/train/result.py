@@ -15,7 +15,7 @@ Status = Literal["completed", "early_stopped", "interrupted"]
 class RunResult:
     """Summary of a run. Accuracies are fractions in [0, 1]; epochs are 1-based (0 = none yet).
 
-    ``best_*`` follow METHOD.md §5: the best epoch is the one with the highest TEST accuracy
+    ``best_*`` follow docs/method.md §5: the best epoch is the one with the highest TEST accuracy
     (earliest on ties), and train accuracy, density and the test report are taken there.
     ``final`` is the last epoch's metrics line; ``post`` holds the metrics of the model
     compressed after training (``schedule="post"``), else None. ``model`` is the trained

@@ -1,4 +1,4 @@
-"""Best-epoch bookkeeping (METHOD.md §5: highest test accuracy, or validation) and early stopping."""
+"""Best-epoch bookkeeping (docs/method.md §5: highest test accuracy, or validation) and early stopping."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ class BestTracker:
     """Tracks the best epoch and the early-stopping counter.
 
     The best epoch is the one with the highest test accuracy (``best_on="test"``, the studies'
-    protocol, METHOD.md §5) or validation accuracy (``best_on="val"``, no test leakage; test
+    protocol, docs/method.md §5) or validation accuracy (``best_on="val"``, no test leakage; test
     accuracy when a row has no validation accuracy); ties keep the earlier epoch.
     Early stopping watches ``monitor`` ("val_acc", or "test_acc" when there is no validation
     split): an epoch that does not strictly raise it increments ``bad_epochs``; training stops

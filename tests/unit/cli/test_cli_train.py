@@ -219,9 +219,13 @@ def test_registry_listings(capsys):
     from pqcompress.models import available_models
 
     code, out, _ = run_cli(["models"], capsys)
-    listed = out.split()
+    rows = [line.split("│") for line in out.splitlines() if line.count("│") == 4]
+    listed = [r[1].strip() for r in rows]
     assert code == 0 and listed == sorted(available_models())
     assert {"vgg16_cifar", "cnn5", "amc1d", "resnet20", "student_cnn"} <= set(listed)
+    by_name = {r[1].strip(): (r[2].strip(), r[3].strip()) for r in rows}
+    assert by_name["cnn5"] == ("3x32x32", "2,143,174")  # input shape, parameters
+    assert by_name["amc1d"][0] == "2x1024"
     code, out, _ = run_cli(["datasets"], capsys)
     assert code == 0 and "digits" in out.split()
 
@@ -271,3 +275,15 @@ def test_a_diverging_float_run_stops_with_an_error_and_keeps_finished_epochs(tmp
     )
     for line in lines:  # what was written is finished epochs only
         assert json.loads(line)["train_loss"] == json.loads(line)["train_loss"]
+
+
+def test_a_recipe_with_several_unknown_keys_names_them_all(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "model: cnn5\ndataset: digits\ntrain: {lrr: 0.1, epocs: 2}\ncompression: {bitz: 4}\n"
+    )
+    code, _, err = run_cli(["train", "--recipe", recipe, "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "3 unknown keys" in err and len(err.strip().splitlines()) == 1
+    for key, hint in (("train.lrr", "lr"), ("train.epocs", "epochs"), ("compression.bitz", "bits")):
+        assert f"'{key}' (did you mean '{hint}'?)" in err
+    assert not (tmp_path / "o").exists()

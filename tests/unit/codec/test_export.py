@@ -194,3 +194,32 @@ def test_export_writes_a_255_byte_output_name(run_dir, tmp_path):
     )
     assert args.func(args) == 0
     assert (tmp_path / name).is_file() and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.requires("onnx", "onnxruntime")
+def test_the_output_extension_decides_the_format(run_dir, tmp_path, capsys):
+    import onnx
+
+    out = tmp_path / "model.onnx"
+    args = parser().parse_args(["export", str(run_dir), "-o", str(out)])
+    assert args.func(args) == 0
+    onnx.checker.check_model(onnx.load(str(out)))  # a real ONNX graph, not a .pqz named .onnx
+    int8 = tmp_path / "int8.onnx"  # --int8 calibrates on the run's own dataset by default
+    args = parser().parse_args(["export", str(run_dir), "-o", str(int8), "--int8"])
+    assert args.func(args) == 0
+    onnx.checker.check_model(onnx.load(str(int8)))  # no --calibration-dataset was needed
+
+
+def test_readme_save_and_load_of_a_registry_model_round_trip(tmp_path):
+    """README's own lines: build_model, a Compressor, save without model_name, load."""
+    import pqcompress as pqc
+    from pqcompress.models import build_model
+
+    model = build_model("cnn5", width=0.25)
+    comp = pqc.Compressor(model, pqc.CompressionConfig(alpha=0.5, bits=4))
+    comp.apply()
+    pqc.save(model, tmp_path / "api.pqz", compressor=comp)
+    loaded = pqc.load(tmp_path / "api.pqz")
+    assert type(loaded).__name__ == type(model).__name__
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(loaded.eval()(x), model.eval()(x))

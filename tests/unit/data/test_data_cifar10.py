@@ -229,7 +229,8 @@ def test_download_checks_md5_then_uses_the_file(
 ) -> None:
     folder = cifar_batches(tmp_path / "src")
     tarball = make_tarball(folder, tmp_path / "served.tar.gz", "cifar-10-batches-py")
-    monkeypatch.setattr("pqcompress.data.sources.SHARED_DIRS", (tmp_path / "none",))
+    monkeypatch.delenv("PQCOMPRESS_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "none"))
     monkeypatch.setattr(cifar, "CIFAR10_URL", tarball.as_uri())
     with pytest.raises(DataError, match=r"CIFAR-10 not found in .*md5"):
         build_dataset("cifar10", DataConfig(val_fraction=0.0))
@@ -241,7 +242,8 @@ def test_download_checks_md5_then_uses_the_file(
 
 
 def test_download_can_be_turned_off(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("pqcompress.data.sources.SHARED_DIRS", (tmp_path / "none",))
+    monkeypatch.delenv("PQCOMPRESS_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "none"))
     with pytest.raises(DataError, match=r"downloading is off"):
         build_dataset("cifar10", DataConfig(options={"download": False}))
 
@@ -254,7 +256,7 @@ def test_download_can_be_turned_off(tmp_path: Path, monkeypatch) -> None:
     os.environ.get("PQC_SLOW") != "1", reason="decodes 60,000 JPEGs; set PQC_SLOW=1"
 )
 def test_real_cifar10_jpeg_tarball() -> None:
-    path = Path("/work/shared/datasets/cifar10-jpeg.tar.gz")
+    path = Path(os.environ.get("PQCOMPRESS_DATA_DIR", "none"), "cifar10-jpeg.tar.gz")
     if not path.is_file():
         pytest.skip("no shared CIFAR-10 tarball")
     bundle = build_dataset("cifar10", DataConfig(root=str(path), val_fraction=0.1))

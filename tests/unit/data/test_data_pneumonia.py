@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from pqcompress.data import build_dataset
 from pqcompress.data.augment import CropFlip
 from pqcompress.errors import DataError
 
-SHARED_NPZ = Path("/work/shared/datasets/pneumoniamnist.npz")
+SHARED_NPZ = Path(os.environ.get("PQCOMPRESS_DATA_DIR", "none"), "pneumoniamnist.npz")
 
 
 def build(root: Path, **kw):

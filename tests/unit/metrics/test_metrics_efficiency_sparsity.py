@@ -1,4 +1,4 @@
-"""Efficiency Score (METHOD.md §2 example) and model/tensor density."""
+"""Efficiency Score (docs/method.md §2 example) and model/tensor density."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pqcompress.metrics import (
 
 
 def test_efficiency_score_reproduces_grid_study_example():
-    # METHOD.md: alpha .625, 4 bits, 79.20% vs base 87.21%, density 6.93% -> PE 104.9 (rho 1).
+    # docs/method.md: alpha .625, 4 bits, 79.20% vs base 87.21%, density 6.93% -> PE 104.9 (rho 1).
     pe = efficiency_score(79.20, 87.21, 0.0693, 4)
     assert pe == pytest.approx(104.84, abs=0.005)
     assert pe == pytest.approx(104.9, abs=0.1)

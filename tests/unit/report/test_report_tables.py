@@ -57,7 +57,7 @@ def test_efficiency_scores_use_the_best_uncompressed_run_as_baseline(
 
 
 def test_efficiency_score_reproduces_the_study_check(tmp_path: Path) -> None:
-    """METHOD.md §2: alpha .625, 4 bits, 79.20% vs base 87.21%, density 6.925% -> 104.9."""
+    """docs/method.md §2: alpha .625, 4 bits, 79.20% vs base 87.21%, density 6.925% -> 104.9."""
     store = write_store(
         tmp_path / "r.db",
         [

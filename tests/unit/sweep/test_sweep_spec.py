@@ -143,3 +143,10 @@ def test_run_ids_ignore_fields_at_their_defaults() -> None:
     sticky = ExperimentConfig(compression=CompressionConfig(alpha=0.5, bits=4, mask="sticky"))
     assert run_id(sticky) != run_id(plain)
     assert run_id(ExperimentConfig()) != run_id(plain)
+
+
+def test_an_include_only_sweep_runs_exactly_its_points() -> None:
+    spec = SweepSpec.from_dict(tiny_spec(grid={}, include=[{"alpha": 0.5}, {"bits": 4}]))
+    assert [p.params for p in spec.points()] == [{"alpha": 0.5}, {"bits": 4}]
+    alone = SweepSpec.from_dict(tiny_spec(grid={}))  # no grid, no include: the base is the point
+    assert [p.params for p in alone.points()] == [{}]
