@@ -327,7 +327,11 @@ def unknown_keys(cls: type, data: Any, path: str = "") -> list[str]:
             close = difflib.get_close_matches(str(key), names, n=1)
             out.append(f"'{where}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
             continue
-        inner = [a for a in (hints[key], *get_args(hints[key])) if dataclasses.is_dataclass(a)]
+        inner = [
+            a
+            for a in (hints[key], *get_args(hints[key]))
+            if isinstance(a, type) and dataclasses.is_dataclass(a)
+        ]
         if inner and isinstance(value, Mapping):
             out += unknown_keys(inner[0], value, where)
     return out

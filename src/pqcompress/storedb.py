@@ -39,19 +39,19 @@ class GuardedConnection(sqlite3.Connection):
     def _fail(self, exc: sqlite3.Error) -> Exception:
         return self.store_error(store_failure(self.store_path, exc, self.wait_s))
 
-    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+    def execute(self, *args: Any) -> sqlite3.Cursor:
         try:
             return super().execute(*args)
         except sqlite3.OperationalError as exc:
             raise self._fail(exc) from None
 
-    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
         try:
             return super().executemany(*args)
         except sqlite3.OperationalError as exc:
             raise self._fail(exc) from None
 
-    def executescript(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+    def executescript(self, *args: Any) -> sqlite3.Cursor:
         try:
             return super().executescript(*args)
         except sqlite3.OperationalError as exc:
