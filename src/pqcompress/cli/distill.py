@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pqcompress.cli.options import add_output
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,8 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "OUT_DIR/summary.json (docs/distillation.md).",
     )
     p.add_argument("recipe", metavar="RECIPE.yaml")
-    p.add_argument("-o", "--out", "--output", dest="out", required=True, metavar="DIR",
-                   help="output folder")  # fmt: skip
+    add_output(p, required=True, metavar="DIR", help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_distill)
 

@@ -6,6 +6,8 @@ import argparse
 import math
 from typing import Any
 
+from pqcompress.cli.options import add_output
+
 LAYOUTS = ("auto", "dense", "bitmap", "csr", "csc")
 CODECS = ("auto", "deflate", "zstd", "lzma", "raw")
 FORMATS = ("pqz", "onnx")
@@ -19,10 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "to a .pqz file: compressed tensors as bit-packed integer codes, the rest as float32.",
     )
     p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
-    p.add_argument(
-        "-o",
-        "--out",
-        "--output",
+    add_output(
+        p,
         dest="output",
         required=True,
         metavar="FILE",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pqcompress.cli.options import add_output
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -28,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "scikit-learn) as a PNG, as the service's preprocessing expects it, and print its "
         "label.",
     )
-    p.add_argument("-o", "--out", "--output", dest="out", type=Path, required=True,
-                   metavar="FILE.png", help="the PNG file to write")  # fmt: skip
+    add_output(p, type=Path, required=True, metavar="FILE.png", help="the PNG file to write")
     p.add_argument("--dataset", default="digits", help="a registered image dataset")
     p.add_argument("--data-root", default=None, help="where the dataset's files are")
     p.add_argument("--index", type=int, default=0, help="which test image")

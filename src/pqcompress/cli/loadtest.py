@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pqcompress.cli.options import add_output
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -32,15 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="send test images of this dataset")
     p.add_argument("--data-root", default=None)
     p.add_argument("--payload-count", type=int, default=256)
-    p.add_argument(
-        "-o",
-        "--out",
-        "--output",
-        dest="out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="write DIR/history.csv, history.json and summary.json",
+    add_output(
+        p, type=Path, metavar="DIR", help="write DIR/history.csv, history.json and summary.json"
     )
     p.add_argument(
         "--prometheus",

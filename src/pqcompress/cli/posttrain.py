@@ -6,6 +6,7 @@ import argparse
 import warnings
 from pathlib import Path
 
+from pqcompress.cli.options import add_output
 from pqcompress.errors import ConfigError
 
 QUANTIZE = ("none", "dynamic", "static", "fp16", "ort-int8")
@@ -19,10 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ".onnx for ort-int8, and TorchScript .pt for torch dynamic/static int8.",
     )
     p.add_argument("source", metavar="MODEL")
-    p.add_argument(
-        "-o",
-        "--out",
-        "--output",
+    add_output(
+        p,
         dest="output",
         required=True,
         metavar="FILE",

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from pqcompress.cli.options import add_output
 from pqcompress.config import CompressionConfig, DataConfig, ExperimentConfig, TrainConfig
 
 
@@ -43,13 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--bits", type=int, default=4)
-    p.add_argument(
-        "-o",
-        "--out",
-        "--output",
-        dest="out",
+    add_output(
+        p,
         type=Path,
-        help="keep both run directories under this folder (default: a temporary folder)",
+        help="keep both run directories under this folder (default: nothing is written)",
     )
     p.set_defaults(func=run)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pqcompress.cli.options import add_output
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,10 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="RESULTS.db",
         help="a results store, or a `pqcompress distill` output folder (Tables I-IV)",
     )
-    p.add_argument(
-        "-o", "--out", "--output", dest="output", required=True, metavar="OUT_DIR",
-        help="report directory",
-    )  # fmt: skip
+    add_output(p, dest="output", required=True, metavar="OUT_DIR", help="report directory")
     p.add_argument("--sweep", default=None, help="sweep name (needed when the store holds several)")
     p.add_argument(
         "--search",

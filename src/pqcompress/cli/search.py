@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pqcompress.cli.options import add_output
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,10 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=("local", "inline", "ray"), default="inline")
     p.add_argument("--ray-address", default=None, metavar="A", help="join this Ray cluster")
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations")
-    p.add_argument(
-        "-o", "--out", "--output", dest="out", default=None, metavar="DIR",
-        help="write DIR/summary.json",
-    )  # fmt: skip
+    add_output(p, metavar="DIR", help="write DIR/summary.json")
     p.set_defaults(func=_search)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from pqcompress.cli.options import add_output
 from pqcompress.config import ExperimentConfig, from_dict, set_dotted, to_dict
 from pqcompress.errors import ConfigError
 from pqcompress.presets import PRESETS, apply_preset
@@ -63,14 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--recipe", type=Path, help="YAML recipe (ExperimentConfig); flags override it")
-    p.add_argument(
-        "-o",
-        "--out",
-        "--output",
-        dest="out",
-        type=Path,
-        help="run directory (default: runs/<model>-<dataset>-<time>)",
-    )
+    add_output(p, type=Path, help="run directory (default: runs/<model>-<dataset>-<time>)")
     p.add_argument(
         "--resume",
         action="store_true",
