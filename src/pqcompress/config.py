@@ -85,6 +85,7 @@ class CompressionConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     layer_types: tuple[str, ...] = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+    parameters: tuple[str, ...] = ()
     overrides: tuple[LayerOverride, ...] = ()
     seed: int = 0
     backend: Literal["auto", "numba", "torch"] = "auto"

@@ -2,6 +2,6 @@
 
 from pqcompress.aware.compressor import Compressor, LayerStats
 from pqcompress.aware.fused_sgd import PQSGD
-from pqcompress.aware.policy import Target, select_targets
+from pqcompress.aware.policy import Coverage, Target, coverage, select_targets
 
-__all__ = ["PQSGD", "Compressor", "LayerStats", "Target", "select_targets"]
+__all__ = ["PQSGD", "Compressor", "Coverage", "LayerStats", "Target", "coverage", "select_targets"]

@@ -24,6 +24,7 @@ layers whose total density meets the target (at the end of the ramp).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pqcompress.aware.policy import Target, select_targets
+from pqcompress.aware.policy import Coverage, Target, coverage, select_targets
 from pqcompress.config import CompressionConfig
 from pqcompress.errors import ConfigError, DivergedError
 from pqcompress.ops.fused import (
@@ -46,6 +47,9 @@ from pqcompress.ops.pq import PQResult, codes_from_values
 from pqcompress.ops.prune import alpha_for_density, cubic_ramp, layer_std
 
 STATE_VERSION = 1
+
+
+_log = logging.getLogger("pqcompress.aware")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class Compressor:
         self.model = model
         self.config = config if config is not None else CompressionConfig()
         self.targets: list[Target] = select_targets(model, self.config)
+        if self.targets:
+            _log_coverage(self.coverage())
         if not self.targets:
             raise ConfigError(
                 "no tensor of the model matches the compression settings "
@@ -118,6 +124,12 @@ class Compressor:
         self.applications = 0
         self.time_s = 0.0
         self._generator: torch.Generator | None = None
+
+    def coverage(self) -> list[Coverage]:
+        """Every floating-point parameter of the model, compressed or left out and why (records
+        with ``name``, ``shape``, ``numel``, ``compressed``, ``reason``); the share of elements
+        compressed is ``sum(r.numel for r in cov if r.compressed) / sum(r.numel for r in cov)``."""
+        return coverage(self.model, self.config)
 
     # ------------------------------------------------------------------ schedule
     def step(self) -> None:
@@ -420,3 +432,24 @@ def _mix(seed: int, application: int, index: int) -> int:
     """A 64-bit seed per (config seed, application, tensor) for the stochastic kernels."""
     x = seed * 0x9E3779B97F4A7C15 + application * 0xBF58476D1CE4E5B9 + index * 0x94D049BB133111EB
     return x & 0xFFFFFFFFFFFFFFFF
+
+
+def _log_coverage(records: list[Coverage]) -> None:
+    """One line at construction: what share of the parameters is compressed, and what is left
+    out by reason (so nothing a user brings is skipped silently)."""
+    total = sum(r.numel for r in records) or 1
+    done = sum(r.numel for r in records if r.compressed)
+    left: dict[str, int] = {}
+    for r in records:
+        if not r.compressed:
+            left[str(r.reason)] = left.get(str(r.reason), 0) + r.numel
+    parts = "; ".join(
+        f"{100 * n / total:.1f}%: {why}" for why, n in sorted(left.items(), key=lambda kv: -kv[1])
+    )
+    _log.info(
+        "compressing %d of %d parameter tensors, %.1f%% of the elements%s",
+        sum(r.compressed for r in records),
+        len(records),
+        100 * done / total,
+        f"; left out: {parts}" if parts else "",
+    )
