@@ -45,6 +45,7 @@ from pqcompress.ops.fused import (
 )
 from pqcompress.ops.pq import PQResult, codes_from_values
 from pqcompress.ops.prune import alpha_for_density, cubic_ramp, layer_std
+from pqcompress.unwrap import unwrap
 
 STATE_VERSION = 1
 
@@ -86,9 +87,9 @@ class Compressor:
     SOLVE_EVERY = 8
 
     def __init__(self, model: nn.Module, config: CompressionConfig | None = None) -> None:
-        self.model = model
+        self.model = unwrap(model)  # names of the plain model, whatever wraps it
         self.config = config if config is not None else CompressionConfig()
-        self.targets: list[Target] = select_targets(model, self.config)
+        self.targets: list[Target] = select_targets(self.model, self.config)
         if self.targets:
             _log_coverage(self.coverage())
         if not self.targets:

@@ -24,6 +24,7 @@ from pqcompress.codec.errors import FormatError
 from pqcompress.codec.npdecode import decode_entry
 from pqcompress.codec.symbols import SymbolMap
 from pqcompress.codec.tensorcode import decode_tensor
+from pqcompress.unwrap import unwrap
 
 DEFAULT_MAX_DECODED_BYTES = container.DEFAULT_MAX_DECODED_BYTES
 INFLATE_THREADS = min(4, os.cpu_count() or 1)
@@ -135,9 +136,10 @@ def load_into(
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     decoder: str = "auto",
 ) -> nn.Module:
-    """Load the file's tensors into ``model`` (strict: names and shapes must match)."""
+    """Load the file's tensors into ``model`` (strict: names and shapes must match); a model
+    in DDP, DataParallel or ``torch.compile`` is loaded through to the module it wraps."""
     _, tensors = read(path, max_decoded_bytes=max_decoded_bytes, decoder=decoder)
-    _load_state(model, tensors, path, assign=False)
+    _load_state(unwrap(model), tensors, path, assign=False)
     return model
 
 

@@ -18,6 +18,7 @@ from pqcompress.codec.entries import entry_runs_on_int8
 from pqcompress.codec.errors import FormatError
 from pqcompress.codec.tensorcode import DTYPES, Section, _compress_all, encode_tensor
 from pqcompress.errors import ConfigError
+from pqcompress.unwrap import unwrap
 
 FLOAT_DTYPES = ("float32", "float16")
 ONNX_CHOICES = ("none", "auto", "float32", "all")
@@ -80,6 +81,7 @@ def save(
     """
     _check_options(layout, codec, float_dtype, onnx, calibration, integrity)
     path = Path(path)
+    model = unwrap(model)  # DDP / DataParallel / compiled: the plain model's names
     registry = getattr(model, "pqc_registry", None)  # set by models.build_model
     if model_name is None and isinstance(registry, Mapping) and registry.get("name"):
         model_name = str(registry["name"])

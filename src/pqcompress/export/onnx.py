@@ -32,6 +32,7 @@ from torch import nn
 from pqcompress.atomic import atomic_write
 from pqcompress.codec.entries import runs_on_int8
 from pqcompress.errors import ConfigError, ModelError, PQCError
+from pqcompress.unwrap import unwrap
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -225,6 +226,7 @@ def export_onnx(
     """
     onnx = _require("onnx")
     path = Path(path)
+    model = unwrap(model)  # a compiled or DDP-wrapped model exports as the plain one
     coded, float_named = coded_tensors(model, compressed)
     model = model.eval()
     # folding BatchNorm would move coded weights off their grid (and hide decoded ones)
