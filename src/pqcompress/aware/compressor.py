@@ -353,7 +353,8 @@ class Compressor:
         if target is None:
             raise KeyError(f"'{name}' is not a compressed tensor; compressed: {self.names()}")
         applied = self.applied.get(name)
-        values = target.param.detach().float().clone()
+        own = target.param.detach()
+        values = own.float().clone()
         kind = target.spec.kind
         if kind == "none":
             return PQResult(values, None, kind, 32, 0.0, 0.0)
@@ -361,7 +362,7 @@ class Compressor:
             raise ValueError(f"'{name}' has not been compressed yet; call apply() first")
         codes = None
         if kind not in ("prune", "none"):
-            codes = codes_from_values(values, kind, target.bits, applied.scale, applied.threshold)
+            codes = codes_from_values(own, kind, target.bits, applied.scale, applied.threshold)
         return PQResult(values, codes, kind, target.bits, applied.scale, applied.threshold)
 
     def names(self) -> list[str]:

@@ -236,11 +236,15 @@ def decode(
 def codes_from_values(
     values: torch.Tensor, kind: str, bits: int, scale: float, threshold: float
 ) -> torch.Tensor:
-    """Recover the codes of already-compressed ``values`` and check they decode exactly.
+    """Recover the codes of already-compressed ``values`` and check they decode exactly, in
+    the values' own dtype: float32 values bit for bit; bfloat16/float16 values (a model trained
+    in half precision, whose weights are the grid rounded to that dtype) when the decoded codes
+    cast to that dtype give them back.
 
     Raises ValueError if ``values`` are not on the grid the parameters describe.
     """
-    x = values.detach().float()
+    own = values.detach()
+    x = own.float()
     if kind not in ("exact", "literal", "uniform", "quantize"):
         raise ValueError(f"kind {kind!r} has no integer codes")
     off, _, code_off = grid_terms(kind, bits, threshold)
@@ -251,6 +255,8 @@ def codes_from_values(
     sign = torch.where(x < 0, -1, 1).to(torch.int32)
     codes = torch.where(x != 0, sign * (m.to(torch.int32) + code_off), 0).to(torch.int32)
     back = decode(codes, kind, scale, threshold, bits=bits)
+    if own.dtype in (torch.bfloat16, torch.float16):
+        back, x = back.to(own.dtype), own
     if not torch.equal(back, x):
         bad = int((back != x).sum())
         raise ValueError(
