@@ -26,9 +26,10 @@ from pqcompress.codec.npdecode import decode_entry
 
 DEFAULT_MAX_DECODED_BYTES = container.DEFAULT_MAX_DECODED_BYTES
 REEXPORT_HINT = (
-    "re-export it with the onnx package installed: `pqcompress export RUN_DIR -o model.pqz` "
-    "embeds the float32 graph (and the int8 graph when calibration data is available), or "
-    "`pqcompress.codec.save(..., onnx='float32'|'all', calibration=...)`"
+    "save it again with a graph: for your own model, `pqcompress.save(model, path, "
+    "compressor=comp, onnx='float32', input_shape=(C, H, W))` (onnx='all' with calibration=... "
+    "adds the int8 graph); for a run, `pqcompress export RUN_DIR -o model.pqz` (the onnx "
+    "package installed)"
 )
 
 

@@ -265,7 +265,12 @@ def _graphs(
             import onnx  # noqa: F401
         except ImportError:
             return []
-        if input_shape is None:
+        if input_shape is None:  # said, not silent: serving this file would need a graph
+            warnings.warn(
+                "onnx='auto' embeds no graph: the model's input shape is unknown; pass "
+                "input_shape=(one sample's shape) to embed one (serving without torch needs it)",
+                stacklevel=3,
+            )
             return []
         compressed = [n for n, r in results.items() if r.codes is not None or r.kind != "none"]
         int8 = calibration is not None and bool(compressed) and all(n in native for n in compressed)

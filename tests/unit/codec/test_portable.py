@@ -140,8 +140,15 @@ def test_model_info_is_json_and_counts_zeros(good) -> None:
 
 
 def test_no_embedded_graph_is_a_clear_error(good) -> None:
-    with pytest.raises(GraphError, match="re-export"):
+    with pytest.raises(GraphError, match=r"onnx='float32', input_shape=") as info:
         portable.onnx_model_bytes(good)
+    assert "pqcompress export RUN_DIR" in str(info.value)  # both ways to get a graph
+
+
+@pytest.mark.requires("onnx")
+def test_auto_graphs_without_an_input_shape_say_so(tmp_path) -> None:
+    with pytest.warns(UserWarning, match="embeds no graph: the model's input shape is unknown"):
+        codec.save(torch.nn.Linear(4, 2), tmp_path / "m.pqz", onnx="auto")
 
 
 @pytest.mark.requires("onnx", "onnxruntime")  # the file embeds a graph, run by ORT
