@@ -25,6 +25,7 @@ layers whose total density meets the target (at the end of the ramp).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -34,6 +35,7 @@ from torch import nn
 
 from pqcompress.aware.policy import Coverage, Target, coverage, select_targets
 from pqcompress.config import CompressionConfig
+from pqcompress.cpus import cpu_budget
 from pqcompress.errors import ConfigError, DivergedError
 from pqcompress.ops.fused import (
     Applied,
@@ -89,6 +91,9 @@ class Compressor:
     def __init__(self, model: nn.Module, config: CompressionConfig | None = None) -> None:
         self.model = unwrap(model)  # names of the plain model, whatever wraps it
         self.config = config if config is not None else CompressionConfig()
+        # the kernels' threads: the CPU budget (PQCOMPRESS_THREADS, affinity, cgroup quota),
+        # set for the calling thread only at each application; torch's own count is untouched
+        self.threads = cpu_budget().threads
         self.targets: list[Target] = select_targets(self.model, self.config)
         if self.targets:
             _log_coverage(self.coverage())
@@ -243,6 +248,7 @@ class Compressor:
         updates: dict[str, tuple[torch.Tensor, torch.Tensor | None, bool, SGDTerms]] | None = None,
     ) -> None:
         start = time.perf_counter()
+        _kernel_threads(self.threads)
         cfg = self.config
         gen = self._torch_generator() if cfg.rounding == "stochastic" else None
         ramp = self.ramp()
@@ -455,3 +461,12 @@ def _log_coverage(records: list[Coverage]) -> None:
         100 * done / total,
         f"; left out: {parts}" if parts else "",
     )
+
+
+def _kernel_threads(n: int) -> None:
+    """numba's threads for the parallel kernels launched from this thread (numba's setting is
+    per thread), at most NUMBA_NUM_THREADS; nothing when numba is not loaded (the torch path
+    runs on torch's own pool)."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        numba.set_num_threads(max(1, min(n, int(numba.config.NUMBA_NUM_THREADS))))

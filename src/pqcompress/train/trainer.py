@@ -192,6 +192,8 @@ class Trainer:
             )
             self.compression = compression
         self.compressor = build_compressor(self.model, compression) if compression else None
+        if self.compressor is not None:  # the run's thread count (train.threads) for its kernels
+            self.compressor.threads = self.threads
         self.optimizer = build_optimizer(self.model.parameters(), train_cfg, self.compressor)
         self.schedule = EpochLRSchedule(self.optimizer, train_cfg)
         self.has_val = bundle.val is not None and len(bundle.val) > 0  # type: ignore[arg-type]

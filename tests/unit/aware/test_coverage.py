@@ -146,3 +146,19 @@ def test_the_registry_cnns_select_what_they_always_did():
         if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
     ]
     assert [t.name for t in comp.targets] == expected
+
+
+def test_the_kernels_follow_pqcompress_threads_without_touching_torch(monkeypatch):
+    numba = pytest.importorskip("numba")
+    monkeypatch.setenv("PQCOMPRESS_THREADS", "1")
+    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        model = build_model("cnn5", width=0.25)
+        comp = pqc.Compressor(model, pqc.CompressionConfig(bits=4))
+        assert comp.threads == 1
+        comp.apply()
+        assert numba.get_num_threads() == 1  # this thread's kernels: the budget
+        assert torch.get_num_threads() == torch_threads  # torch's pool: the user's
+    finally:
+        numba.set_num_threads(numba_threads)
