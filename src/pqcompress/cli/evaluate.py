@@ -23,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, default=None, help="only the first N samples")
     p.add_argument("--json", dest="json_path", default=None, help="also write the report here")
+    p.add_argument(
+        "--model",
+        dest="factory",
+        default=None,
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="your own model's factory, for a .pqz saved from it (a file never imports code)",
+    )
     p.set_defaults(func=_evaluate)
 
 
@@ -36,6 +43,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         root=args.data_root,
         batch_size=args.batch_size,
         limit=args.limit,
+        model=args.factory,
     )
     _print_report(report)
     if args.json_path:

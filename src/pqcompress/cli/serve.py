@@ -60,6 +60,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="external (default): the decoded weights go to ONNX Runtime as OrtValues "
         "(add_external_initializers); embedded: a serialized model with the weights inside",
     )
+    p.add_argument(
+        "--model",
+        dest="factory",
+        default=None,
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="--runtime torch: your own model's factory, for a .pqz saved from it (opening a "
+        "file never imports code; PQC_FACTORY)",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -71,7 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
         "model", "runtime", "host", "port", "workers", "threads", "inference_threads", "int8",
         "max_body_bytes",
         "max_batch", "request_timeout_s", "max_in_flight", "drain_timeout_s", "header_timeout_s",
-        "keep_alive_s", "log_level", "access_log", "ort_weights",
+        "keep_alive_s", "log_level", "access_log", "ort_weights", "factory",
     )  # fmt: skip
     settings = ServeSettings.from_env(**{f: getattr(args, f) for f in fields})
     return serve(settings)

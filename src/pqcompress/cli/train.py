@@ -17,6 +17,7 @@ from pqcompress.presets import PRESETS, apply_preset
 # flag dest -> dotted config key
 _FLAG_KEYS = {
     "model": "model",
+    "model_args": "model_args",
     "dataset": "dataset",
     "data_root": "data.root",
     "val_fraction": "data.val_fraction",
@@ -89,7 +90,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="set any config field by dotted key, e.g. --set train.nesterov=true (repeatable)",
     )
     g = p.add_argument_group("model and data")
-    g.add_argument("--model", help="registered model name (see `pqcompress models`)")
+    g.add_argument(
+        "--model",
+        help="registered model name (see `pqcompress models`), or your own model as "
+        "package.module:factory (imported from the working directory or PYTHONPATH)",
+    )
+    g.add_argument(
+        "--model-args",
+        type=_json_mapping,
+        default=None,
+        metavar="JSON",
+        help="the model's options as a JSON object, e.g. '{\"width\": 0.5}'",
+    )
     g.add_argument("--dataset", help="registered dataset name (see `pqcompress datasets`)")
     g.add_argument("--data-root", help="where the dataset files are")
     g.add_argument("--val-fraction", type=float)
@@ -157,6 +169,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _show_library_defaults(p)
     p.set_defaults(func=run)
+
+
+def _json_mapping(text: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"width\": 0.5}'")
+    return value
 
 
 def _show_library_defaults(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ payload's SHA-256 is verified before it is decompressed with a bounded decompres
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -146,22 +146,39 @@ def load_into(
 def load(
     path: str | Path,
     *,
+    model: nn.Module | Callable[..., nn.Module] | str | None = None,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     decoder: str = "auto",
 ) -> nn.Module:
-    """Rebuild the registry model the file names and load its tensors (in eval mode).
+    """Rebuild the model the file names and load its tensors (in eval mode).
 
-    The model is built on the "meta" device (no random init) on a helper thread while the
-    tensors decode (the decode kernels, hashing and inflation release the GIL), then the
+    A registry model is rebuilt from its name. A user's own model comes from ``model``: a
+    module (loaded into, as :func:`load_into`), a factory (called with the file's
+    ``model_args``, and ``num_classes``/``input_shape`` when it takes them) or its
+    ``package.module:factory`` path. The file may record the factory's path, but opening it
+    never imports code: without ``model`` such a file is refused, naming the path to pass.
+
+    A registry model is built on the "meta" device (no random init) on a helper thread while
+    the tensors decode (the decode kernels, hashing and inflation release the GIL), then the
     decoded tensors are assigned to it.
     """
+    from pqcompress.models.factory import is_factory_path
+
+    if isinstance(model, nn.Module):
+        return load_into(model, path, max_decoded_bytes=max_decoded_bytes, decoder=decoder).eval()
     manifest, items = sections(path, max_decoded_bytes)
     spec = manifest.get("model") or {}
     name = spec.get("name")
-    if not isinstance(name, str) or name == "custom":
+    if model is None and isinstance(name, str) and is_factory_path(name):
+        raise FormatError(
+            f"'{path}' was saved from your own model {name!r}; opening a file never imports "
+            f"code from it: pass it yourself, pqcompress.load(path, model={name!r}) (or the "
+            f"factory, or a built module; CLI: --model {name})"
+        )
+    if model is None and (not isinstance(name, str) or name == "custom"):
         raise FormatError(
             f"'{path}' holds a custom model (no registry name); build the model yourself and "
-            "call pqcompress.codec.load_into(model, path)"
+            "call pqcompress.load(path, model=your_module) (or load_into(your_module, path))"
         )
     from pqcompress.models.registry import build_model
 
@@ -170,6 +187,11 @@ def load(
         kwargs["num_classes"] = int(spec["num_classes"])
     if spec.get("input_shape") is not None:
         kwargs["input_shape"] = tuple(int(d) for d in spec["input_shape"])
+    if model is not None:  # the caller's factory (a callable or its path): built, then loaded
+        built = _build_with(model, kwargs, path)
+        _load_state(built, _decode_all(items, use_numba(manifest, decoder)), path, assign=False)
+        return built.eval()
+    assert isinstance(name, str)  # a registry name (the refusals above took the rest)
 
     def build_meta() -> nn.Module | None:
         try:  # the device context is thread-local: the decoding thread is not affected
@@ -203,6 +225,31 @@ def load(
             ) from None
         _load_state(model, tensors, path, assign=False)
     return model.eval()
+
+
+def _build_with(
+    factory: Callable[..., nn.Module] | str, kwargs: dict[str, Any], path: Any
+) -> nn.Module:
+    """The caller's model from its factory (or ``package.module:factory`` path) and the file's
+    settings; FormatError when it cannot be built from them."""
+    import inspect
+
+    from pqcompress.models.factory import build_from_factory
+
+    if isinstance(factory, str):
+        shape = kwargs.pop("input_shape", ())
+        classes = kwargs.pop("num_classes", 10)
+        return build_from_factory(factory, num_classes=classes, input_shape=shape, **kwargs)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    chosen = {k: v for k, v in kwargs.items() if takes_all or k in params}
+    built = factory(**chosen)
+    if not isinstance(built, nn.Module):
+        raise FormatError(f"model= returned {type(built).__name__}, not a torch.nn.Module")
+    return built
 
 
 def _load_state(

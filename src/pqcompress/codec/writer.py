@@ -333,9 +333,15 @@ def _model_record(
         if input_shape is not None:
             record["input_shape"] = [int(d) for d in input_shape]
         return record
+    from pqcompress.models.factory import is_factory_path
     from pqcompress.models.registry import default_input_shape
 
-    default = default_input_shape(name)  # RegistryError for unknown names
+    if is_factory_path(name):  # a user's factory: recorded as data, never imported here
+        if input_shape is None:
+            raise ConfigError(f"model_name={name!r} (a factory) needs input_shape=")
+        default: Sequence[int] = input_shape
+    else:
+        default = default_input_shape(name)  # RegistryError for unknown names
     return {
         "name": name,
         "num_classes": int(num_classes) if num_classes is not None else None,

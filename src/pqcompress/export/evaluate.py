@@ -10,7 +10,7 @@ from pqcompress.data.batches import split_loader
 from pqcompress.errors import ConfigError
 
 
-def _load_for_eval(path: Path) -> tuple[Any, dict[str, Any]]:
+def _load_for_eval(path: Path, model: str | None = None) -> tuple[Any, dict[str, Any]]:
     if path.suffix == ".onnx":
         from pqcompress.export import load_onnx
 
@@ -18,7 +18,7 @@ def _load_for_eval(path: Path) -> tuple[Any, dict[str, Any]]:
     from pqcompress import codec
 
     manifest, _ = codec.read(path)
-    return codec.load(path), manifest
+    return codec.load(path, model=model), manifest
 
 
 def evaluate_path(
@@ -29,15 +29,17 @@ def evaluate_path(
     root: str | None = None,
     batch_size: int = 256,
     limit: int | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
-    """Classification report of a .pqz/.onnx model on a split, plus timing and model info."""
+    """Classification report of a .pqz/.onnx model on a split, plus timing and model info;
+    ``model`` is the ``package.module:factory`` of a file saved from a user's own model."""
     from pqcompress.metrics.classification import classification_report, evaluate_model
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"'{path}' does not exist")
     start = time.perf_counter()
-    model, manifest = _load_for_eval(path)
+    model, manifest = _load_for_eval(path, model)
     load_s = time.perf_counter() - start
     loader, bundle = split_loader(dataset, split, root=root, batch_size=batch_size, limit=limit)
     start = time.perf_counter()

@@ -71,11 +71,25 @@ def build_model(
 ) -> nn.Module:
     """Build the registered model ``name`` returning logits of shape (batch, num_classes).
 
-    Unknown names raise RegistryError listing the accepted ones; unknown options, a bad
+    ``name`` may also be ``package.module:factory`` (a user's own model, see
+    :mod:`pqcompress.models.factory`). Unknown names raise RegistryError listing the accepted
+    ones; unknown options, a bad
     ``num_classes`` or an ``input_shape`` the model cannot take raise ConfigError. The model
     carries ``pqc_registry`` (name, options, classes, input shape): :func:`pqcompress.save`
     records it unless told otherwise, so :func:`pqcompress.load` rebuilds the model.
     """
+    from pqcompress.models.factory import build_from_factory, is_factory_path
+
+    if is_factory_path(name):  # a user's own model, package.module:factory
+        shape = _as_shape(input_shape)
+        model = build_from_factory(name, num_classes=num_classes, input_shape=shape, **kwargs)
+        model.pqc_registry = {
+            "name": name,
+            "model_args": dict(kwargs),
+            "num_classes": num_classes,
+            "input_shape": list(shape),
+        }
+        return model
     builder = _MODELS.get(name)
     accepted = model_options(name)
     unknown = sorted(set(kwargs) - set(accepted))

@@ -178,7 +178,7 @@ def _load_torch(path: Path, settings: ServeSettings) -> ServedModel:
 
     torch.set_num_threads(int(settings.threads))
     info = _pqz_info(path)
-    model = pqcompress.load(str(path)).eval()
+    model = pqcompress.load(str(path), model=settings.factory).eval()
 
     def logits(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

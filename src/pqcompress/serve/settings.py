@@ -59,6 +59,7 @@ class ServeSettings:
     min_body_rate: int = 64 * 1024
     memory_limit_bytes: int | None = None
     request_memory_bytes: int | None = None
+    factory: str | None = None
 
     def __post_init__(self) -> None:
         if self.ort_weights not in ORT_WEIGHTS:
