@@ -75,16 +75,42 @@ def _engine() -> str:
 
 
 class Float16Model(nn.Module):
-    """Runs a float16 copy of a model; inputs cast to float16, logits returned as float32."""
+    """Runs a float16 copy of a model; floating inputs cast to float16 (token ids, masks and
+    other integer or bool inputs stay as they are), floating outputs returned as float32."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.inner = copy.deepcopy(model).half().eval()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x.to(torch.float16)).float()
+    def forward(self, *inputs: Any, **named: Any) -> Any:
+        args = [_half(x) for x in inputs]
+        kwargs = {k: _half(v) for k, v in named.items()}
+        return _float(self.inner(*args, **kwargs))
+
+
+def _half(x: Any) -> Any:
+    return x.to(torch.float16) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+
+
+def _float(y: Any) -> Any:
+    if isinstance(y, torch.Tensor):
+        return y.float() if y.is_floating_point() else y
+    if isinstance(y, tuple):
+        return tuple(_float(v) for v in y)
+    if isinstance(y, list):
+        return [_float(v) for v in y]
+    if isinstance(y, dict):  # a dict or a ModelOutput: the same kind back
+        out = dict(y.items())
+        for k, v in out.items():
+            out[k] = _float(v)
+        try:
+            return type(y)(**out)
+        except TypeError:
+            return out
+    return y
 
 
 def to_float16(model: nn.Module) -> Float16Model:
-    """float16 weights and activations (a copy); call it with float32 inputs."""
+    """float16 weights and activations (a copy); floating inputs are cast to float16, integer
+    inputs (token ids) kept, so token models run too."""
     return Float16Model(model)
