@@ -70,6 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--float16", action="store_true", help="store float tensors as float16 (lossy)")
     p.add_argument("--num-classes", type=int, default=None, help="for runs that lack it")
     p.add_argument("--input-shape", type=int, nargs="+", default=None, help="for runs that lack it")
+    p.add_argument(
+        "--model",
+        dest="factory",
+        default=None,
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="--format onnx of a .pqz saved from your own model: its factory",
+    )
     p.set_defaults(func=_export)
     p = sub.add_parser("inspect", help="per-tensor sizes, layouts and codecs of a .pqz file")
     p.add_argument("path", metavar="MODEL.pqz")
@@ -150,9 +157,10 @@ def _export_onnx(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
+    from pqcompress.codec import read
     from pqcompress.errors import ConfigError
     from pqcompress.export import export_onnx
-    from pqcompress.posttrain.io import load_model
+    from pqcompress.posttrain.io import load_model, run_factory
 
     src = Path(args.source)
     if args.int8 and not args.calibration_dataset:  # like the .pqz export: the run's dataset
@@ -163,7 +171,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
             )
     with tempfile.TemporaryDirectory(prefix="pqc-export-") as tmp:
         if src.is_file() and src.suffix == ".pqz":
-            model, manifest = load_model(src)
+            model, manifest = load_model(src, model=args.factory)
         else:
             from pqcompress.codec import export_run
 
@@ -174,7 +182,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
                 num_classes=args.num_classes,
                 input_shape=tuple(args.input_shape) if args.input_shape else None,
             )
-            model, manifest = load_model(pqz)
+            pqz_manifest, _ = read(pqz)  # exported from the user's own run: its factory
+            model, manifest = load_model(pqz, model=args.factory or run_factory(pqz_manifest))
     shape = tuple(int(d) for d in (manifest.get("model") or {}).get("input_shape") or ())
     calib = None
     if args.int8:

@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default=None)
     p.add_argument("--calibration-batches", type=int, default=8)
     p.add_argument("--which", choices=("best", "last"), default="best", help="for run dirs")
+    p.add_argument(
+        "--model",
+        dest="factory",
+        default=None,
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="your own model's factory, for a .pqz saved from it (a file never imports code)",
+    )
     p.set_defaults(func=_posttrain)
 
 
@@ -57,7 +64,7 @@ def _posttrain(args: argparse.Namespace) -> int:
         raise ConfigError("--amount must be >= 0")
     if args.prune == "none" and args.quantize == "none":
         raise ConfigError("nothing to do: pass --prune and/or --quantize")
-    model, manifest = load_model(args.source, which=args.which)
+    model, manifest = load_model(args.source, which=args.which, model=args.factory)
     common = {"layers": args.layers, "params": args.params, "scope": args.scope}
     if args.prune == "l1":
         prune_l1(model, args.amount, **common)

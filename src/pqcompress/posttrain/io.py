@@ -11,14 +11,19 @@ import torch
 from torch import nn
 
 from pqcompress.errors import CheckpointError
+from pqcompress.models.factory import is_factory_path
 from pqcompress.ops.pq import PQResult, codes_from_values
 
 
-def load_model(source: str | Path, *, which: str = "best") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    source: str | Path, *, which: str = "best", model: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode, .pqz manifest) from a .pqz file, a run directory or a checkpoint.
 
     A run or checkpoint is exported to a temporary .pqz first
-    (:func:`pqcompress.codec.export_run`), so all sources give the same manifest.
+    (:func:`pqcompress.codec.export_run`), so all sources give the same manifest. ``model``
+    is the ``package.module:factory`` of a .pqz saved from a user's own model (a run directory
+    names its own factory in its config, which the user wrote).
     """
     from pqcompress import codec
 
@@ -27,11 +32,18 @@ def load_model(source: str | Path, *, which: str = "best") -> tuple[nn.Module, d
         raise CheckpointError(f"'{src}' does not exist")
     if src.is_file() and src.suffix == ".pqz":
         manifest, _ = codec.read(src)
-        return codec.load(src), manifest
+        return codec.load(src, model=model), manifest
     with tempfile.TemporaryDirectory(prefix="pqc-posttrain-") as tmp:
         pqz = codec.export_run(src, Path(tmp) / "model.pqz", which=which)
         manifest, _ = codec.read(pqz)
-        return codec.load(pqz), manifest
+        return codec.load(pqz, model=model or run_factory(manifest)), manifest
+
+
+def run_factory(manifest: dict[str, Any]) -> str | None:
+    """The ``package.module:factory`` a .pqz exported from a run names (the run's own config,
+    written by the user who trained it), or None for a registry model."""
+    name = (manifest.get("model") or {}).get("name")
+    return name if isinstance(name, str) and is_factory_path(name) else None
 
 
 class ManifestCodes:

@@ -116,3 +116,17 @@ def test_bad_factories_are_one_clear_error(user_module, path, message):
 def test_a_factory_without_shape_arguments_is_called_with_its_options_only(user_module):
     model = build_model(f"{user_module}:plain", num_classes=10, input_shape=(1, 8, 8))
     assert isinstance(model, torch.nn.Linear)
+
+
+@pytest.mark.requires("onnx", "onnxruntime")
+def test_posttrain_and_onnx_export_take_a_user_model(user_module, tmp_path, capsys):
+    factory = f"{user_module}:build"
+    assert main(["train", "--model", factory, "--dataset", "digits", "--epochs", "1",
+                 "-o", "run", "--no-progress"]) == 0  # fmt: skip
+    assert main(["export", "run", "-o", "m.onnx"]) == 0  # the run names its own factory
+    assert main(["export", "run", "-o", "m.pqz", "--onnx", "none"]) == 0
+    assert main(["posttrain", "m.pqz", "--prune", "l1", "--amount", "0.5", "-o", "p.pqz"]) == 2
+    assert "never imports code" in capsys.readouterr().err
+    assert main(["posttrain", "m.pqz", "--prune", "l1", "--amount", "0.5", "-o", "p.pqz",
+                 "--model", factory]) == 0  # fmt: skip
+    assert main(["posttrain", "run", "--quantize", "fp16", "-o", "h.pqz"]) == 0
