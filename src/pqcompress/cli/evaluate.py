@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pqcompress.atomic import write_text_atomic
+from pqcompress.cli.options import add_factory
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,13 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, default=None, help="only the first N samples")
     p.add_argument("--json", dest="json_path", default=None, help="also write the report here")
-    p.add_argument(
-        "--model",
-        dest="factory",
-        default=None,
-        metavar="PACKAGE.MODULE:FACTORY",
-        help="your own model's factory, for a .pqz saved from it (a file never imports code)",
-    )
+    add_factory(p)
     p.set_defaults(func=_evaluate)
 
 

@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-from pqcompress.cli.options import add_output
+from pqcompress.cli.options import add_factory, add_output
 
 LAYOUTS = ("auto", "dense", "bitmap", "csr", "csc")
 CODECS = ("auto", "deflate", "zstd", "lzma", "raw")
@@ -70,11 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--float16", action="store_true", help="store float tensors as float16 (lossy)")
     p.add_argument("--num-classes", type=int, default=None, help="for runs that lack it")
     p.add_argument("--input-shape", type=int, nargs="+", default=None, help="for runs that lack it")
-    p.add_argument(
-        "--model",
-        dest="factory",
-        default=None,
-        metavar="PACKAGE.MODULE:FACTORY",
+    add_factory(
+        p,
         help="--format onnx of a .pqz saved from your own model: its factory",
     )
     p.set_defaults(func=_export)

@@ -6,7 +6,7 @@ import argparse
 import warnings
 from pathlib import Path
 
-from pqcompress.cli.options import add_output
+from pqcompress.cli.options import add_factory, add_output
 from pqcompress.errors import ConfigError
 
 QUANTIZE = ("none", "dynamic", "static", "fp16", "ort-int8")
@@ -42,13 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default=None)
     p.add_argument("--calibration-batches", type=int, default=8)
     p.add_argument("--which", choices=("best", "last"), default="best", help="for run dirs")
-    p.add_argument(
-        "--model",
-        dest="factory",
-        default=None,
-        metavar="PACKAGE.MODULE:FACTORY",
-        help="your own model's factory, for a .pqz saved from it (a file never imports code)",
-    )
+    add_factory(p)
     p.set_defaults(func=_posttrain)
 
 

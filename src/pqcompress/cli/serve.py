@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pqcompress.cli.options import add_factory
 from pqcompress.serve.settings import LOG_LEVELS, RUNTIMES
 
 
@@ -60,11 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="external (default): the decoded weights go to ONNX Runtime as OrtValues "
         "(add_external_initializers); embedded: a serialized model with the weights inside",
     )
-    p.add_argument(
-        "--model",
-        dest="factory",
-        default=None,
-        metavar="PACKAGE.MODULE:FACTORY",
+    add_factory(
+        p,
         help="--runtime torch: your own model's factory, for a .pqz saved from it (opening a "
         "file never imports code; PQC_FACTORY)",
     )
