@@ -74,10 +74,16 @@ class MetricsLog:
     def file_rows(self) -> list[dict[str, Any]]:
         """The file's complete lines in epoch order (1, 2, ...), up to the first torn or
         out-of-order one; nothing is changed."""
+        return self._scan()[0]
+
+    def _scan(self) -> tuple[list[dict[str, Any]], int]:
+        """One read of the file: its complete lines in epoch order, and how many non-empty
+        lines it holds in all."""
         rows: list[dict[str, Any]] = []
         if self.path is None or not self.path.is_file():
-            return rows
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+            return rows, 0
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        for line in lines:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
@@ -85,7 +91,7 @@ class MetricsLog:
             if not isinstance(row, dict) or row.get("epoch") != len(rows) + 1:
                 break
             rows.append(row)
-        return rows
+        return rows, sum(1 for line in lines if line)
 
     def reconcile(
         self, epochs: int, saved: list[dict[str, Any]] | None
@@ -99,8 +105,7 @@ class MetricsLog:
         restored. Without it (older checkpoints) the file must hold ``epochs`` complete lines,
         else CheckpointError.
         """
-        on_file = self.file_rows()
-        total = self._line_count()
+        on_file, total = self._scan()
         if saved is not None and len(saved) == epochs:
             rows = [dict(r) for r in saved]
         else:
@@ -129,11 +134,6 @@ class MetricsLog:
         if self.path is not None:
             text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in self.rows)
             write_text_atomic(self.path, text)
-
-    def _line_count(self) -> int:
-        if self.path is None or not self.path.is_file():
-            return 0
-        return sum(1 for line in self.path.read_text(encoding="utf-8").splitlines() if line)
 
     @property
     def last(self) -> dict[str, Any]:
