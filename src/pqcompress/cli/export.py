@@ -154,7 +154,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from pqcompress.codec import read
+    from pqcompress.codec.portable import read_manifest
     from pqcompress.errors import ConfigError
     from pqcompress.export import export_onnx
     from pqcompress.posttrain.io import load_model, run_factory
@@ -179,7 +179,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
                 num_classes=args.num_classes,
                 input_shape=tuple(args.input_shape) if args.input_shape else None,
             )
-            pqz_manifest, _ = read(pqz)  # exported from the user's own run: its factory
+            pqz_manifest = read_manifest(pqz)  # the user's own run names its factory
             model, manifest = load_model(pqz, model=args.factory or run_factory(pqz_manifest))
     shape = tuple(int(d) for d in (manifest.get("model") or {}).get("input_shape") or ())
     calib = None
