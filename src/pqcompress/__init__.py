@@ -28,6 +28,8 @@ _EXPORTS = {
     "save": "pqcompress.codec",
     "load": "pqcompress.codec",
     "load_into": "pqcompress.codec",
+    "InputSpec": "pqcompress.inputspec",
+    "export_onnx": "pqcompress.export",
     "PQCError": "pqcompress.errors",
     "ConfigError": "pqcompress.errors",
 }

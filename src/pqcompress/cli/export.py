@@ -181,18 +181,25 @@ def _export_onnx(args: argparse.Namespace) -> int:
             )
             pqz_manifest = read_manifest(pqz)  # the user's own run names its factory
             model, manifest = load_model(pqz, model=args.factory or run_factory(pqz_manifest))
-    shape = tuple(int(d) for d in (manifest.get("model") or {}).get("input_shape") or ())
+    record = manifest.get("model") or {}
+    inputs = record.get("inputs")  # token ids, masks, several inputs: the file's own spec
+    shape = None if inputs else tuple(int(d) for d in record.get("input_shape") or ())
     calib = None
     if args.int8:
         from pqcompress.data.batches import calibration_batches
 
+        same = _run_dataset(src) == args.calibration_dataset
         calib = calibration_batches(
-            args.calibration_dataset, root=args.data_root, batches=args.calibration_batches
+            args.calibration_dataset,
+            root=args.data_root,
+            batches=args.calibration_batches,
+            options=_run_data_options(src) if same else None,
         )
     path = export_onnx(
         model,
         args.output,
         input_shape=shape,
+        inputs=inputs,
         int8=args.int8,
         calibration=calib,
         opset=args.opset,
@@ -201,6 +208,18 @@ def _export_onnx(args: argparse.Namespace) -> int:
     kind = "int8 QDQ" if args.int8 else "float32"
     print(f"wrote {path}: {kind} ONNX graph, {path.stat().st_size:,} bytes")
     return 0
+
+
+def _run_data_options(source: Any) -> dict[str, Any]:
+    """The data options a run directory was trained with (its dataset's own settings)."""
+    from pathlib import Path
+
+    from pqcompress.checkpoint import read_run_config
+
+    root = Path(source)
+    config = read_run_config(root if root.is_dir() else root.parent) or {}
+    options = (config.get("data") or {}).get("options")
+    return dict(options) if isinstance(options, dict) else {}
 
 
 def _run_dataset(source: Any) -> str | None:

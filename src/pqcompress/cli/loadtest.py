@@ -34,6 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="send test images of this dataset")
     p.add_argument("--data-root", default=None)
     p.add_argument("--payload-count", type=int, default=256)
+    p.add_argument(
+        "--from-spec",
+        action="store_true",
+        help="make JSON bodies from the served model's input spec (GET URL/v1/model): token "
+        "ids in range, masks of ones, floats N(0, 1)",
+    )
+    p.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="NAME=SIZE",
+        help="--from-spec: the size of a dynamic axis, e.g. --axis seq=128 (default 8)",
+    )
     add_output(
         p, type=Path, metavar="DIR", help="write DIR/history.csv, history.json and summary.json"
     )
@@ -82,14 +95,38 @@ def profile_from_args(args: Any) -> Any:
 
 def _payloads(args: Any) -> list[tuple[bytes, str]]:
     from pqcompress.loadtest import LoadTestError, dataset_payloads, file_payload
+    from pqcompress.loadtest.payloads import spec_payloads
 
-    if args.payload and args.dataset:
-        raise LoadTestError("give --payload FILE or --dataset NAME, not both")
+    given = [bool(args.payload), bool(args.dataset), bool(args.from_spec)]
+    if sum(given) > 1:
+        raise LoadTestError("give one of --payload FILE, --dataset NAME or --from-spec")
     if args.payload:
         return [file_payload(f) for f in args.payload]
     if args.dataset:
         return dataset_payloads(args.dataset, args.payload_count, root=args.data_root)
-    raise LoadTestError("no payloads: give --dataset NAME (its test images) or --payload FILE")
+    if args.from_spec:
+        return spec_payloads(
+            args.url,
+            args.payload_count,
+            sizes=_axes(args.axis),
+            seed=args.seed,
+            ready_timeout_s=args.ready_timeout,
+        )
+    raise LoadTestError(
+        "no payloads: give --dataset NAME (its test samples), --payload FILE or --from-spec"
+    )
+
+
+def _axes(items: list[str]) -> dict[str, int]:
+    from pqcompress.loadtest import LoadTestError
+
+    out = {}
+    for item in items:
+        name, _, size = item.partition("=")
+        if not name or not size.isdigit() or int(size) < 1:
+            raise LoadTestError(f"--axis {item!r}: expected NAME=SIZE, e.g. seq=128")
+        out[name] = int(size)
+    return out
 
 
 def _loadtest(args: Any) -> int:

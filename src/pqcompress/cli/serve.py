@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--no-int8", dest="int8", action="store_const", const=False, help="float graph")
     p.add_argument("--max-body-bytes", type=int, default=None, help="default 8 MiB")
     p.add_argument("--max-batch", type=int, default=None, help="inputs per request (default 64)")
+    p.add_argument(
+        "--max-dim",
+        type=int,
+        default=None,
+        help="a model with named inputs: the longest dynamic axis but the batch, e.g. a "
+        "sequence (default 4096)",
+    )
     p.add_argument("--request-timeout", dest="request_timeout_s", type=float, default=None)
     p.add_argument("--max-in-flight", type=int, default=None, help="default 32; then 503")
     p.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, default=None)
@@ -75,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     fields = (
         "model", "runtime", "host", "port", "workers", "threads", "inference_threads", "int8",
-        "max_body_bytes",
+        "max_body_bytes", "max_dim",
         "max_batch", "request_timeout_s", "max_in_flight", "drain_timeout_s", "header_timeout_s",
         "keep_alive_s", "log_level", "access_log", "ort_weights", "factory",
     )  # fmt: skip

@@ -174,6 +174,7 @@ def model_info(path: str | Path) -> dict[str, Any]:
         "num_classes": model.get("num_classes"),
         "class_names": manifest.get("class_names"),
         "input_shape": model.get("input_shape"),
+        "inputs": model.get("inputs"),
         "preprocessing": manifest.get("preprocessing"),
         "compression": _compression_summary(manifest, settings),
         "params": params,

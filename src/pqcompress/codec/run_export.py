@@ -76,7 +76,8 @@ def export_run(
         model_name=cfg.model,
         model_args=cfg.model_args,
         num_classes=num_classes,
-        input_shape=shape,
+        input_shape=None if ckpt.get("inputs") else shape,
+        inputs=ckpt.get("inputs"),
         preprocessing=ckpt.get("preprocessing"),
         class_names=ckpt.get("class_names"),
         metadata=meta,
@@ -190,7 +191,10 @@ def _run_calibration(cfg: Any, root: str | None, batches: int, *, required: bool
 
     try:
         return calibration_batches(
-            cfg.dataset, root=root if root is not None else cfg.data.root, batches=batches
+            cfg.dataset,
+            root=root if root is not None else cfg.data.root,
+            batches=batches,
+            options=cfg.data.options,
         )
     except (PQCError, OSError) as exc:
         if required:

@@ -18,6 +18,8 @@ from pqcompress.codec.entries import entry_runs_on_int8
 from pqcompress.codec.errors import FormatError
 from pqcompress.codec.tensorcode import DTYPES, Section, _compress_all, encode_tensor
 from pqcompress.errors import ConfigError
+from pqcompress.inputspec import DEFAULT_INPUT as INPUT_NAME
+from pqcompress.inputspec import InputSpec, as_specs, from_input_shape, single_float_shape
 from pqcompress.unwrap import unwrap
 
 FLOAT_DTYPES = ("float32", "float16")
@@ -44,6 +46,8 @@ def save(
     model_args: Mapping[str, Any] | None = None,
     num_classes: int | None = None,
     input_shape: Sequence[int] | None = None,
+    inputs: Iterable[Any] | None = None,
+    output: str | int | None = None,
     preprocessing: Mapping[str, Any] | None = None,
     class_names: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
@@ -61,7 +65,13 @@ def save(
     deflate, lzma, zstd) apply to every tensor; ``auto`` keeps the smallest per tensor.
     ``model_name`` (a registry name) plus ``num_classes``/``input_shape``/``model_args`` let
     :func:`pqcompress.codec.load` rebuild the model; they default to what
-    :func:`pqcompress.models.build_model` recorded on the model (``pqc_registry``). Without a
+    :func:`pqcompress.models.build_model` recorded on the model (``pqc_registry``).
+    ``inputs`` (a list of :class:`~pqcompress.InputSpec`: name, dtype, shape with dynamic
+    axes) describes a model that does not take one float tensor (token ids, an attention
+    mask, several inputs); it is recorded in the manifest and names the embedded graphs'
+    inputs (``input_shape`` is the one-float-input shorthand). ``output`` picks the output
+    to keep of a model that returns a mapping or a tuple (see
+    :func:`pqcompress.export.export_onnx`). Without a
     name the file is "custom" and is read with :func:`pqcompress.codec.load_into`. The file is written to a temporary file in
     the same directory, fsynced and renamed over ``path``: a crash never leaves a partial file.
 
@@ -80,6 +90,9 @@ def save(
     failure is a warning, not an error).
     """
     _check_options(layout, codec, float_dtype, onnx, calibration, integrity)
+    specs = as_specs(inputs)
+    if specs is not None and input_shape is not None:
+        raise ConfigError("pass inputs= or input_shape= (one float input), not both")
     path = Path(path)
     model = unwrap(model)  # DDP / DataParallel / compiled: the plain model's names
     registry = getattr(model, "pqc_registry", None)  # set by models.build_model
@@ -92,11 +105,21 @@ def save(
     results = _compressed(compressor, state)
     payload = _Payload()
     entries, decoded, native = _encode_state(state, results, layout, codec, float_dtype, payload)
-    model_record = _model_record(model_name, model_args, num_classes, input_shape)
+    if specs is None and input_shape is None:
+        specs = as_specs(_recorded_inputs(registry))  # what a builder recorded, if anything
+    if specs is not None and input_shape is None:
+        input_shape = _sample_shape(specs)
+    model_record = _model_record(
+        model_name, model_args, num_classes, input_shape, has_inputs=specs is not None
+    )
+    if specs is not None and not _is_shorthand(specs):
+        model_record["inputs"] = [s.to_dict() for s in specs]
+    if specs is None and model_record.get("input_shape") is not None:
+        specs = (from_input_shape(model_record["input_shape"]),)
     graphs = _embed_graphs(
         _graphs(
             onnx, model, decoded, native, results, compressor,
-            model_record.get("input_shape"), calibration, opset,
+            specs, calibration, opset, output,
         ),
         codec,
         payload,
@@ -253,9 +276,10 @@ def _graphs(
     native: dict[str, np.ndarray],
     results: dict[str, Any],
     compressor: Any,
-    input_shape: Sequence[int] | None,
+    specs: Sequence[InputSpec] | None,
     calibration: Iterable[Any] | None,
     opset: int,
+    output: str | int | None,
 ) -> list[tuple[dict[str, Any], bytes]]:
     """The embedded graphs ``onnx=which`` asks for (see ``save``)."""
     if which == "none":
@@ -265,19 +289,21 @@ def _graphs(
             import onnx  # noqa: F401
         except ImportError:
             return []
-        if input_shape is None:  # said, not silent: serving this file would need a graph
+        if specs is None:  # said, not silent: serving this file would need a graph
             warnings.warn(
-                "onnx='auto' embeds no graph: the model's input shape is unknown; pass "
-                "input_shape=(one sample's shape) to embed one (serving without torch needs it)",
+                "onnx='auto' embeds no graph: the model's inputs are unknown; pass "
+                "input_shape=(one sample's shape) for one float input, or "
+                "inputs=[pqcompress.InputSpec(name, dtype, shape), ...], to embed one "
+                "(serving without torch needs it)",
                 stacklevel=3,
             )
             return []
         compressed = [n for n, r in results.items() if r.codes is not None or r.kind != "none"]
         int8 = calibration is not None and bool(compressed) and all(n in native for n in compressed)
-    elif input_shape is None:
+    elif specs is None:
         raise ConfigError(
-            f"onnx={which!r} needs the model's input shape: pass input_shape= (one sample's "
-            "shape) or a registry model_name="
+            f"onnx={which!r} needs the model's inputs: pass input_shape= (one sample's "
+            "shape), inputs=[pqcompress.InputSpec(...)] or a registry model_name="
         )
     else:
         int8 = which == "all"
@@ -290,10 +316,11 @@ def _graphs(
                 decoded,
                 native,
                 compressor,
-                input_shape=input_shape,
+                inputs=specs,
                 int8=with_int8,
                 calibration=calibration,
                 opset=opset,
+                output=output,
             )
         except Exception as exc:  # "auto" embeds what it can; an explicit request fails loudly
             if which != "auto":
@@ -301,6 +328,29 @@ def _graphs(
             what = "no int8 ONNX graph" if with_int8 else "no ONNX graph"
             warnings.warn(f"{what} embedded: {exc}", stacklevel=3)
     return []
+
+
+def _recorded_inputs(registry: Any) -> Any:
+    """The input specs a builder recorded on the model (``pqc_registry["inputs"]``), if any."""
+    return registry.get("inputs") if isinstance(registry, Mapping) else None
+
+
+def _is_shorthand(specs: Sequence[InputSpec]) -> bool:
+    """Whether ``specs`` says no more than ``input_shape`` does (one float32 input named
+    ``input`` with a fixed sample shape and batch axis ``batch``)."""
+    return (
+        single_float_shape(specs) is not None
+        and specs[0].name == INPUT_NAME
+        and specs[0].shape[0] == "batch"
+        and specs[0].low is None
+        and specs[0].high is None
+    )
+
+
+def _sample_shape(specs: Sequence[InputSpec]) -> tuple[int, ...] | None:
+    """The first input's sample shape when it is fixed (what a factory's ``input_shape`` is)."""
+    dims = specs[0].sample_shape
+    return tuple(int(d) for d in dims) if all(isinstance(d, int) for d in dims) else None
 
 
 def _compressed(compressor: Any, state: Mapping[str, Any]) -> dict[str, Any]:
@@ -325,6 +375,8 @@ def _model_record(
     args: Mapping[str, Any] | None,
     num_classes: int | None,
     input_shape: Sequence[int] | None,
+    *,
+    has_inputs: bool = False,
 ) -> dict[str, Any]:
     if name is None or name == "custom":
         record: dict[str, Any] = {"name": "custom", "model_args": dict(args or {})}
@@ -337,14 +389,18 @@ def _model_record(
     from pqcompress.models.registry import default_input_shape
 
     if is_factory_path(name):  # a user's factory: recorded as data, never imported here
-        if input_shape is None:
-            raise ConfigError(f"model_name={name!r} (a factory) needs input_shape=")
-        default: Sequence[int] = input_shape
+        if input_shape is None and not has_inputs:
+            raise ConfigError(f"model_name={name!r} (a factory) needs input_shape= or inputs=")
+        default: Sequence[int] | None = input_shape
     else:
         default = default_input_shape(name)  # RegistryError for unknown names
     return {
         "name": name,
         "num_classes": int(num_classes) if num_classes is not None else None,
-        "input_shape": [int(d) for d in (input_shape if input_shape is not None else default)],
+        "input_shape": (
+            [int(d) for d in (input_shape if input_shape is not None else default)]
+            if input_shape is not None or default is not None
+            else None
+        ),
         "model_args": dict(args or {}),
     }

@@ -11,9 +11,12 @@ from torch.utils.data import Dataset
 from pqcompress.data.augment import CropFlip
 from pqcompress.data.normalize import Normalization
 
+TOKEN_DTYPES = (torch.int64, torch.int32)
+
 
 class ArrayDataset(Dataset):
-    """A view (``rows``) on shared in-memory tensors: uint8 images (N, C, H, W) or float signals.
+    """A view (``rows``) on shared in-memory tensors: uint8 images (N, C, H, W), float signals
+    or integer token ids (N, L; int64/int32, returned as they are).
 
     Splits of one dataset share the same storage and differ only in ``rows``, so carving a
     validation set or a subset copies no sample data. ``__getitem__`` returns one normalized,
@@ -56,6 +59,13 @@ class ArrayDataset(Dataset):
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.x.shape[1:])
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype of the x a batch holds: "float32", or the token ids' integer dtype."""
+        return (
+            str(self.x.dtype).removeprefix("torch.") if self.x.dtype in TOKEN_DTYPES else "float32"
+        )
 
     @property
     def targets(self) -> Tensor:
@@ -106,10 +116,17 @@ class ArrayDataset(Dataset):
         return tuple(t[0] for t in self.fetch(row.reshape(1)))
 
     def fetch(self, rows: Tensor, augment_params: Tensor | None = None) -> tuple[Tensor, ...]:
-        """Batch ``(x float32 (B, ...), y int64 (B,))`` of storage ``rows``, augmented when
+        """Batch ``(x float32 (B, ...), y int64 (B,))`` of storage ``rows`` (token ids: x as
+        stored, int64 or int32), augmented when
         ``augment_params`` (B, 3) from ``self.augment.draw`` are given, then normalized; with
         :meth:`with_target_extra` also the extra column's rows, ``(x, y, extra)``."""
         x = self.x[rows]
+        if self.x.dtype in TOKEN_DTYPES:  # token ids stay integers, never normalized
+            return (
+                (x, self.y[rows])
+                if self.target_extra is None
+                else (x, self.y[rows], self.extras[self.target_extra][rows])
+            )
         if augment_params is not None and self.augment is not None:
             x = self.augment.apply(x, augment_params)
         x = x.to(torch.float32)

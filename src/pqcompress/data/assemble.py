@@ -52,6 +52,11 @@ def assemble_bundle(
         num_classes=len(class_names),
         input_shape=train.sample_shape,
         class_names=list(class_names),
-        preprocessing={**preprocessing, **train.normalization.to_dict()},
+        preprocessing=(
+            {**preprocessing, **train.normalization.to_dict()}
+            if train.input_dtype == "float32"
+            else dict(preprocessing)  # token ids are not normalized
+        ),
         source=source,
+        input_dtype=train.input_dtype,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pqcompress.errors import ConfigError
@@ -15,15 +16,19 @@ def split_loader(
     batch_size: int = 256,
     limit: int | None = None,
     shuffle: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any]:
-    """(loader, bundle) over one split of a registered dataset, without augmentation."""
+    """(loader, bundle) over one split of a registered dataset, without augmentation;
+    ``options`` are the dataset's own (e.g. a run's ``data.options``)."""
     import torch
     from torch.utils.data import Subset
 
     from pqcompress.config import DataConfig
     from pqcompress.data import build_dataset, make_loader
 
-    bundle = build_dataset(dataset, DataConfig(root=root, augment=False))
+    bundle = build_dataset(
+        dataset, DataConfig(root=root, augment=False, options=dict(options or {}))
+    )
     data = getattr(bundle, split)
     if data is None:
         raise ConfigError(f"dataset {dataset!r} has no {split!r} split")
@@ -53,8 +58,15 @@ def input_batches(loader: Any, batches: int) -> list:
 
 
 def calibration_batches(
-    dataset: str, *, root: str | None = None, batches: int = 8, batch_size: int = 64
+    dataset: str,
+    *,
+    root: str | None = None,
+    batches: int = 8,
+    batch_size: int = 64,
+    options: Mapping[str, Any] | None = None,
 ) -> list:
     """A few shuffled training batches (inputs only) for activation calibration."""
-    loader, _ = split_loader(dataset, "train", root=root, batch_size=batch_size, shuffle=True)
+    loader, _ = split_loader(
+        dataset, "train", root=root, batch_size=batch_size, shuffle=True, options=options
+    )
     return input_batches(loader, batches)

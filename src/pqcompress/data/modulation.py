@@ -136,6 +136,49 @@ def build_modulation(cfg: DataConfig, *, seed: int = 0) -> DataBundle:
     return iq_bundle("modulation", cfg, seed, generate_dataset(opts), opts, source)
 
 
+TOKEN_DEFAULTS: dict[str, Any] = {**DEFAULTS, "frame_length": 128, "levels": 16, "clip": 1.5}
+
+
+def iq_tokens(x: np.ndarray, levels: int, clip: float) -> np.ndarray:
+    """I/Q frames (N, 2, L) as token ids (N, L), int64: I and Q each clipped to [-clip, clip]
+    and cut into ``levels`` equal bins, token = bin(I) * levels + bin(Q) (vocabulary
+    ``levels ** 2``)."""
+    q = np.floor((np.clip(x, -clip, clip) + clip) / (2 * clip) * levels).astype(np.int64)
+    q = np.minimum(q, levels - 1)
+    return q[:, 0, :] * levels + q[:, 1, :]
+
+
+@register_dataset("modulation-tokens")
+def build_modulation_tokens(cfg: DataConfig, *, seed: int = 0) -> DataBundle:
+    """The modulation frames as integer tokens (one per complex sample, I and Q each in
+    ``levels`` bins; 128 samples by default): a sequence set for token models (embeddings,
+    transformer encoders, LSTMs). Same classes, SNRs and split as ``modulation``."""
+    opts = resolve_options("modulation-tokens", cfg.options, TOKEN_DEFAULTS)
+    test_fraction_of("modulation-tokens", opts)
+    levels = positive_int("modulation-tokens", "levels", opts["levels"])
+    clip = number("modulation-tokens", "clip", opts["clip"])
+    if levels < 2 or levels > 256 or not clip > 0:
+        raise ConfigError(
+            f"modulation-tokens: need 2 <= levels <= 256 and clip > 0, got {levels}, {clip}"
+        )
+    frames_opts = {k: v for k, v in opts.items() if k in DEFAULTS}
+    x, y, snr = generate_dataset(frames_opts)
+    tokens = iq_tokens(x, levels, clip)
+    source = (
+        f"generated: {len(opts['classes'])} modulations as {levels}x{levels} I/Q tokens, "
+        f"{opts['frame_length']} per frame, SNR {opts['snr_min']}..{opts['snr_max']} dB, "
+        f"data_seed {opts['data_seed']}"
+    )
+    bundle = iq_bundle("modulation-tokens", cfg, seed, (tokens, y, snr), opts, source)
+    bundle.preprocessing = {
+        "kind": "tokens",
+        "vocab_size": levels * levels,
+        "sequence_length": int(opts["frame_length"]),
+        "tokenizer": f"I/Q clipped to +-{clip:g}, {levels} bins each, id = I_bin * {levels} + Q_bin",
+    }
+    return bundle
+
+
 def iq_preprocessing(length: int) -> dict[str, Any]:
     """Preprocessing record for I/Q frames: (2, L) float, unit mean power per frame."""
     return {

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pqcompress.export.onnx import INPUT_NAME, OUTPUT_NAME, _export_float, _require, export_onnx
+from pqcompress.export.onnx import _export_float, _require, export_onnx
+from pqcompress.inputspec import InputSpec
 
 MIN_STRIP_BYTES = 256  # smaller initializers stay in the graph (a record costs manifest bytes)
 
@@ -80,13 +81,16 @@ def graph_payloads(
     native_codes: Mapping[str, np.ndarray],
     compressor: Any,
     *,
-    input_shape: Sequence[int],
+    inputs: Sequence[InputSpec],
     int8: bool,
     calibration: Iterable[Any] | None,
     opset: int = 17,
+    output: str | int | None = None,
 ) -> list[tuple[dict[str, Any], bytes]]:
     """[(graph record without its section fields, serialized stripped graph)] for the float32
-    graph and, with ``int8``, the int8 QDQ graph (``calibration`` batches needed)."""
+    graph and, with ``int8``, the int8 QDQ graph (``calibration`` batches needed); the
+    graphs' inputs are ``inputs`` (names, dtypes, dynamic axes), their outputs as
+    :func:`pqcompress.export.export_onnx` names them."""
     onnx = _require("onnx")
     state = model.state_dict()
     if any(not torch.equal(state[k], decoded[k]) for k in decoded if k in state):
@@ -101,14 +105,15 @@ def graph_payloads(
     was_training = model.training
     out = []
     try:
-        blob = _export_float(model, input_shape, opset, fold_batchnorm=False)
+        blob, outputs = _export_float(model, inputs, opset, fold_batchnorm=False, output=output)
         graphs = [("float32", onnx.load_from_string(blob))]
         if int8:
             with tempfile.TemporaryDirectory(prefix="pqc-embed-") as tmp:
                 qpath = export_onnx(
                     model,
                     Path(tmp) / "int8.onnx",
-                    input_shape=input_shape,
+                    inputs=inputs,
+                    output=output,
                     int8=True,
                     calibration=calibration,
                     opset=opset,
@@ -123,9 +128,11 @@ def graph_payloads(
             "name": name,
             "format": "onnx",
             "opset": int(opset),
-            "input_name": INPUT_NAME,
-            "output_name": OUTPUT_NAME,
-            "input_shape": ["batch", *[int(d) for d in input_shape]],
+            "input_name": inputs[0].name,
+            "output_name": outputs[0],
+            "input_shape": list(inputs[0].shape),
+            "inputs": [s.to_dict() for s in inputs],
+            "outputs": list(outputs),
             "initializers": records,
         }
         out.append((record, proto.SerializeToString()))

@@ -32,6 +32,13 @@ from torch import nn
 from pqcompress.atomic import atomic_write
 from pqcompress.codec.entries import runs_on_int8
 from pqcompress.errors import ConfigError, ModelError, PQCError
+from pqcompress.inputspec import (
+    InputSpec,
+    as_specs,
+    example_arrays,
+    from_input_shape,
+    numpy_dtype,
+)
 from pqcompress.unwrap import unwrap
 
 INPUT_NAME = "input"
@@ -125,11 +132,145 @@ def coded_tensors(model: nn.Module, compressed: Any) -> tuple[dict[str, CodedTen
     )
 
 
+def resolve_inputs(
+    input_shape: Sequence[int] | None, inputs: Iterable[Any] | None
+) -> tuple[InputSpec, ...]:
+    """The model's inputs from ``inputs=`` (InputSpecs) or the one-float-input shorthand
+    ``input_shape=`` (named ``input``); ConfigError when neither or both are given."""
+    if inputs is not None and input_shape is not None:
+        raise ConfigError("pass inputs= or input_shape= (one float input), not both")
+    if inputs is not None:
+        specs = as_specs(inputs)
+        assert specs is not None
+        return specs
+    if input_shape is None:
+        raise ConfigError(
+            "the model's inputs are unknown: pass input_shape=(one sample's shape) for one "
+            "float input, or inputs=[pqcompress.InputSpec(name, dtype, shape), ...]"
+        )
+    return (from_input_shape(input_shape, INPUT_NAME),)
+
+
+def example_inputs(
+    specs: Sequence[InputSpec], sizes: Mapping[str, int] | None = None, *, batch: int = 1
+) -> tuple[torch.Tensor, ...]:
+    """Tensors of the inputs' shapes and dtypes (see ``inputspec.example_arrays``), in order."""
+    arrays = example_arrays(specs, sizes, batch=batch)
+    out = []
+    for s in specs:
+        t = torch.from_numpy(arrays[s.name])
+        out.append(t.to(torch.bfloat16) if s.dtype == "bfloat16" else t)
+    return tuple(out)
+
+
+def _tensors_of(out: Any, output: str | int | None) -> tuple[list[str], Any]:
+    """(output names, selector) for a model output: a tensor, a mapping (dict, ModelOutput)
+    or a tuple/list; ``output`` keeps one entry (a key or an index)."""
+    if torch.is_tensor(out):
+        if output not in (None, 0) and not isinstance(output, str):
+            raise ConfigError(f"output={output!r}: the model returns one tensor")
+        return [output if isinstance(output, str) else OUTPUT_NAME], None
+    if isinstance(out, Mapping):
+        keys = [k for k, v in out.items() if torch.is_tensor(v)]
+        if output is None:
+            if not keys:
+                raise ExportError("the model returns a mapping without tensors; nothing to export")
+            return [str(k) for k in keys], tuple(keys)
+        if output not in keys:
+            raise ConfigError(f"output={output!r} is not among the model's tensor outputs {keys}")
+        return [str(output)], (output,)
+    if isinstance(out, (tuple, list)):
+        idx = [i for i, v in enumerate(out) if torch.is_tensor(v)]
+        if output is None:
+            if not idx:
+                raise ExportError("the model returns a sequence without tensors; nothing to export")
+            if len(idx) == 1:
+                return [OUTPUT_NAME], (idx[0],)
+            return [f"output_{i}" for i in idx], tuple(idx)
+        if not isinstance(output, int) or output not in idx:
+            raise ConfigError(
+                f"output={output!r}: the model returns a sequence; name one of the tensor "
+                f"positions {idx}"
+            )
+        return [OUTPUT_NAME], (output,)
+    raise ExportError(
+        f"the model returns {type(out).__name__}; export needs a tensor, a mapping of tensors "
+        "or a tuple of tensors"
+    )
+
+
+class _Select(nn.Module):
+    """The model with its outputs narrowed to ``keys`` (mapping keys or tuple positions)."""
+
+    def __init__(self, model: nn.Module, keys: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.keys = keys
+
+    def forward(self, *args: Any) -> Any:
+        out = self.model(*args)
+        picked = tuple(out[k] for k in self.keys)
+        return picked[0] if len(picked) == 1 else picked
+
+
+def _run(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Any:
+    with torch.no_grad():
+        return model(*args)
+
+
+def _shapes(out: Any) -> list[tuple[int, ...]]:
+    if torch.is_tensor(out):
+        return [tuple(out.shape)]
+    return [tuple(t.shape) for t in out]
+
+
+def _dynamic_axes(
+    model: nn.Module, specs: Sequence[InputSpec], outputs: list[str]
+) -> tuple[tuple[torch.Tensor, ...], dict[str, dict[int, str]]]:
+    """(the example inputs to trace with, dynamic axes of inputs and outputs): an output axis
+    is dynamic when it changes with one of the inputs' named axes (found by running the
+    model once more per axis name with that axis one longer)."""
+    names = list(dict.fromkeys(d for s in specs for d in s.shape if isinstance(d, str)))
+    batch = specs[0].shape[0]
+    base = {n: (2 if n == batch else 8) for n in names}
+    args = example_inputs(specs, base, batch=base[batch])  # batch 2: no batch-1 shortcuts
+    ref = _shapes(_run(model, args))
+    axes: dict[str, dict[int, str]] = {
+        s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in specs
+    }
+    for name in outputs:
+        axes[name] = {}
+    for n in names:
+        sizes = {**base, n: base[n] + 1}
+        other = _shapes(_run(model, example_inputs(specs, sizes, batch=sizes[batch])))
+        for name, a, b in zip(outputs, ref, other):
+            for i, (da, db) in enumerate(zip(a, b)):
+                if da != db:
+                    axes[name].setdefault(i, n)
+    return args, axes
+
+
 def _export_float(
-    model: nn.Module, input_shape: Sequence[int], opset: int, fold_batchnorm: bool
-) -> bytes:
+    model: nn.Module,
+    specs: Sequence[InputSpec],
+    opset: int,
+    fold_batchnorm: bool,
+    output: str | int | None = None,
+) -> tuple[bytes, list[str]]:
+    """(the float graph, its output names). Inputs are passed positionally in ``specs``
+    order and keep their names."""
     model = model.eval()
-    dummy = torch.zeros((1, *[int(d) for d in input_shape]), dtype=torch.float32)
+    probe = example_inputs(specs, batch=2)
+    try:
+        out = _run(model, probe)
+    except Exception as exc:
+        raise ExportError(
+            f"the model fails on inputs {[s.to_dict() for s in specs]}: "
+            f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+        ) from None
+    outputs, keys = _tensors_of(out, output)
+    traced: nn.Module = model if keys is None else _Select(model, keys)
+    args, axes = _dynamic_axes(traced, specs, outputs)
     buf = io.BytesIO()
     mode = torch.onnx.TrainingMode.EVAL if fold_batchnorm else torch.onnx.TrainingMode.PRESERVE
     with warnings.catch_warnings():
@@ -138,20 +279,90 @@ def _export_float(
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
-                model,
-                (dummy,),
+                traced,
+                args,
                 buf,
                 dynamo=False,
                 opset_version=int(opset),
                 training=mode,
                 do_constant_folding=True,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                input_names=[s.name for s in specs],
+                output_names=outputs,
+                dynamic_axes=axes,
             )
         except Exception as exc:
             raise ExportError(f"torch.onnx.export failed: {exc}") from exc
-    return buf.getvalue()
+    blob = buf.getvalue()
+    if keys is not None:
+        blob = _strip_prefix(blob, "model.")
+    _check_dynamic(blob, traced, specs)
+    return blob, outputs
+
+
+def _check_dynamic(blob: bytes, model: nn.Module, specs: Sequence[InputSpec]) -> None:
+    """Run the graph (ONNX Runtime, when installed) with each named axis but the batch one
+    size longer than traced and compare with the model: torch's tracer can bake a traced
+    size into the graph (``nn.MultiheadAttention`` does so for the sequence axis), and such
+    a graph must not be written as if it took any length."""
+    batch = specs[0].shape[0]
+    names = list(dict.fromkeys(d for s in specs for d in s.shape[1:] if isinstance(d, str)))
+    if not names:
+        return
+    try:
+        import onnxruntime as ort
+    except ImportError:  # nothing to check with: the export stands as traced
+        return
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
+    graph_inputs = {i.name for i in session.get_inputs()}
+    for n in names:
+        sizes = {d: 8 for d in names} | {n: 11}
+        args = example_inputs(specs, sizes, batch=3)
+        want = _run(model, args)
+        want_list = [want] if torch.is_tensor(want) else list(want)
+        feed = {
+            s.name: (a.float() if a.dtype == torch.bfloat16 else a).numpy()
+            for s, a in zip(specs, args)
+            if s.name in graph_inputs
+        }
+        try:
+            got = session.run(None, feed)
+            ok = all(
+                g.shape == tuple(w.shape)
+                and np.allclose(g, w.detach().float().numpy(), rtol=1e-3, atol=1e-4)
+                for g, w in zip(got, want_list)
+            )
+        except Exception:
+            ok = False
+        if not ok:
+            raise ExportError(
+                f"the exported graph does not run like the model when axis '{n}' has another "
+                "size: torch's ONNX tracer fixed its traced size inside the graph (as it does "
+                f"for nn.MultiheadAttention's sequence axis); give '{n}' a fixed size in the "
+                f"input spec, e.g. shape ('{batch}', 128), and pad shorter inputs"
+            )
+
+
+def _strip_prefix(blob: bytes, prefix: str) -> bytes:
+    """The graph with ``prefix`` taken off initializer names (the output selector's
+    attribute), so they keep the model's own state-dict names."""
+    onnx = _require("onnx")
+    proto = onnx.load_from_string(blob)
+    taken = {i.name for i in proto.graph.initializer}
+    rename = {
+        n: n[len(prefix) :] for n in taken if n.startswith(prefix) and n[len(prefix) :] not in taken
+    }
+    if not rename:
+        return blob
+    for init in proto.graph.initializer:
+        init.name = rename.get(init.name, init.name)
+    for node in proto.graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    return proto.SerializeToString()
 
 
 def _match_initializers(graph: Any, model: nn.Module, names: Iterable[str]) -> dict[str, tuple]:
@@ -178,21 +389,49 @@ def _match_initializers(graph: Any, model: nn.Module, names: Iterable[str]) -> d
     return out
 
 
+def feed(specs: Sequence[InputSpec], batch: Any) -> dict[str, np.ndarray]:
+    """One batch as ONNX Runtime inputs: a mapping by input name, a tuple/list in the specs'
+    order (extra entries, e.g. labels of ``(x, y)`` pairs, are ignored) or, for one input, a
+    tensor; each converted to its input's dtype."""
+    if isinstance(batch, Mapping):
+        missing = [s.name for s in specs if s.name not in batch]
+        if missing:
+            raise ConfigError(f"a calibration batch lacks inputs {missing}")
+        values = [batch[s.name] for s in specs]
+    elif isinstance(batch, (tuple, list)):
+        if len(batch) < len(specs):
+            raise ConfigError(
+                f"a calibration batch holds {len(batch)} items; the model takes {len(specs)} inputs"
+            )
+        values = list(batch[: len(specs)])
+    else:
+        if len(specs) != 1:
+            raise ConfigError(
+                f"a calibration batch must give all {len(specs)} inputs (a dict or a tuple)"
+            )
+        values = [batch]
+    out = {}
+    for s, v in zip(specs, values):
+        arr = v.detach().cpu() if torch.is_tensor(v) else v
+        if torch.is_tensor(arr) and arr.dtype == torch.bfloat16:
+            arr = arr.float()
+        out[s.name] = np.asarray(arr).astype(numpy_dtype(s.dtype), copy=False)
+    return out
+
+
 class _Reader:
     """onnxruntime CalibrationDataReader over an iterable of input batches."""
 
-    def __init__(self, batches: Iterable[Any]) -> None:
+    def __init__(self, batches: Iterable[Any], specs: Sequence[InputSpec]) -> None:
         self._it = iter(batches)
+        self._specs = specs
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         try:
             b = next(self._it)
         except StopIteration:
             return None
-        if isinstance(b, (tuple, list)):
-            b = b[0]
-        x = b.detach().cpu().float().numpy() if torch.is_tensor(b) else np.asarray(b, np.float32)
-        return {INPUT_NAME: x}
+        return feed(self._specs, b)
 
     def rewind(self) -> None:  # pragma: no cover - part of the reader protocol
         pass
@@ -202,7 +441,9 @@ def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
     *,
-    input_shape: Sequence[int],
+    input_shape: Sequence[int] | None = None,
+    inputs: Iterable[InputSpec | Mapping[str, Any]] | None = None,
+    output: str | int | None = None,
     int8: bool = False,
     calibration: Iterable[Any] | None = None,
     opset: int = 17,
@@ -211,10 +452,15 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` as ONNX to ``path`` and return the path.
 
-    ``input_shape`` is one sample's shape (no batch dimension); the graph's batch axis is
-    dynamic. Input ``input``, output ``logits``. ``int8=True`` needs ``calibration`` (an
-    iterable of input batches, tensors or (x, y) pairs; a few batches suffice) and writes a
-    QDQ graph (uint8 activations, per-tensor symmetric int8 weights) for ONNX Runtime.
+    ``input_shape`` is one sample's shape (no batch dimension) of the one float input
+    ``input``; ``inputs`` names several, each an :class:`~pqcompress.InputSpec` (a dtype, and
+    a shape whose string dimensions are dynamic), passed to ``forward`` positionally in that
+    order, and the graph keeps their names and dynamic axes. A tensor output is ``logits``;
+    a mapping (dict, ``ModelOutput``) gives one graph output per tensor, named by its key,
+    and a tuple ``output_0``, ``output_1``...; ``output`` keeps only that key or position.
+    ``int8=True`` needs ``calibration`` (an iterable of input batches: tensors, (x, y) pairs,
+    tuples in input order or dicts by input name; a few batches suffice) and writes a QDQ
+    graph (uint8 activations, per-tensor symmetric int8 weights) for ONNX Runtime.
     ``compressed`` (Compressor, .pqz manifest or path) makes uniform/quantize weights at
     <= 8 bits use their trained codes and stored scales exactly, and keeps layers whose
     weights have another compressed form in float.
@@ -226,12 +472,13 @@ def export_onnx(
     """
     onnx = _require("onnx")
     path = Path(path)
+    specs = resolve_inputs(input_shape, inputs)
     model = unwrap(model)  # a compiled or DDP-wrapped model exports as the plain one
     coded, float_named = coded_tensors(model, compressed)
     model = model.eval()
     # folding BatchNorm would move coded weights off their grid (and hide decoded ones)
     keep_bn = bool(int8 and (coded or float_named))
-    blob = _export_float(model, input_shape, opset, fold_batchnorm=not keep_bn)
+    blob, _ = _export_float(model, specs, opset, fold_batchnorm=not keep_bn, output=output)
     if not int8:
         atomic_write(path, lambda fh: fh.write(blob))
         return path
@@ -255,14 +502,18 @@ def export_onnx(
         for node in fmodel.graph.node
         if node.op_type in ("Conv", "Gemm", "MatMul") and other_inits & set(node.input)
     ]
-    qmodel = _quantize_static_qdq(blob, calibration, reduce_range, exclude)
+    qmodel = _quantize_static_qdq(blob, calibration, reduce_range, exclude, specs)
     _substitute_codes(qmodel, fmodel, native, matched)
     onnx.save(qmodel, str(path))
     return path
 
 
 def _quantize_static_qdq(
-    blob: bytes, calibration: Iterable[Any], reduce_range: bool, exclude: list[str]
+    blob: bytes,
+    calibration: Iterable[Any],
+    reduce_range: bool,
+    exclude: list[str],
+    specs: Sequence[InputSpec],
 ) -> Any:
     """ONNX Runtime's static QDQ quantization of a float graph (uint8 activations by MinMax
     calibration, per-tensor symmetric int8 weights, BatchNormalization left in float),
@@ -286,7 +537,7 @@ def _quantize_static_qdq(
             quantize_static(
                 str(fpath),
                 str(qpath),
-                _Reader(calibration),
+                _Reader(calibration, specs),
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
@@ -301,20 +552,28 @@ def _quantize_static_qdq(
 
 
 def export_onnx_dynamic_int8(
-    model: nn.Module, path: str | os.PathLike, *, input_shape: Sequence[int], opset: int = 17
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    input_shape: Sequence[int] | None = None,
+    inputs: Iterable[InputSpec | Mapping[str, Any]] | None = None,
+    output: str | int | None = None,
+    opset: int = 17,
 ) -> Path:
     """Write ``model`` as a dynamic-range int8 ONNX graph for ONNX Runtime and return the path.
 
     Weights of Conv and MatMul/Gemm are stored as int8 (per-tensor, ORT's
     ``quantize_dynamic``); activations stay float and are quantized per batch at run time
-    (ConvInteger / MatMulInteger). No calibration data is needed.
+    (ConvInteger / MatMulInteger). No calibration data is needed. Inputs and outputs as
+    :func:`export_onnx`.
     """
     _require("onnx")
     _require("onnxruntime")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path = Path(path)
-    blob = _export_float(model.eval(), input_shape, opset, fold_batchnorm=True)
+    specs = resolve_inputs(input_shape, inputs)
+    blob, _ = _export_float(unwrap(model).eval(), specs, opset, fold_batchnorm=True, output=output)
     with tempfile.TemporaryDirectory(prefix="pqc-dyn-") as tmp:
         fpath = Path(tmp) / "float.onnx"
         fpath.write_bytes(blob)
@@ -411,7 +670,9 @@ def weight_codes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndar
 
 
 class OrtModel(nn.Module):
-    """An ONNX Runtime session used like a model: ``logits = m(x)`` on CPU tensors.
+    """An ONNX Runtime session used like a model: ``logits = m(x)`` on CPU tensors, or
+    ``m(*inputs)`` in the graph's input order for several inputs (each converted to its
+    input's dtype); one output is returned as a tensor, several as a dict by output name.
 
     ``load_s`` is the seconds ``InferenceSession`` took to build (graph optimizations
     included). Works with :func:`pqcompress.metrics.classification.evaluate_model`.
@@ -436,12 +697,40 @@ class OrtModel(nn.Module):
             ) from None
         self.load_s = time.perf_counter() - start
         self.path = Path(path)
-        self.input_name = self.session.get_inputs()[0].name
+        self.inputs = [
+            (i.name, _ORT_TYPES.get(i.type, np.float32)) for i in self.session.get_inputs()
+        ]
+        self.input_name = self.inputs[0][0]
+        self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().cpu().float().numpy()
-        (out,) = self.session.run(None, {self.input_name: arr})
-        return torch.from_numpy(out)
+    def forward(self, *xs: torch.Tensor) -> Any:
+        if len(xs) != len(self.inputs):
+            raise ModelError(
+                f"the graph takes {len(self.inputs)} inputs {[n for n, _ in self.inputs]}; "
+                f"got {len(xs)}"
+            )
+        feed = {
+            name: (x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)).astype(
+                dtype, copy=False
+            )
+            for (name, dtype), x in zip(self.inputs, xs)
+        }
+        outs = self.session.run(None, feed)
+        if len(outs) == 1:
+            return torch.from_numpy(np.asarray(outs[0]))
+        return {n: torch.from_numpy(np.asarray(o)) for n, o in zip(self.output_names, outs)}
+
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
 
 
 def load_onnx(path: str | os.PathLike, *, threads: int | None = None) -> OrtModel:

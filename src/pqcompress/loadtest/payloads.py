@@ -1,5 +1,6 @@
 """Request bodies for a load test: real images of a dataset's test split (PNG, as a camera or
-a client would send them), or one file given by the user."""
+a client would send them), one file given by the user, or bodies made from the served
+model's input spec (``GET /v1/model``: names, dtypes, shapes, value bounds)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,71 @@ def dataset_payloads(
             out.append((buf.getvalue(), "image/png"))
         else:
             xs, _ = test[int(i)]
+            arr = xs.numpy()[None]  # token ids stay integers; signals are float32
+            arr = arr if arr.dtype.kind in "iu" else arr.astype(np.float32)
             buf = io.BytesIO()
-            np.save(buf, xs.numpy()[None].astype(np.float32), allow_pickle=False)
+            np.save(buf, arr, allow_pickle=False)
             out.append((buf.getvalue(), "application/x-npy"))
+    return out
+
+
+def spec_payloads(
+    url: str,
+    count: int = 256,
+    *,
+    sizes: dict[str, int] | None = None,
+    batch: int = 1,
+    seed: int = 0,
+    ready_timeout_s: float = 30.0,
+) -> list[Payload]:
+    """``count`` JSON bodies ``{"inputs": {name: [...]}}`` of random inputs that satisfy the
+    served model's input spec (read from ``URL/v1/model`` once the service is ready): ids in
+    their ``low``/``high`` range, masks of ones, floats N(0, 1); dynamic axes from ``sizes``
+    (default 8 each, e.g. ``{"seq": 128}``). A model without named inputs gets one float
+    tensor of its ``input_shape``."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    import numpy as np
+
+    from pqcompress.inputspec import as_specs, from_input_shape, random_arrays
+
+    if not 1 <= count <= MAX_PAYLOADS:
+        raise LoadTestError(f"payload count must be in 1..{MAX_PAYLOADS}, got {count}")
+    base = url.rstrip("/")
+    deadline = time.monotonic() + ready_timeout_s
+    info = None
+    while info is None:
+        try:
+            with urllib.request.urlopen(f"{base}/v1/model", timeout=5) as resp:
+                info = json.loads(resp.read(1 << 20))
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            if time.monotonic() > deadline:
+                raise LoadTestError(
+                    f"cannot read the model's input spec from {base}/v1/model ({exc}); is the "
+                    "service up and ready?"
+                ) from None
+            time.sleep(0.5)
+    try:
+        if info.get("inputs"):
+            specs = as_specs(info["inputs"])
+        elif info.get("input_shape"):
+            specs = (from_input_shape(info["input_shape"]),)
+        else:
+            raise LoadTestError(f"{base}/v1/model names neither inputs nor an input_shape")
+    except LoadTestError:
+        raise
+    except Exception as exc:  # a spec this version cannot read
+        raise LoadTestError(
+            f"the model's input spec at {base}/v1/model is unusable: {exc}"
+        ) from None
+    assert specs is not None
+    rng = np.random.default_rng(seed)
+    out: list[Payload] = []
+    for _ in range(count):
+        arrays = random_arrays(specs, rng, sizes, batch=batch)
+        body = {"inputs": {name: a.tolist() for name, a in arrays.items()}}
+        out.append((json.dumps(body, separators=(",", ":")).encode(), "application/json"))
     return out

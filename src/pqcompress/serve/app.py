@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -29,11 +30,13 @@ from pqcompress import __version__
 from pqcompress.serve import schemas
 from pqcompress.serve.bodies import (
     ACCEPTED,
+    NPZ_TYPES,
     _batch_of_images,
     _json_tensor,
     _multipart_files,
     _npy_tensor,
     _predict_body,
+    named_inputs,
     read_body,
 )
 from pqcompress.serve.budget import (
@@ -118,10 +121,43 @@ def create_app(settings: ServeSettings, *, load_model: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = state
+    _document_model_inputs(app, state)
     _add_error_handlers(app, state)
     _add_routes(app, state)
     app.add_middleware(ObserveMiddleware, state=state, routes=app.router.routes)
     return app
+
+
+def _document_model_inputs(app: FastAPI, state: ServiceState) -> None:
+    """/openapi.json of a served model with named inputs documents them: the JSON body's
+    ``inputs`` becomes an object with one nested array per input (dtype, shape)."""
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = base_openapi()
+        model = state.model
+        if model is None or not model.named_inputs:
+            return spec
+        spec = json.loads(json.dumps(spec))  # the cached base document stays model-free
+        body = spec["paths"][PREDICT]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"]["properties"]["inputs"] = {
+            "type": "object",
+            "description": "the model's inputs by name (GET /v1/model: inputs)",
+            "properties": {
+                s.name: {
+                    "type": "array",
+                    "description": f"{s.dtype}, shape {list(s.shape)} (batch first; named "
+                    "axes are dynamic)",
+                }
+                for s in model.inputs
+            },
+            "required": [s.name for s in model.inputs],
+            "additionalProperties": False,
+        }
+        body["schema"]["x-pqcompress-inputs"] = [s.to_dict() for s in model.inputs]
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def thread_plan(settings: ServeSettings) -> dict[str, Any]:
@@ -259,12 +295,15 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     @app.post(
         PREDICT,
         response_model=schemas.PredictResponse,
+        response_model_exclude_none=True,
         responses=_ERRORS,
         tags=["model"],
         openapi_extra={"requestBody": _predict_body()},
     )
     async def predict(request: Request) -> Any:
-        """Predict one or several inputs (images or a tensor batch)."""
+        """Predict one or several inputs: images or a tensor batch (labels and
+        probabilities), or a model's named inputs (JSON by name, .npz), answered with labels
+        for class logits, else with its output tensors by name."""
         try:
             return await asyncio.wait_for(_predict(request, state), settings.request_timeout_s)
         except asyncio.TimeoutError:
@@ -330,6 +369,14 @@ async def _infer(
     reservation: Reservation,
 ) -> dict[str, Any]:
     settings = state.settings
+    if model.named_inputs:
+        return await _infer_named(request, state, model, media, body, reservation)
+    if media in NPZ_TYPES:
+        raise RequestError(
+            415,
+            "unsupported_content_type",
+            "this model takes one tensor: send it as .npy, JSON, or an image, not an .npz archive",
+        )
     if media == "multipart/form-data":
         parts = await _multipart_files(request, body, settings.max_batch)
         work = lambda: _batch_of_images(model, parts, reservation)  # noqa: E731
@@ -346,18 +393,28 @@ async def _infer(
             time.sleep(settings.debug_delay_s)
         return np.asarray(model.logits(x), dtype=np.float32), x
 
+    logits, x = await _in_executor(state, run)
+    state.metrics.samples.inc(len(logits))
+    check_finite_output(logits, x)
+    return _classification(model, logits, settings.runtime)
+
+
+async def _in_executor(state: ServiceState, fn: Callable[[], Any]) -> Any:
+    """``fn()`` on the inference threads; a request cancelled while it runs leaves it running
+    to its end (counted as an orphan, so the in-flight limit still sees it)."""
     loop = asyncio.get_running_loop()
     assert state.executor is not None
-    job = state.executor.submit(run)
+    job = state.executor.submit(fn)
     try:
-        logits, x = await asyncio.shield(asyncio.wrap_future(job))
+        return await asyncio.shield(asyncio.wrap_future(job))
     except asyncio.CancelledError:  # a timeout (504) or a disconnect while waiting
         if not job.cancel():  # already running: it occupies a thread until it ends
             state.orphans += 1
             job.add_done_callback(lambda _j: _call_soon(loop, _orphan_done, state))
         raise
-    state.metrics.samples.inc(len(logits))
-    check_finite_output(logits, x)
+
+
+def _classification(model: ServedModel, logits: np.ndarray, runtime: str) -> dict[str, Any]:
     probs = softmax(logits)
     labels = [int(i) for i in probs.argmax(axis=1)]
     names = [model.class_names[i] for i in labels]
@@ -373,6 +430,48 @@ async def _infer(
         ],
         "labels": labels,
         "class_names": names,
+        "runtime": runtime,
+    }
+
+
+async def _infer_named(
+    request: Request,
+    state: ServiceState,
+    model: ServedModel,
+    media: str,
+    body: bytes,
+    reservation: Reservation,
+) -> dict[str, Any]:
+    """A model with named inputs: JSON by name, .npz or (one input) .npy, validated against
+    its spec; class logits answered as labels, other outputs as tensors."""
+    settings = state.settings
+    if media == "multipart/form-data" or media in IMAGE_TYPES:
+        named_inputs(model, media, body, settings, reservation)  # raises the 415
+
+    def run() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        feed = named_inputs(model, media, body, settings, reservation)
+        if settings.debug_delay_s:
+            time.sleep(settings.debug_delay_s)
+        try:
+            outs = model.infer(feed)
+        except Exception as exc:  # inputs the spec allows but the model refuses
+            detail = " ".join(str(exc).split())[:300]
+            raise RequestError(
+                422, "inference_failed", f"the model cannot run these inputs: {detail}"
+            ) from None
+        return {k: np.asarray(v) for k, v in outs.items()}, feed
+
+    outs, feed = await _in_executor(state, run)
+    batch = len(next(iter(feed.values())))
+    state.metrics.samples.inc(batch)
+    bad = [o for o in outs.values() if o.dtype.kind == "f" and not np.isfinite(o).all()]
+    if bad:
+        check_finite_output(bad[0], np.concatenate([v.ravel() for v in feed.values()]))
+    if model.classifier:
+        (logits,) = outs.values()
+        return _classification(model, logits.astype(np.float32), settings.runtime)
+    return {
+        "outputs": {name: out.tolist() for name, out in outs.items()},
         "runtime": settings.runtime,
     }
 

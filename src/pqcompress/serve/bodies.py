@@ -14,6 +14,7 @@ from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from pqcompress.inputspec import check_arrays
 from pqcompress.serve import jsonarray
 from pqcompress.serve.budget import Reservation
 from pqcompress.serve.errors import RequestError
@@ -22,7 +23,11 @@ from pqcompress.serve.runtime import ServedModel
 from pqcompress.serve.settings import ServeSettings
 
 NPY_TYPES = ("application/x-npy", "application/octet-stream")
-ACCEPTED = (*IMAGE_TYPES, "multipart/form-data", "application/json", *NPY_TYPES)
+NPZ_TYPES = ("application/x-npz", "application/zip")
+ACCEPTED = (*IMAGE_TYPES, "multipart/form-data", "application/json", *NPY_TYPES, *NPZ_TYPES)
+NAMED_JSON_MAX_BYTES = 2 * 1024 * 1024  # named inputs as JSON (json.loads); .npz beyond
+NPY_HEADER_MAX = 10_000
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 async def read_body(request: Request, settings: ServeSettings, reservation: Reservation) -> bytes:
@@ -192,6 +197,158 @@ def _npy_tensor(
     return model.preprocessing.tensor(arr, max_batch, what="the .npy array")
 
 
+def named_inputs(
+    model: ServedModel, media: str, body: bytes, settings: ServeSettings, reservation: Reservation
+) -> dict[str, np.ndarray]:
+    """The inputs of a model with named inputs, from JSON ``{"inputs": {name: nested list}}``
+    (``{"inputs": [...]}`` for a model of one input), an ``.npz`` archive of one array per
+    input, or one ``.npy`` array (one input); checked against the model's spec (names,
+    dtypes, ranks, sizes, value bounds) and converted to each input's dtype. RequestError
+    (4xx) naming what is wrong."""
+    specs = model.inputs
+    if media in NPZ_TYPES or (media in NPY_TYPES and body[:4] == ZIP_MAGIC):
+        arrays = _npz_arrays(body, settings.max_batch, len(specs), reservation)
+    elif media in NPY_TYPES:
+        if len(specs) != 1:
+            raise RequestError(
+                415,
+                "needs_named_inputs",
+                f"this model takes {len(specs)} inputs {[s.name for s in specs]}; send them as "
+                'an .npz archive (application/x-npz) or JSON {"inputs": {name: [...]}}',
+            )
+        if not body:
+            raise RequestError(400, "empty", "the .npy body is empty")
+        count = _check_npy_header(body, settings.max_batch)
+        reservation.add(len(body) + 8 * count, "decoding the .npy body")
+        arrays = {specs[0].name: _load_npy(body)}
+    elif media == "application/json":
+        arrays = _named_json(specs, body, reservation)
+    else:
+        raise RequestError(
+            415,
+            "needs_named_inputs",
+            f"this model takes named inputs ({_spec_text(specs)}), not images; send JSON "
+            '{"inputs": {name: [...]}} or an .npz archive (application/x-npz)',
+        )
+    try:
+        return check_arrays(specs, arrays, max_batch=settings.max_batch, max_dim=settings.max_dim)
+    except ValueError as exc:
+        raise RequestError(422, "bad_input", str(exc)) from None
+
+
+def _spec_text(specs: Any) -> str:
+    return ", ".join(f"{s.name}: {s.dtype} {list(s.shape)}" for s in specs)
+
+
+def _named_json(specs: Any, body: bytes, reservation: Reservation) -> dict[str, Any]:
+    if not body.strip():
+        raise RequestError(
+            400, "empty", 'the JSON body is empty: send {"inputs": {"<input name>": [...], ...}}'
+        )
+    if len(body) > NAMED_JSON_MAX_BYTES:
+        raise RequestError(
+            413,
+            "body_too_large",
+            f"a JSON body of named inputs may hold at most {NAMED_JSON_MAX_BYTES} bytes; send "
+            "an .npz archive (application/x-npz) for larger requests",
+        )
+    reservation.add(jsonarray.GENERIC_COST_PER_BYTE * len(body), "decoding the JSON body")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError(400, "bad_json", f"the body is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "inputs" not in data:
+        raise RequestError(
+            422,
+            "bad_json",
+            'the JSON body must be an object {"inputs": {"<input name>": [...], ...}} '
+            f"(this model takes {_spec_text(specs)})",
+        )
+    extra = sorted(k for k in data if k != "inputs")
+    if extra:
+        raise RequestError(422, "bad_json", f"unexpected JSON keys {extra}; only 'inputs'")
+    inputs = data["inputs"]
+    if isinstance(inputs, list) and len(specs) == 1:
+        return {specs[0].name: inputs}
+    if not isinstance(inputs, dict):
+        raise RequestError(
+            422,
+            "bad_json",
+            "'inputs' must be an object mapping each input name to a nested list "
+            f"({_spec_text(specs)})",
+        )
+    return inputs
+
+
+def _load_npy(body: bytes) -> np.ndarray:
+    import io
+
+    try:
+        arr = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as exc:
+        raise RequestError(
+            422, "bad_npy", f"the body is not a valid .npy array without pickles ({exc})"
+        ) from None
+    if not isinstance(arr, np.ndarray):
+        raise RequestError(422, "bad_npy", "send one .npy array, not an .npz archive")
+    return arr
+
+
+def _npz_arrays(
+    body: bytes, max_batch: int, expected: int, reservation: Reservation
+) -> dict[str, np.ndarray]:
+    """The arrays of an .npz body, each member's declared size and .npy header checked
+    before it is decompressed or allocated."""
+    import io
+    import zipfile
+
+    if not body:
+        raise RequestError(400, "empty", "the .npz body is empty")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(body))
+        members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise RequestError(
+            422, "bad_npz", f"the body is not a valid .npz archive ({exc})"
+        ) from None
+    if not members or len(members) > expected:
+        raise RequestError(
+            422,
+            "bad_npz",
+            f"the .npz archive holds {len(members)} arrays; the model takes {expected} inputs",
+        )
+    declared = sum(m.file_size for m in members)
+    limit = max(len(body) * 64, 1 << 20)  # deflate's best ratio is ~1000:1: bound it
+    if declared > limit:
+        raise RequestError(
+            413,
+            "body_too_large",
+            f"the .npz archive expands to {declared} bytes; at most {limit} are accepted "
+            "for this body size",
+        )
+    reservation.add(2 * declared, "decoding the .npz body")
+    out: dict[str, np.ndarray] = {}
+    try:
+        for m in members:
+            name = m.filename[:-4] if m.filename.endswith(".npy") else m.filename
+            with zf.open(m) as fh:
+                data = fh.read(m.file_size + 1)
+            if len(data) != m.file_size:
+                raise RequestError(
+                    422, "bad_npz", f"member '{m.filename}' is not its declared size"
+                )
+            try:
+                _check_npy_header(data, max_batch)
+            except RequestError as exc:
+                raise RequestError(exc.status, exc.code, f"array '{name}': {exc.message}") from None
+            out[name] = _load_npy(data)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise RequestError(
+            422, "bad_npz", f"the body is not a valid .npz archive ({exc})"
+        ) from None
+    return out
+
+
 def _check_npy_header(body: bytes, max_batch: int) -> int:
     """Refuse a .npy body from its header alone (shape, dtype, size against the bytes sent and
     the batch limit), before numpy allocates what the header declares; the element count."""
@@ -205,7 +362,7 @@ def _check_npy_header(body: bytes, max_batch: int) -> int:
             if version == (1, 0)
             else np.lib.format.read_array_header_2_0
         )
-        shape, _, dtype = read(fh, max_header_size=10_000)
+        shape, _, dtype = read(fh, max_header_size=NPY_HEADER_MAX)
     except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as exc:
         # numpy parses the header dict with ast/tokenize: a mangled one raises their errors
         raise RequestError(422, "bad_npy", f"the body is not a valid .npy array ({exc})") from None
@@ -248,11 +405,22 @@ def _predict_body() -> dict[str, Any]:
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "properties": {"inputs": {"type": "array", "items": {}}},
+                    "properties": {
+                        "inputs": {
+                            "description": "one input: a sample or a batch as a nested list; "
+                            "a model with named inputs (GET /v1/model: inputs): an object "
+                            "mapping each input name to its nested list",
+                            "oneOf": [
+                                {"type": "array", "items": {}},
+                                {"type": "object", "additionalProperties": {"type": "array"}},
+                            ],
+                        }
+                    },
                     "required": ["inputs"],
                 }
             },
             "application/x-npy": binary,
             "application/octet-stream": binary,
+            "application/x-npz": binary,
         },
     }

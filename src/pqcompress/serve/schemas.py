@@ -25,9 +25,16 @@ class Prediction(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    predictions: list[Prediction]
-    labels: list[int]
-    class_names: list[str]
+    predictions: list[Prediction] | None = Field(
+        None, description="one per input, for a classifier (absent when outputs are given)"
+    )
+    labels: list[int] | None = None
+    class_names: list[str] | None = None
+    outputs: dict[str, Any] | None = Field(
+        None,
+        description="a model whose outputs are not class logits: each output by name, as a "
+        "nested list with the batch first",
+    )
     runtime: str
 
 
@@ -48,7 +55,20 @@ class ModelSummary(BaseModel):
     int8: bool = Field(description="whether the served graph runs on int8 (QDQ) kernels")
     num_classes: int
     class_names: list[str]
-    input_shape: list[int]
+    input_shape: list[int] | None = Field(
+        None, description="one sample's shape, for a model that takes one float tensor"
+    )
+    inputs: list[dict[str, Any]] | None = Field(
+        None,
+        description="a model with named inputs: [{name, dtype, shape, low?, high?}], shape "
+        "with the batch axis first and names for dynamic axes; requests are checked against it",
+    )
+    outputs: list[dict[str, Any]] | None = Field(
+        None, description="a model with named inputs: its outputs [{name, shape}]"
+    )
+    task: str | None = Field(
+        None, description="'classification' (labels) or 'tensors' (outputs returned by name)"
+    )
     file_bytes: int | None = None
     threads: dict[str, Any] | None = Field(
         None,

@@ -44,6 +44,7 @@ class ServeSettings:
     int8: bool | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch: int = 64
+    max_dim: int = 4096
     request_timeout_s: float = 30.0
     max_in_flight: int = 32
     retry_after_s: int = 1
@@ -83,6 +84,7 @@ class ServeSettings:
             "threads",
             "max_body_bytes",
             "max_batch",
+            "max_dim",
             "max_in_flight",
             "min_body_rate",
         ):

@@ -553,6 +553,8 @@ class Trainer:
             "class_names": [str(c) for c in self.bundle.class_names],
             "preprocessing": _json_safe(self.bundle.preprocessing),
         }
+        if self.bundle.input_dtype != "float32":  # token ids: what export and serving take
+            info["inputs"] = [s.to_dict() for s in self.bundle.input_specs()]
         applied = getattr(self.compressor, "applied", None)
         if isinstance(applied, Mapping):
             info["compressor_applied"] = {k: _plain(v) for k, v in applied.items()}

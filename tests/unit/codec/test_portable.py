@@ -147,7 +147,7 @@ def test_no_embedded_graph_is_a_clear_error(good) -> None:
 
 @pytest.mark.requires("onnx")
 def test_auto_graphs_without_an_input_shape_say_so(tmp_path) -> None:
-    with pytest.warns(UserWarning, match="embeds no graph: the model's input shape is unknown"):
+    with pytest.warns(UserWarning, match="embeds no graph: the model's inputs are unknown"):
         codec.save(torch.nn.Linear(4, 2), tmp_path / "m.pqz", onnx="auto")
 
 

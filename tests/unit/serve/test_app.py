@@ -96,7 +96,7 @@ def test_predict_documents_every_input_kind():
     body = _openapi_spec()["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {
         "multipart/form-data", "image/png", "image/jpeg", "application/json",
-        "application/x-npy", "application/octet-stream",
+        "application/x-npy", "application/octet-stream", "application/x-npz",
     }  # fmt: skip
 
 
