@@ -67,6 +67,7 @@ def _posttrain(args: argparse.Namespace) -> int:
     elif args.prune == "std":
         prune_std(model, args.amount, **common)
     spec = manifest.get("model") or {}
+    inputs = spec.get("inputs")  # token ids, masks, several inputs: the file's own spec
     shape = tuple(int(d) for d in spec.get("input_shape") or ())
     meta = {
         "posttrain": {
@@ -84,8 +85,15 @@ def _posttrain(args: argparse.Namespace) -> int:
     if q in ("static", "ort-int8"):
         if not args.calibration_dataset:
             raise ConfigError(f"--quantize {q} needs --calibration-dataset NAME")
+        from pqcompress.cli.export import _run_data_options, _run_dataset
+
+        source = Path(args.source)
+        same = source.suffix != ".pqz" and _run_dataset(source) == args.calibration_dataset
         calib = calibration_batches(
-            args.calibration_dataset, root=args.data_root, batches=args.calibration_batches
+            args.calibration_dataset,
+            root=args.data_root,
+            batches=args.calibration_batches,
+            options=_run_data_options(source) if same else None,
         )
     if q in ("none", "fp16"):
         if out.suffix != ".pqz":
@@ -100,7 +108,13 @@ def _posttrain(args: argparse.Namespace) -> int:
         if out.suffix != ".onnx":
             raise ConfigError("--quantize ort-int8 writes an ONNX file; name the output *.onnx")
         path = export_onnx(
-            model, out, input_shape=shape, int8=True, calibration=calib, compressed=manifest
+            model,
+            out,
+            input_shape=None if inputs else shape,
+            inputs=inputs,
+            int8=True,
+            calibration=calib,
+            compressed=manifest,
         )
         what = "ONNX int8 QDQ graph (ONNX Runtime)"
     else:
@@ -108,8 +122,14 @@ def _posttrain(args: argparse.Namespace) -> int:
 
         if out.suffix != ".pt":
             raise ConfigError(f"--quantize {q} writes TorchScript; name the output *.pt")
-        qm = quantize_dynamic_int8(model) if q == "dynamic" else quantize_static_int8(model, calib)
-        example = torch.zeros((1, *shape))
+        from pqcompress.export.onnx import example_inputs, resolve_inputs
+
+        qm = (
+            quantize_dynamic_int8(model)
+            if q == "dynamic"
+            else quantize_static_int8(model, calib, inputs=inputs)
+        )
+        example = example_inputs(resolve_inputs(None if inputs else shape, inputs), batch=1)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript is deprecated in recent torch
             scripted = torch.jit.trace(qm, example)

@@ -211,7 +211,6 @@ def test_every_recipe_loads_and_round_trips(recipe):
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
     from pqcompress.data import available_datasets
     from pqcompress.models import available_models
-
     from pqcompress.models.factory import import_factory, is_factory_path
 
     if is_factory_path(cfg.model):  # a user's model (examples/): its factory imports
