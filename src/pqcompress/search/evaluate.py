@@ -45,12 +45,13 @@ class EvalSettings:
     latency_repeats: int = 20
     space: str = "posttrain"
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    factory: str | None = None  # package.module:factory of a .pqz saved from a user's model
 
 
-def _load(source: str) -> nn.Module:
+def _load(source: str, factory: str | None = None) -> nn.Module:
     from pqcompress.posttrain.io import load_model
 
-    model, _ = load_model(source)
+    model, _ = load_model(source, model=factory)
     return model.eval()
 
 
@@ -81,7 +82,7 @@ class PostTrainEvaluator:
         if bad:
             raise ConfigError(f"objectives {bad} are not accepted; use any of {OBJECTIVES}")
         self.settings = settings
-        self.model = _load(settings.model)
+        self.model = _load(settings.model, settings.factory)
         bundle = build_dataset(
             settings.dataset, from_dict(DataConfig, settings.data, "data"), seed=settings.seed
         )

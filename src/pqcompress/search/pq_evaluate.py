@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from pqcompress.errors import ConfigError
@@ -83,10 +82,18 @@ class PQEvaluator:
         self.settings = settings
         self.options = pq_options(settings.fixed.get("pq") or {})
         self.space = pq_space(self.options)
-        self.model, self.manifest = load_model(settings.model)
+        from pqcompress.posttrain.io import run_factory
+
+        self.model, self.manifest = load_model(settings.model, model=settings.factory)
         spec = self.manifest.get("model") or {}
         if not spec.get("name") or spec.get("name") == "custom":
-            raise ConfigError("space: pq needs a registry model (a run directory or its .pqz)")
+            raise ConfigError(
+                "space: pq needs a model it can rebuild: a registry model or your own "
+                "package.module:factory (a run directory, or its .pqz with factory: in the spec)"
+            )
+        # a user's own model is rebuilt from its factory (named by the run or the spec)
+        self.factory = settings.factory or run_factory(self.manifest)
+        self.inputs = spec.get("inputs")
         bundle = build_dataset(
             settings.dataset, from_dict(DataConfig, settings.data, "data"), seed=settings.seed
         )
@@ -115,14 +122,21 @@ class PQEvaluator:
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        from pqcompress.inputspec import example_arrays
+
         session = ort.InferenceSession(portable.onnx_model_bytes(pqz), opts)
-        name = session.get_inputs()[0].name
-        x = np.zeros((1, *self.bundle.input_shape), dtype=np.float32)
-        session.run(None, {name: x})
+        used = {i.name for i in session.get_inputs()}
+        sizes = {d: 8 for s in self.bundle.input_specs() for d in s.shape[1:] if isinstance(d, str)}
+        feed = {
+            k: v
+            for k, v in example_arrays(self.bundle.input_specs(), sizes, batch=1).items()
+            if k in used
+        }
+        session.run(None, feed)
         times = []
         for _ in range(max(1, self.settings.latency_repeats)):
             t0 = time.perf_counter()
-            session.run(None, {name: x})
+            session.run(None, feed)
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 
@@ -134,8 +148,9 @@ class PQEvaluator:
             spec = self.manifest.get("model") or {}
             codec.save(
                 self.model, path, model_name=spec.get("name"), model_args=spec.get("model_args"),
-                num_classes=spec.get("num_classes"), input_shape=spec.get("input_shape"),
-                onnx="float32",
+                num_classes=spec.get("num_classes"),
+                input_shape=None if self.inputs else spec.get("input_shape"),
+                inputs=self.inputs, onnx="float32",
             )  # fmt: skip
             return {
                 "accuracy": self.reference,
@@ -190,7 +205,7 @@ class PQEvaluator:
             pqz = codec.export_run(
                 run, Path(tmp) / "m.pqz", which="last", onnx="auto", calibration=self._calibration()
             )
-            loaded = codec.load(pqz)
+            loaded = codec.load(pqz, model=self.factory)
             params = list(loaded.parameters())
             total = sum(p.numel() for p in params)
             return {

@@ -44,6 +44,7 @@ def eval_settings(spec: SearchSpec) -> EvalSettings:
         latency_repeats=spec.latency_repeats,
         space="pq" if spec.space == "pq" else "posttrain",
         fixed={**dict(spec.fixed), **({"pq": spec.pq} if spec.space == "pq" else {})},
+        factory=spec.factory,
     )
 
 

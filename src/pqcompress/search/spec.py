@@ -121,11 +121,20 @@ class SearchSpec:
     latency_repeats: int = 20
     pq: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
+    factory: str | None = None
     version: int = 1
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ConfigError("model: give a trained run directory or a .pqz file")
+        if self.factory is not None:
+            from pqcompress.models.factory import is_factory_path
+
+            if not is_factory_path(self.factory):
+                raise ConfigError(
+                    f"factory={self.factory!r}: expected package.module:factory (the code that "
+                    "builds the model a .pqz was saved from; a run directory names its own)"
+                )
         if self.split not in ("val", "test"):
             raise ConfigError(f"split={self.split!r}; use val or test")
         bad = [o for o in self.objectives if o not in OBJECTIVES]

@@ -176,3 +176,40 @@ def test_pq_space_fine_tunes_and_measures_the_served_file(tiny_run, tmp_path) ->
         o = r["objectives"]
         assert 0 < o["size"] < reference["size"]  # codes + pruning: smaller than float32
         assert o["latency"] > 0 and 0 <= o["accuracy"] <= 1
+
+
+def test_pq_space_on_a_users_own_token_model(tmp_path) -> None:
+    """A run of a user's factory model on token data: the pq space rebuilds it from the
+    run's factory, fine-tunes under P->Q, exports with the input spec and times the graph."""
+    pytest.importorskip("onnxruntime")
+    from pqcompress.config import DataConfig, ExperimentConfig, TrainConfig
+    from pqcompress.train.trainer import train
+
+    options = {
+        "frames_per_class_snr": 4,
+        "frame_length": 16,
+        "snr_min": 0,
+        "snr_max": 10,
+        "snr_step": 5,
+    }
+    cfg = ExperimentConfig(
+        model="tests.unit.data.test_modulation_tokens:tiny_transformer",
+        dataset="modulation-tokens",
+        data=DataConfig(options=options, val_fraction=0.25),
+        train=TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=1e-3, best_on="val"),
+    )
+    train(cfg, tmp_path / "run", progress=False)
+    spec = SearchSpec.from_dict(
+        spec_dict(
+            tmp_path / "run", name="tok", space="pq", dataset="modulation-tokens", subset=None,
+            pq={"steps": 2, "bits": [4]}, budget=2, initial=1, algorithms=["random"],
+            objectives=["accuracy", "size", "latency"], latency_repeats=2,
+            constraints={"accuracy_drop_max": 1.0},
+        )
+    )  # fmt: skip
+    (entry,) = run_search(spec, tmp_path / "r.db")
+    rows = SearchStore(tmp_path / "r.db").all_evaluations("tok")
+    assert entry["evaluations"] == len(rows) == 2
+    assert all(r["objectives"]["latency"] > 0 for r in rows)
+    with pytest.raises(ConfigError, match="factory="):
+        SearchSpec.from_dict(spec_dict(tmp_path / "run", factory="not a path"))
