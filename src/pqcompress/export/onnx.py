@@ -490,6 +490,16 @@ def export_onnx(
     native = {n: c for n, c in coded.items() if c.native_int8 and c.bits <= top_bits}
     other = set(float_named) | {n for n, c in coded.items() if not c.native_int8}
     matched = _match_initializers(fmodel.graph, model, [*native, *other])
+    # a recurrent layer's weights are exported re-laid out inside its LSTM/GRU/RNN node (gates
+    # reordered, stacked): ORT's static QDQ leaves that node in float, where the decoded
+    # values are exact, so there are no codes to keep
+    modules = dict(model.named_modules())
+    recurrent = {
+        n
+        for n in native
+        if n not in matched and isinstance(modules.get(n.rpartition(".")[0]), nn.RNNBase)
+    }
+    native = {n: c for n, c in native.items() if n not in recurrent}
     missing = sorted(n for n in native if n not in matched)
     if missing:
         raise ExportError(
@@ -500,7 +510,7 @@ def export_onnx(
     exclude = [
         node.name
         for node in fmodel.graph.node
-        if node.op_type in ("Conv", "Gemm", "MatMul") and other_inits & set(node.input)
+        if node.op_type in _WEIGHT_INPUT and other_inits & set(node.input)
     ]
     qmodel = _quantize_static_qdq(blob, calibration, reduce_range, exclude, specs)
     _substitute_codes(qmodel, fmodel, native, matched)
@@ -595,6 +605,11 @@ def _quiet():
         logging.disable(previous)
 
 
+# where an op takes its weight: Conv/Gemm/MatMul the second input, Gather (an embedding
+# lookup) the first (its table)
+_WEIGHT_INPUT = {"Conv": 1, "Gemm": 1, "MatMul": 1, "Gather": 0}
+
+
 def _substitute_codes(
     qmodel: Any, fmodel: Any, native: Mapping[str, CodedTensor], matched: Mapping[str, tuple]
 ) -> None:
@@ -612,9 +627,10 @@ def _substitute_codes(
         inits[name].CopyFrom(numpy_helper.from_array(arr, name))
 
     for node in g.node:
-        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
+        at = _WEIGHT_INPUT.get(node.op_type)
+        if at is None or len(node.input) <= at:
             continue
-        wdq = dq_by_out.get(node.input[1])
+        wdq = dq_by_out.get(node.input[at])
         if wdq is None or wdq.input[0] not in inits:
             continue
         qname = wdq.input[0]
@@ -628,14 +644,17 @@ def _substitute_codes(
         old = numpy_helper.to_array(inits[qname])
         if old.shape != codes.shape:
             raise ExportError(f"shape mismatch substituting codes for '{ct.name}'")
-        set_init(qname, codes)
+        # a Gather table is quantized like an activation (uint8, zero point): the same codes,
+        # shifted by 128 with zero point 128, dequantize to the same values
+        offset = 128 if old.dtype == np.uint8 else 0
+        set_init(qname, (codes.astype(np.int16) + offset).astype(old.dtype))
         scale = np.array(ct.scale, dtype=np.float32).reshape(
             numpy_helper.to_array(inits[wdq.input[1]]).shape
         )
         set_init(wdq.input[1], scale)
         if len(wdq.input) > 2 and wdq.input[2] in inits:
             zp = numpy_helper.to_array(inits[wdq.input[2]])
-            set_init(wdq.input[2], np.zeros(zp.shape, dtype=zp.dtype))
+            set_init(wdq.input[2], np.full(zp.shape, offset, dtype=zp.dtype))
         # bias: int32 with scale = input scale * weight scale
         if len(node.input) > 2 and node.input[2] in dq_by_out:
             bdq = dq_by_out[node.input[2]]
@@ -654,7 +673,8 @@ def _substitute_codes(
 
 
 def weight_codes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{weight initializer: (int8 values, scale)} of the weights a QDQ graph dequantizes."""
+    """{weight initializer: (int8 values, scale)} of the weights a QDQ graph dequantizes
+    (a uint8 table with zero point 128, as an embedding's Gather holds, given as int8 codes)."""
     onnx = _require("onnx")
     from onnx import numpy_helper
 
@@ -664,8 +684,13 @@ def weight_codes(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndar
     for n in m.graph.node:
         if n.op_type == "DequantizeLinear" and n.input[0] in inits:
             arr = numpy_helper.to_array(inits[n.input[0]])
+            scale = numpy_helper.to_array(inits[n.input[1]])
             if arr.dtype == np.int8:
-                out[n.input[0]] = (arr, numpy_helper.to_array(inits[n.input[1]]))
+                out[n.input[0]] = (arr, scale)
+            elif arr.dtype == np.uint8 and len(n.input) > 2 and n.input[2] in inits:
+                zp = numpy_helper.to_array(inits[n.input[2]])
+                if zp.size == 1 and int(zp) == 128:
+                    out[n.input[0]] = ((arr.astype(np.int16) - 128).astype(np.int8), scale)
     return out
 
 

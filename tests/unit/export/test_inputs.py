@@ -150,3 +150,33 @@ def test_save_records_the_spec_and_load_into_the_bare_model(tmp_path):
     assert np.abs(out - again(ids, mask).detach().numpy()).max() <= 1e-5
     with pytest.raises(ConfigError, match="not both"):
         pqc.save(model, tmp_path / "q.pqz", inputs=SPECS, input_shape=(3,))
+
+
+def test_int8_graph_keeps_embedding_codes_and_leaves_recurrent_layers_float(tmp_path):
+    """Uniform codes of an embedding become the Gather table of the int8 graph as they are
+    (uint8, zero point 128); an LSTM's weights, re-laid out in its ONNX node, stay float."""
+    from examples.sequence import TokenLSTM
+
+    from pqcompress.export.onnx import weight_codes
+
+    torch.manual_seed(0)
+    model = TokenLSTM(4, vocab_size=30, dim=8, hidden=8, layers=1).eval()
+    cfg = pqc.CompressionConfig(
+        form="uniform", bits=4, alpha=0.3, layer_types=("Linear", "Embedding", "LSTM")
+    )
+    comp = pqc.Compressor(model, cfg)
+    comp.apply()
+    spec = [pqc.InputSpec("tokens", "int64", ("batch", "seq"))]
+    calib = [torch.randint(0, 30, (8, 10)) for _ in range(2)]
+    path = pqc.export_onnx(
+        model, tmp_path / "l.onnx", inputs=spec, int8=True, calibration=calib, compressed=comp
+    )
+    codes = weight_codes(path)
+    table, scale = next(v for k, v in codes.items() if k.startswith("embed.weight"))
+    trained = comp.compressed("embed.weight")
+    assert np.array_equal(table, trained.codes.numpy().astype(np.int8))
+    assert float(scale) == pytest.approx(float(trained.scale))
+    assert not any(k.startswith("lstm") for k in codes)
+    ids = torch.randint(0, 30, (16, 12))
+    got = load_onnx(path)(ids).numpy()
+    assert (got.argmax(1) == model(ids).argmax(1).numpy()).mean() >= 0.9
