@@ -174,7 +174,7 @@ class TrainConfig:
     threads: int | None = None
     train_metric: TrainMetric = "running"
     max_steps_per_epoch: int | None = None
-    best_on: BestOn = "test"
+    best_on: BestOn = "val"
 
     def __post_init__(self) -> None:
         _check_literal(self, "optimizer", "lr_schedule", "train_metric", "best_on")

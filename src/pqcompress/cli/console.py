@@ -56,8 +56,10 @@ def print_result(result: Any, console: Console | None = None) -> None:
     console = console or make_console()
     console.print(
         f"[bold]{result.status}[/bold] after {result.epochs_run} epoch(s) in {result.wall_time_s:.1f}s; "
-        f"best epoch {result.best_epoch}: test {_pct(result.best_test_acc)}, "
-        f"train {_pct(result.train_acc_at_best)}, density {_pct(result.density_at_best)}"
+        f"best epoch {result.best_epoch} (chosen on {getattr(result, 'selection', 'test')}): "
+        f"test {_pct(result.best_test_acc)}, train {_pct(result.train_acc_at_best)}, "
+        f"density {_pct(result.density_at_best)}; last epoch test "
+        f"{_pct(getattr(result, 'test_acc_at_last', None))}"
     )
     if result.post:
         console.print(f"after post-training compression: test {_pct(result.post.get('test_acc'))}")

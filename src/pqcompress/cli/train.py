@@ -39,6 +39,7 @@ _FLAG_KEYS = {
     "weight_decay": "train.weight_decay",
     "lr_schedule": "train.lr_schedule",
     "patience": "train.patience",
+    "best_on": "train.best_on",
     "seed": "train.seed",
     "device": "train.device",
     "threads": "train.threads",
@@ -130,6 +131,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1)")
     g.add_argument("--patience", type=int, help="early stopping on validation accuracy (0 = off)")
+    g.add_argument(
+        "--best-on",
+        choices=["val", "test"],
+        help="what picks the best epoch and best.pt: val (default; the test split is only "
+        "measured) or test (the studies' protocol, to reproduce them)",
+    )
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--threads", type=int, help="torch CPU threads")

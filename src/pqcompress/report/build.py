@@ -84,7 +84,7 @@ PLOT_TEXT = {
     "accuracy_per_epoch": (
         "Accuracy per epoch",
         "Test (solid) and train (dashed) accuracy per epoch of each run; the star marks the best "
-        "epoch (highest test accuracy), where the tables take their numbers.",
+        "epoch (highest validation accuracy; highest test accuracy for runs without validation records), where the tables take their numbers.",
     ),
     "weight_histogram": (
         "Weight histogram before and after compression",

@@ -19,7 +19,8 @@ _STATUS_ORDER = ("running", "interrupted", "pending", "failed")
 @dataclass(frozen=True)
 class Cell:
     """The runs at one (alpha, bits); ``setting`` is the setting (the params but the seed)
-    with the best mean test accuracy among its finished runs, ``best`` its first run."""
+    with the best mean validation accuracy among its finished runs (``Setting.choice_acc``),
+    ``best`` its first run."""
 
     alpha: float
     bits: int
@@ -96,15 +97,16 @@ class Grid:
 
 
 def _best_setting(runs: Sequence[Run]) -> Setting | None:
-    """The setting (params but the seed) of the finished runs with the highest mean test
-    accuracy over its seeds; ties: lower mean density, then the earlier point."""
+    """The setting (params but the seed) of the finished runs with the highest mean
+    validation accuracy over its seeds (test accuracy where runs recorded no validation
+    accuracy: ``Setting.choice_acc``); ties: lower mean density, then the earlier point."""
     settings = settings_of(runs)
     if not settings:
         return None
 
     def rank(st: Setting) -> tuple[float, float, int]:
         density = st.density if st.density is not None else 1.0
-        return (-st.acc, density, st.first.point_index)
+        return (-st.choice_acc, density, st.first.point_index)
 
     return min(settings, key=rank)
 

@@ -257,10 +257,10 @@ def training_curves(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
         dots = "o" if len(ep) <= 12 else None
         ax.plot(ep, test, color=color, lw=1.6, marker=dots, ms=3, label="test")
         ax.plot(ep, train, color=color, lw=1.2, ls="--", marker=dots, ms=3, label="train")
-        if run.best_epoch and run.best_test_acc is not None:
+        if run.headline_epoch and run.headline_acc is not None:
             ax.plot(
-                [run.best_epoch],
-                [100 * run.best_test_acc],
+                [run.headline_epoch],
+                [100 * run.headline_acc],
                 marker="*",
                 ms=9,
                 color="crimson",
@@ -345,7 +345,7 @@ def confusion_matrices(panels: Sequence[tuple[str, Run]], out_dir: Path) -> list
                     fontsize=7,
                     color="white" if share[i, j] > 0.6 else "black",
                 )
-        acc = "" if run.best_test_acc is None else f", test acc {100 * run.best_test_acc:.2f}%"
+        acc = "" if run.headline_acc is None else f", test acc {100 * run.headline_acc:.2f}%"
         ax.set_title(f"{title}\n{run.label()}{acc}", fontsize=9)
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
@@ -394,8 +394,8 @@ def size_vs_accuracy(grid: Grid, sweep: Sweep, out_dir: Path) -> list[Path]:
             continue
         if st.seeds > 1:
             for r in st.runs:
-                if r.pqz_bytes and r.best_test_acc is not None:
-                    ax.scatter(r.pqz_bytes / 1024, 100 * r.best_test_acc, s=14, marker=m,
+                if r.pqz_bytes and r.headline_acc is not None:
+                    ax.scatter(r.pqz_bytes / 1024, 100 * r.headline_acc, s=14, marker=m,
                                facecolors="none", edgecolors=c, linewidths=0.7, zorder=2)  # fmt: skip
             ax.errorbar(x, y, yerr=100 * (st.acc_sd or 0.0), color=c, lw=0.8, capsize=2, zorder=2)
         ax.scatter(x, y, color=c, marker=m, s=40, zorder=3, edgecolors="white", linewidths=0.5)

@@ -246,7 +246,7 @@ def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
     sweep = read_sweep(store, sweeps[0])
     body, records = [], []
     for run in sorted(sweep.runs, key=lambda r: (-r.bits, r.alpha, str(r.compression))):
-        if not run.finished or run.best_test_acc is None:
+        if not run.finished or run.headline_acc is None:
             continue
         comp = run.compression or {}
         form = comp.get("form", "-")
@@ -254,13 +254,13 @@ def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
         sparsity = None if run.density_at_best is None else 100 * (1 - run.density_at_best)
         mb = None if run.pqz_bytes is None else run.pqz_bytes / 1e6
         body.append((
-            str(run.bits), f"{run.alpha:g}", form, f"{100 * run.best_test_acc:.2f}",
+            str(run.bits), f"{run.alpha:g}", form, f"{100 * run.headline_acc:.2f}",
             num(sparsity, ".2f"), num(mb, ".2f"),
             f"{theirs[0]:.2f} / {num(theirs[1], '.2f')} / {theirs[2]:.2f}" if theirs else "-",
         ))  # fmt: skip
         records.append({
             "bits": run.bits, "alpha": run.alpha, "form": form,
-            "accuracy_pct": 100 * run.best_test_acc, "sparsity_pct": sparsity, "file_mb": mb,
+            "accuracy_pct": 100 * run.headline_acc, "sparsity_pct": sparsity, "file_mb": mb,
             "theirs_accuracy_pct": theirs[0] if theirs else None,
             "theirs_sparsity_pct": theirs[1] if theirs else None,
             "theirs_file_mb": theirs[2] if theirs else None, "run_id": run.run_id,

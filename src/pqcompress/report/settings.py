@@ -16,10 +16,17 @@ class Setting:
     """The finished runs of one setting, in point order, with their means over seeds."""
 
     runs: tuple[Run, ...]
-    acc: float  # mean best test accuracy (fraction)
+    acc: float  # mean test accuracy at the best validation epoch (Run.headline_acc)
     acc_sd: float | None  # sample sd over seeds; None with one seed
-    density: float | None  # mean density at the best epoch (fraction)
+    density: float | None  # mean density at that epoch (fraction)
     pqz_bytes: float | None  # mean .pqz bytes of the runs that exported one
+    val_acc: float | None = None  # mean best validation accuracy; None if a run has none
+
+    @property
+    def choice_acc(self) -> float:
+        """What picks among settings ("best over" an axis): the validation accuracy when
+        every run recorded one, else the test accuracy (runs without a validation split)."""
+        return self.val_acc if self.val_acc is not None else self.acc
 
     @property
     def first(self) -> Run:
@@ -41,12 +48,13 @@ def settings_of(runs: Iterable[Run]) -> list[Setting]:
     runs in point order), ordered by the first point of each."""
     groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
     for r in sorted(runs, key=lambda r: r.point_index):
-        if r.finished and r.best_test_acc is not None:
+        if r.finished and r.headline_acc is not None:
             groups.setdefault(r.setting, []).append(r)
     out = []
     for group in groups.values():
-        acc, sd = mean_sd([float(r.best_test_acc) for r in group if r.best_test_acc is not None])
-        density = [r.density_at_best for r in group if r.density_at_best is not None]
+        acc, sd = mean_sd([float(r.headline_acc) for r in group if r.headline_acc is not None])
+        density = [r.headline_density for r in group if r.headline_density is not None]
+        vals = [r.best_val_recorded for r in group]
         out.append(
             Setting(
                 runs=tuple(group),
@@ -54,6 +62,11 @@ def settings_of(runs: Iterable[Run]) -> list[Setting]:
                 acc_sd=sd,
                 density=mean_sd_or_none(density)[0],
                 pqz_bytes=mean_sd_or_none([float(r.pqz_bytes) for r in group if r.pqz_bytes])[0],
+                val_acc=(
+                    mean_sd([float(v) for v in vals if v is not None])[0]
+                    if vals and all(v is not None for v in vals)
+                    else None
+                ),
             )
         )
     return out

@@ -55,6 +55,66 @@ class Run:
         return self.status in FINISHED
 
     @property
+    def selection(self) -> str:
+        """What the run's training chose its best epoch on: ``train.best_on`` ("val" or
+        "test"; runs from before the setting existed chose on test)."""
+        train = self.config.get("train")
+        return str(train.get("best_on", "test")) if isinstance(train, dict) else "test"
+
+    @property
+    def test_acc_at_best_val(self) -> float | None:
+        """Test accuracy at the epoch of the highest validation accuracy (the first such
+        epoch), from the per-epoch records; None without validation records."""
+        rows = [e for e in self.epochs if e.val_acc is not None and e.test_acc is not None]
+        if not rows:
+            return None
+        best = max(rows, key=lambda e: (e.val_acc, -e.epoch))
+        return best.test_acc
+
+    @property
+    def headline_epoch(self) -> int | None:
+        """The epoch :attr:`headline_acc` is taken at."""
+        if self.headline_protocol == "val":
+            rows = [e for e in self.epochs if e.val_acc is not None and e.test_acc is not None]
+            return max(rows, key=lambda e: (e.val_acc, -e.epoch)).epoch
+        return self.best_epoch
+
+    @property
+    def headline_density(self) -> float | None:
+        """The density at :attr:`headline_epoch` (the run's own best epoch's, failing a record)."""
+        epoch = self.headline_epoch
+        row = next((e for e in self.epochs if e.epoch == epoch), None)
+        return row.density if row is not None and row.density is not None else self.density_at_best
+
+    @property
+    def best_val_recorded(self) -> float | None:
+        """The highest validation accuracy of the run's epochs (None without records)."""
+        vals = [e.val_acc for e in self.epochs if e.val_acc is not None]
+        return max(vals) if vals else None
+
+    @property
+    def test_acc_last(self) -> float | None:
+        """Test accuracy of the last recorded epoch."""
+        return self.epochs[-1].test_acc if self.epochs else None
+
+    @property
+    def headline_protocol(self) -> str:
+        """How :attr:`headline_acc` was chosen: "val" (test accuracy at the best validation
+        epoch), "post" (the model compressed after training) or "test" (no validation
+        records: the run's own best epoch, chosen on test)."""
+        if self.result.get("post"):
+            return "post"
+        return "val" if self.test_acc_at_best_val is not None else "test"
+
+    @property
+    def headline_acc(self) -> float | None:
+        """The accuracy reports lead with: the test accuracy at the best validation epoch,
+        whatever the run's own ``best_on`` was (recomputed from its epochs), so no figure is
+        chosen on the test set; see :attr:`headline_protocol`."""
+        protocol = self.headline_protocol
+        return self.test_acc_at_best_val if protocol == "val" else self.best_test_acc
+
+    @property
     def compression(self) -> dict[str, Any] | None:
         comp = self.config.get("compression")
         return comp if isinstance(comp, dict) else None

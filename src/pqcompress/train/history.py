@@ -27,7 +27,9 @@ from pqcompress.errors import CheckpointError
 #   train_time_s     the step loop, compressor.step() included
 #   compress_time_s  inside compressor.step() and compressor.epoch_end() (0 without one)
 #   eval_time_s      the evaluation passes (and density)
-#   is_best          this epoch has the highest test accuracy so far (ties keep the first)
+#   is_best          this epoch is the best so far by the run's selection, train.best_on:
+#                    the highest validation accuracy (default) or test accuracy (ties keep
+#                    the first)
 #   best_epoch, best_test_acc   the best epoch so far and its test accuracy
 EPOCH_KEYS = (
     "epoch",

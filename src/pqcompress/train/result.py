@@ -15,8 +15,11 @@ Status = Literal["completed", "early_stopped", "interrupted"]
 class RunResult:
     """Summary of a run. Accuracies are fractions in [0, 1]; epochs are 1-based (0 = none yet).
 
-    ``best_*`` follow docs/method.md §5: the best epoch is the one with the highest TEST accuracy
-    (earliest on ties), and train accuracy, density and the test report are taken there.
+    ``best_*`` follow docs/method.md §5: the best epoch is the one with the highest validation
+    accuracy (``train.best_on: val``, the default) or test accuracy (``best_on: test``, the
+    studies' protocol), earliest on ties; ``selection`` says which one chose it ("test" too when
+    the data had no validation split). ``best_test_acc``, train accuracy, density and the test
+    report are taken at that epoch; ``test_acc_at_last`` is the last epoch's test accuracy.
     ``final`` is the last epoch's metrics line; ``post`` holds the metrics of the model
     compressed after training (``schedule="post"``), else None. ``model`` is the trained
     module itself (in memory only; not written to result.json).
@@ -46,6 +49,8 @@ class RunResult:
     test_report_at_best: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    selection: str = "val"
+    test_acc_at_last: float | None = None
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

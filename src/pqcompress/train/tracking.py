@@ -10,9 +10,10 @@ from typing import Any
 class BestTracker:
     """Tracks the best epoch and the early-stopping counter.
 
-    The best epoch is the one with the highest test accuracy (``best_on="test"``, the studies'
-    protocol, docs/method.md §5) or validation accuracy (``best_on="val"``, no test leakage; test
-    accuracy when a row has no validation accuracy); ties keep the earlier epoch.
+    The best epoch is the one with the highest validation accuracy (``best_on="val"``, the
+    default: the test split is measured, never chosen on; test accuracy when the data has no
+    validation split) or test accuracy (``best_on="test"``, the studies' protocol,
+    docs/method.md §5, kept to reproduce them); ties keep the earlier epoch.
     Early stopping watches ``monitor`` ("val_acc", or "test_acc" when there is no validation
     split): an epoch that does not strictly raise it increments ``bad_epochs``; training stops
     once ``bad_epochs`` reaches ``patience`` (0 disables early stopping).
@@ -20,7 +21,7 @@ class BestTracker:
 
     patience: int = 0
     monitor: str = "val_acc"
-    best_on: str = "test"
+    best_on: str = "val"
     best_score: float = -1.0
     best_epoch: int = 0
     best_test_acc: float = -1.0
@@ -55,6 +56,11 @@ class BestTracker:
             self.val_acc_at_best = None if val_acc is None else float(val_acc)
             self.test_report_at_best = test_report
         return is_best
+
+    @property
+    def selection(self) -> str:
+        """What chose the best epoch: "val", or "test" (asked for, or no validation split)."""
+        return "val" if self.best_on == "val" and self.best_val_epoch is not None else "test"
 
     @property
     def should_stop(self) -> bool:

@@ -645,8 +645,15 @@ class Trainer:
             test_report_at_best=t.test_report_at_best,
             history=list(self.history.rows),
             config=self.config,
+            selection=t.selection,
+            test_acc_at_last=_last_test_acc(self.history.last),
             model=self.model,
         )
+
+
+def _last_test_acc(row: Mapping[str, Any]) -> float | None:
+    value = row.get("test_acc")
+    return None if value is None else float(value)
 
 
 def train(

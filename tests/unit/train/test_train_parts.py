@@ -32,7 +32,7 @@ def row(epoch, test, val=None, train=0.5, density=1.0):
 
 
 def test_best_epoch_protocol_uses_test_accuracy_and_records_train_and_density():
-    t = BestTracker(monitor="val_acc")
+    t = BestTracker(monitor="val_acc", best_on="test")  # the studies' protocol, on request
     accs = [(0.50, 0.9), (0.70, 0.6), (0.65, 0.95), (0.70, 0.5)]
     flags = [
         t.update(row(e, test, val, train=0.1 * e, density=1 - 0.1 * e))
@@ -43,6 +43,19 @@ def test_best_epoch_protocol_uses_test_accuracy_and_records_train_and_density():
     assert t.train_acc_at_best == pytest.approx(0.2) and t.density_at_best == pytest.approx(0.8)
     assert t.val_acc_at_best == 0.6
     assert (t.best_val_acc, t.best_val_epoch) == (0.95, 3)
+    assert t.selection == "test"
+
+
+def test_validation_chooses_by_default():
+    from pqcompress.config import TrainConfig
+
+    assert TrainConfig().best_on == "val" and BestTracker().best_on == "val"
+    t = BestTracker(monitor="val_acc")
+    t.update(row(1, 0.9, 0.5))
+    assert not t.update(row(2, 0.95, 0.4)) and t.selection == "val"
+    no_val = BestTracker(monitor="test_acc")
+    no_val.update(row(1, 0.4))
+    assert no_val.selection == "test"  # no validation split: said, not hidden
 
 
 def test_best_on_val_chooses_by_validation_and_reports_test_there():
@@ -56,10 +69,10 @@ def test_best_on_val_chooses_by_validation_and_reports_test_there():
 
 
 def test_old_checkpoint_state_keeps_choosing_on_test_accuracy():
-    t = BestTracker(monitor="val_acc")
+    t = BestTracker(monitor="val_acc", best_on="test")
     t.update(row(1, 0.6, 0.5))
     old = {k: v for k, v in t.state_dict().items() if k not in ("best_score", "best_on")}
-    u = BestTracker(monitor="val_acc")
+    u = BestTracker(monitor="val_acc", best_on="test")
     u.load_state_dict(old)
     assert not u.update(row(2, 0.55, 0.9)) and u.update(row(3, 0.61, 0.1))
 

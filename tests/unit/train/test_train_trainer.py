@@ -47,11 +47,14 @@ def test_metrics_jsonl_one_line_per_epoch_with_documented_keys(tmp_path, run_tra
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
 
 
-def test_best_epoch_is_highest_test_accuracy(tmp_path, run_trainer):
+@pytest.mark.parametrize("best_on", ["val", "test"])
+def test_best_epoch_is_highest_selected_accuracy(tmp_path, run_trainer, best_on):
     out = tmp_path / "run"
-    trainer, result = run_trainer(out, epochs=5, lr=0.2)
+    trainer, result = run_trainer(out, epochs=5, lr=0.2, best_on=best_on)
     rows = read_lines(out / "metrics.jsonl")
-    best = max(rows, key=lambda r: (r["test_acc"], -r["epoch"]))
+    key = f"{best_on}_acc"
+    best = max(rows, key=lambda r: (r[key], -r["epoch"]))
+    assert result.selection == best_on and result.test_acc_at_last == rows[-1]["test_acc"]
     assert result.best_epoch == best["epoch"]
     assert result.best_test_acc == best["test_acc"]
     assert result.train_acc_at_best == best["train_acc"]
