@@ -1,5 +1,8 @@
 """Reading YAML files users hand us (recipes, sweep and search specs, run configs), safely.
 
+The one YAML loader of the package: every file and ``--set`` value is read by it, and it
+reads ``1e-3`` as a number everywhere (:class:`NumbersLoader`).
+
 One rule for every YAML file: it must be a regular file of at most ``MAX_YAML_BYTES``, UTF-8
 text, and valid YAML with at most ``MAX_ALIASES`` aliases and ``MAX_EXPANDED_NODES`` nodes
 once they are written out (a "billion laughs" file of a kilobyte otherwise expands to
@@ -9,6 +12,7 @@ ConfigError in one line naming the file, what is wrong and, for syntax errors, w
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +78,26 @@ def _expanded_size(node: Any, memo: dict[int, int]) -> int:
     return total
 
 
-_SAFE = _bounded(yaml.SafeLoader)
+class NumbersLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-3``, ``5E4`` and ``.5`` as floats, as YAML 1.2 does
+    (PyYAML follows YAML 1.1, where a float needs a dot: ``1e-3`` would be the string
+    "1e-3", and ``train: {lr: 1e-3}`` the first error many users meet)."""
+
+
+NumbersLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+_SAFE = _bounded(NumbersLoader)
 
 
 def parse_yaml_text(text: str, where: str, loader: type | None = None) -> Any:

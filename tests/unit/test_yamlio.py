@@ -103,3 +103,26 @@ def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path, capsys, w
     err = capsys.readouterr().err
     assert err.startswith("pqcompress: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
+
+
+def test_exponent_floats_are_numbers_in_every_file_and_set_value(tmp_path):
+    """YAML 1.1 reads `1e-3` as a string; the package's one loader reads it as a number in
+    recipes, sweep and search files and `--set` values alike."""
+    from pqcompress.cli.main import build_parser
+    from pqcompress.cli.train import config_from_args
+    from pqcompress.config import ExperimentConfig
+    from pqcompress.search import SearchSpec
+    from pqcompress.yamlio import parse_yaml_text
+
+    assert parse_yaml_text("[1e-3, 5E4, .5, -2e+1, 1_000, 1.5, '1e-3']", "t") == [
+        0.001, 50000.0, 0.5, -20.0, 1000, 1.5, "1e-3",
+    ]  # fmt: skip
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: cnn5\ndataset: digits\ntrain: {lr: 1e-3, weight_decay: 5E-4}\n")
+    cfg = ExperimentConfig.from_yaml(recipe)
+    assert (cfg.train.lr, cfg.train.weight_decay) == (0.001, 0.0005)
+    args = build_parser().parse_args(["train", "--recipe", str(recipe), "--set", "train.lr=2e-4"])
+    assert config_from_args(args).train.lr == 0.0002
+    spec = tmp_path / "s.yaml"
+    spec.write_text("model: runs/x\nconstraints: {accuracy_drop_max: 2e-2}\n")
+    assert SearchSpec.from_yaml(spec).constraints == {"accuracy_drop_max": 0.02}

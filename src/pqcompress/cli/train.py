@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pqcompress.cli.options import add_output
 from pqcompress.config import ExperimentConfig, from_dict, set_dotted, to_dict
 from pqcompress.errors import ConfigError
 from pqcompress.presets import PRESETS, apply_preset
+from pqcompress.yamlio import parse_yaml_text
 
 # flag dest -> dotted config key
 _FLAG_KEYS = {
@@ -230,7 +229,7 @@ def config_from_args(
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
         key, raw = item.split("=", 1)
-        set_dotted(data, key.strip(), yaml.safe_load(raw))
+        set_dotted(data, key.strip(), parse_yaml_text(raw, f"--set {key.strip()}"))
     if args.no_compress:
         data["compression"] = None
     return from_dict(ExperimentConfig, data)

@@ -7,7 +7,6 @@ import difflib
 import hashlib
 import itertools
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +116,7 @@ class SweepSpec:
         from pqcompress.yamlio import read_yaml_file
 
         p = Path(path)
-        data = read_yaml_file(p, "sweep file", _SweepLoader)
+        data = read_yaml_file(p, "sweep file")
         if not isinstance(data, Mapping):
             raise ConfigError(f"sweep file '{p}' must hold a mapping, got {type(data).__name__}")
         return cls.from_dict(data, default_name=p.stem)
@@ -227,27 +226,3 @@ def _fmt(value: Any) -> str:
 
 def _label(params: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "base"
-
-
-def _make_loader() -> type:
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(
-            r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-            |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-            |\.[0-9_]+(?:[eE][-+][0-9]+)?
-            |[-+]?\.(?:inf|Inf|INF)
-            |\.(?:nan|NaN|NAN))$""",
-            re.X,
-        ),
-        list("-+0123456789."),
-    )
-    return Loader
-
-
-_SweepLoader = _make_loader()
