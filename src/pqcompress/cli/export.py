@@ -155,9 +155,9 @@ def _export_onnx(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pqcompress.codec.portable import read_manifest
+    from pqcompress.codec.sources import load_model, run_factory
     from pqcompress.errors import ConfigError
     from pqcompress.export import export_onnx
-    from pqcompress.posttrain.io import load_model, run_factory
 
     src = Path(args.source)
     if args.int8 and not args.calibration_dataset:  # like the .pqz export: the run's dataset

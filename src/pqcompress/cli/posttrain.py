@@ -49,9 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _posttrain(args: argparse.Namespace) -> int:
     import torch
 
+    from pqcompress.codec.sources import load_model, save_pqz
     from pqcompress.data.batches import calibration_batches
     from pqcompress.posttrain import prune_l1, prune_random, prune_std, sparsity
-    from pqcompress.posttrain.io import load_model, save_pqz
 
     out = Path(args.output)
     if args.prune != "none" and not args.amount >= 0:

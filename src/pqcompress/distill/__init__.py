@@ -13,10 +13,10 @@ from pqcompress.distill.ensemble import (
     COMBINE,
     TeacherEnsemble,
     combine_logits,
-    freeze_leading,
     soft_targets,
 )
 from pqcompress.distill.loss import DistillationLoss, distillation_loss
+from pqcompress.models.freeze import freeze_leading  # a model operation; its home is models/
 
 __all__ = [
     "COMBINE",

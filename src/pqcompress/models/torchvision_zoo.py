@@ -83,7 +83,7 @@ def torchvision_teacher(
     _replace_head(net, arch, num_classes)
     model = ImageNetAdapter(net, size)
     if freeze:
-        from pqcompress.distill.ensemble import freeze_leading
+        from pqcompress.models.freeze import freeze_leading
 
         freeze_leading(model, freeze)
     return model

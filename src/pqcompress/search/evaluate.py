@@ -49,7 +49,7 @@ class EvalSettings:
 
 
 def _load(source: str, factory: str | None = None) -> nn.Module:
-    from pqcompress.posttrain.io import load_model
+    from pqcompress.codec.sources import load_model
 
     model, _ = load_model(source, model=factory)
     return model.eval()

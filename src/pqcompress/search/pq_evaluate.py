@@ -75,14 +75,14 @@ class PQEvaluator:
     def __init__(self, settings: Any) -> None:
         import dataclasses
 
+        from pqcompress.codec.sources import load_model
         from pqcompress.config import DataConfig, from_dict
         from pqcompress.data.registry import build_dataset
-        from pqcompress.posttrain.io import load_model
 
         self.settings = settings
         self.options = pq_options(settings.fixed.get("pq") or {})
         self.space = pq_space(self.options)
-        from pqcompress.posttrain.io import run_factory
+        from pqcompress.codec.sources import run_factory
 
         self.model, self.manifest = load_model(settings.model, model=settings.factory)
         spec = self.manifest.get("model") or {}

@@ -429,8 +429,8 @@ class DistillationRun:
 
     def _prune(self) -> nn.Module:
         from pqcompress import codec
+        from pqcompress.codec.sources import save_pqz
         from pqcompress.posttrain import prune_std
-        from pqcompress.posttrain.io import save_pqz
 
         p = self.recipe.prune
         source = self._models_dir() / "distilled.pqz"
@@ -478,7 +478,7 @@ class DistillationRun:
 
     def _quantize(self, kind: str, model: nn.Module) -> None:
         from pqcompress import codec
-        from pqcompress.posttrain.io import save_pqz
+        from pqcompress.codec.sources import save_pqz
 
         b = self._bundle
         models = self._models_dir()
