@@ -30,12 +30,13 @@ def load_model(
     src = Path(source)
     if not src.exists():
         raise CheckpointError(f"'{src}' does not exist")
-    if src.is_file() and src.suffix == ".pqz":
-        manifest, _ = codec.read(src)
-        return codec.load(src, model=model), manifest
+    from pqcompress.codec.portable import read_manifest
+
+    if src.is_file() and src.suffix == ".pqz":  # the manifest alone, then one decode
+        return codec.load(src, model=model), read_manifest(src)
     with tempfile.TemporaryDirectory(prefix="pqc-posttrain-") as tmp:
         pqz = codec.export_run(src, Path(tmp) / "model.pqz", which=which)
-        manifest, _ = codec.read(pqz)
+        manifest = read_manifest(pqz)
         return codec.load(pqz, model=model or run_factory(manifest)), manifest
 
 

@@ -15,10 +15,10 @@ def _load_for_eval(path: Path, model: str | None = None) -> tuple[Any, dict[str,
         from pqcompress.export import load_onnx
 
         return load_onnx(path), {}
-    from pqcompress import codec
+    from pqcompress.codec.sources import load_model
 
-    manifest, _ = codec.read(path)
-    return codec.load(path, model=model), manifest
+    loaded, manifest = load_model(path, model=model)
+    return loaded, manifest
 
 
 def evaluate_path(

@@ -429,13 +429,12 @@ class DistillationRun:
 
     def _prune(self) -> nn.Module:
         from pqcompress import codec
-        from pqcompress.codec.sources import save_pqz
+        from pqcompress.codec.sources import load_model, save_pqz
         from pqcompress.posttrain import prune_std
 
         p = self.recipe.prune
         source = self._models_dir() / "distilled.pqz"
-        base = codec.load(source).eval()
-        manifest, _ = codec.read(source)
+        base, manifest = load_model(source)
         split = self._split(p.choose_on)
         sweep = []
         for a in p.a:
