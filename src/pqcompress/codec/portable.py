@@ -27,8 +27,9 @@ from pqcompress.codec.npdecode import decode_entry
 DEFAULT_MAX_DECODED_BYTES = container.DEFAULT_MAX_DECODED_BYTES
 REEXPORT_HINT = (
     "save it again with a graph: for your own model, `pqcompress.save(model, path, "
-    "compressor=comp, onnx='float32', input_shape=(C, H, W))` (onnx='all' with calibration=... "
-    "adds the int8 graph); for a run, `pqcompress export RUN_DIR -o model.pqz` (the onnx "
+    "compressor=comp, onnx='float32', input_shape=(C, H, W))` (or inputs=[pqcompress.InputSpec"
+    "(name, dtype, shape), ...] for token ids or several inputs; onnx='all' with "
+    "calibration=... adds the int8 graph); for a run, `pqcompress export RUN_DIR -o model.pqz` (the onnx "
     "package installed)"
 )
 
