@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # e.g. to relaunch under torchrun
     with _sigterm_as_interrupt() as received:
         try:
             code = int(args.func(args) or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--threads", type=int, help="torch CPU threads (per process)")
+    g.add_argument(
+        "--nproc",
+        type=int,
+        help="train on N processes of this machine (DistributedDataParallel: gloo on CPU, "
+        "nccl on CUDA) by relaunching this command under torchrun; train.batch_size is the "
+        "global batch",
+    )
     g.add_argument("--max-steps-per-epoch", type=int)
     g = p.add_argument_group("compression (P->Q)")
     g.add_argument("--alpha", type=float, help="pruning aggressiveness: beta = alpha * std(W)")
@@ -265,13 +273,63 @@ def default_out_dir(cfg: ExperimentConfig) -> Path:
 def run(args: argparse.Namespace) -> int:
     from pqcompress.cli.console import print_result
     from pqcompress.train import train
+    from pqcompress.train.distributed import world_size_from_env
 
+    world = world_size_from_env()
     if args.resume:
         out = args.out
         cfg = config_from_args(args, base=saved_config(out))
     else:
         cfg = config_from_args(args)
+        if args.out is None and world > 1:
+            raise ConfigError(
+                "under several processes (torchrun) name the run directory with --out: each "
+                "process would otherwise make up its own"
+            )
         out = args.out if args.out is not None else default_out_dir(cfg)
+    if args.nproc is not None and args.nproc > 1 and world == 1:
+        from pqcompress.train.distributed import per_rank_batch
+
+        per_rank_batch(cfg.train.batch_size, args.nproc)  # refused here, not in N processes
+        return launch_processes(args, out)
     result = train(cfg, out, resume=args.resume, progress=not args.no_progress)
-    print_result(result)
+    if os.environ.get("RANK", "0") == "0":  # one report, from the process that wrote the run
+        print_result(result)
     return 130 if result.status == "interrupted" else 0
+
+
+def launch_processes(args: argparse.Namespace, out: Path) -> int:
+    """``train --nproc N``: the same command line under torchrun (N processes on this machine,
+    ``torch.distributed.run --standalone``), with the run directory named for all of them."""
+    import subprocess
+    import sys
+
+    argv = list(getattr(args, "argv", None) or [])
+    if not argv or argv[0] != "train":
+        raise ConfigError("--nproc needs the train command line to relaunch")
+    rest: list[str] = []
+    skip = False
+    for word in argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if word == "--nproc":
+            skip = True
+            continue
+        if word.startswith("--nproc="):
+            continue
+        rest.append(word)
+    if args.out is None:
+        rest += ["--out", str(out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           "--nproc_per_node", str(args.nproc), "-m", "pqcompress", "train", *rest]  # fmt: skip
+    print(f"launching {args.nproc} processes: torchrun ... -m pqcompress train {' '.join(rest)}",
+          file=sys.stderr)  # fmt: skip
+    done = subprocess.run(cmd, check=False)
+    if done.returncode != 0:
+        print(
+            f"pqcompress: error: the {args.nproc} training processes ended with exit code "
+            f"{done.returncode}; finished epochs stay saved in {out}: continue with --resume",
+            file=sys.stderr,
+        )
+    return done.returncode

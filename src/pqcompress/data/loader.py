@@ -28,6 +28,8 @@ def make_loader(
     seed: int = 0,
     epoch: int = 0,
     drop_last: bool = False,
+    shard: tuple[int, int] | None = None,
+    even: bool = True,
 ) -> DataLoader:
     """Batches ``(x float32 [B, ...], y int64 [B])`` of ``dataset`` for one epoch.
 
@@ -36,10 +38,25 @@ def make_loader(
     of ``(seed, epoch)`` only (sample i gets the same crop/flip whatever the batch size), so a
     resumed run reproduces exactly. Any other map-style Dataset falls back to a plain
     DataLoader with default collation and a ``(seed, epoch)``-seeded shuffle.
+
+    ``shard=(rank, world)`` keeps every ``world``-th sample of the epoch's order starting at
+    ``rank`` (the same order on every rank, so the shards are disjoint and cover the epoch);
+    ``even`` trims the shards to one length, so every rank runs the same number of steps (at
+    most ``world - 1`` samples of an epoch are left out; training), else they keep every
+    sample (evaluation, where counts are summed over ranks).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     base, rows = _unwrap(dataset)
+    if base is None and shard is not None:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(
+            dataset, num_replicas=shard[1], rank=shard[0], shuffle=shuffle, seed=seed,
+            drop_last=even,
+        )  # fmt: skip
+        sampler.set_epoch(epoch)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last)
     if base is None:
         return DataLoader(
             dataset,
@@ -57,6 +74,14 @@ def make_loader(
         perm = torch.randperm(n, generator=epoch_generator(seed, epoch))
         rows = rows[perm]
         params = None if params is None else params[perm]
+    if shard is not None:
+        rank, world = shard
+        keep = torch.arange(rank, n, world)
+        if even:
+            keep = keep[: n // world]
+        rows = rows[keep]
+        params = None if params is None else params[keep]
+        n = int(rows.shape[0])
     epoch_view = _EpochBatches(base, rows, params)
     sampler = _SliceBatchSampler(n, batch_size, drop_last)
     return DataLoader(epoch_view, batch_sampler=sampler, collate_fn=_as_is, num_workers=0)

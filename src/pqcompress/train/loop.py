@@ -143,9 +143,19 @@ def steps_in_epoch(loader: Any, max_steps: int | None) -> int:
 
 
 def make_epoch_loader(
-    dataset: Any, batch_size: int, *, shuffle: bool, seed: int, epoch: int
+    dataset: Any,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    epoch: int,
+    shard: tuple[int, int] | None = None,
+    even: bool = True,
 ) -> Iterable[tuple[torch.Tensor, ...]]:
-    """A fresh loader for one epoch; order and augmentation are a function of (seed, epoch)."""
+    """A fresh loader for one epoch; order and augmentation are a function of (seed, epoch);
+    ``shard=(rank, world)`` gives this rank's part of it (see ``data.loader.make_loader``)."""
     from pqcompress.data.loader import make_loader
 
-    return make_loader(dataset, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)
+    return make_loader(
+        dataset, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, shard=shard, even=even
+    )

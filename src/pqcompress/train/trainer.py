@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from pqcompress.data.bundle import DataBundle
 from pqcompress.errors import CheckpointError, ConfigError, DivergedError, StorageError
 from pqcompress.metrics.classification import classification_report, evaluate_model
 from pqcompress.metrics.sparsity import model_density
-from pqcompress.train import loop
+from pqcompress.train import distributed, loop
 from pqcompress.train.checkpoint import capture_rng, restore_rng
 from pqcompress.train.device import apply_threads, resolve_device
 from pqcompress.train.history import EPOCH_KEYS, MetricsLog
@@ -176,16 +177,29 @@ class Trainer:
         self.bundle = bundle
         self.compression = compression
         self.resume = resume
-        self.progress = progress
-        self.run_dir = RunDir(Path(out_dir)) if out_dir is not None else None
+        self.device = resolve_device(train_cfg.device)
+        # several processes (torchrun): rank 0 writes, every rank trains its shard
+        self.dist = distributed.from_env(self.device)
+        if self.dist is not None and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        self.batch_size = distributed.per_rank_batch(train_cfg.batch_size, self.dist)
+        self.progress = progress and (self.dist is None or self.dist.main)
+        self._read_dir = RunDir(Path(out_dir)) if out_dir is not None else None
+        self.run_dir = self._read_dir if self.dist is None or self.dist.main else None
         if self.run_dir is not None:
             self.run_dir.check_can_start(resume)
         if config_dict is None:
             config_dict = {"train": to_dict(train_cfg), "compression": to_dict(compression)}
         self.config: dict[str, Any] = copy.deepcopy(dict(config_dict))
-        self.threads = apply_threads(train_cfg.threads)
-        self.device = resolve_device(train_cfg.device)
+        self.threads = apply_threads(_threads_per_process(train_cfg.threads, self.dist))
         self.model = model.to(self.device)
+        if self.dist is not None:  # every rank starts from rank 0's weights (and its copies)
+            import torch.distributed as tdist
+
+            with torch.no_grad():
+                for t in self.model.state_dict().values():
+                    tdist.broadcast(t, src=0)
         if compression is not None and train_cfg.ramp_epochs is not None:
             compression = dataclasses.replace(
                 compression, ramp_steps=ramp_steps_for(train_cfg, bundle)
@@ -195,6 +209,14 @@ class Trainer:
         if self.compressor is not None:  # the run's thread count (train.threads) for its kernels
             self.compressor.threads = self.threads
         self.optimizer = build_optimizer(self.model.parameters(), train_cfg, self.compressor)
+        # the module the steps run through: DDP averages gradients (and broadcasts rank 0's
+        # weights and BatchNorm buffers); the plain model is what is evaluated and saved
+        self.train_module: nn.Module = self.model
+        if self.dist is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_module = DistributedDataParallel(self.model, device_ids=ids)
         self.schedule = EpochLRSchedule(self.optimizer, train_cfg)
         self.has_val = bundle.val is not None and len(bundle.val) > 0  # type: ignore[arg-type]
         monitor = "val_acc" if self.has_val else "test_acc"
@@ -225,12 +247,15 @@ class Trainer:
 
     def _fit(self) -> RunResult:
         self._session_start = time.perf_counter()
-        finished = self._start()
+        finished = self._start_all()
         if finished is not None:
             return finished
         status: Status = "completed"
         epochs = self.cfg.epochs
-        with EpochProgress(self.progress, epochs) as progress:
+        quiet = self.dist is not None and not self.dist.main  # rank 0 speaks for the group
+        with EpochProgress(
+            self.progress, epochs, stream=io.StringIO() if quiet else None
+        ) as progress:
             note = _threads_note(self.threads, self.cfg.threads)
             if note:
                 progress.message(note)
@@ -277,8 +302,24 @@ class Trainer:
             shuffle=False,
             seed=self.cfg.seed,
             epoch=self.schedule.epoch,
+            shard=(self.dist.rank, self.dist.world) if self.dist is not None else None,
+            even=False,
         )
         out = evaluate_model(self.model, loader, self.device, return_predictions=report)
+        if self.dist is not None:  # every rank evaluated a shard: the sums over ranks
+            loss, correct, n = self.dist.sum(
+                [out["loss"] * out["n"] if out["n"] else 0.0, out["accuracy"] * out["n"], out["n"]],
+                self.device,
+            )
+            out.update(
+                loss=loss / n if n else float("nan"),
+                accuracy=round(correct) / n if n else 0.0,
+                n=int(n),
+            )
+            if report:
+                parts = self.dist.gather((out["predictions"], out["labels"]))
+                out["predictions"] = torch.cat([p for p, _ in parts])
+                out["labels"] = torch.cat([y for _, y in parts])
         if report:
             out["report"] = classification_report(
                 out.pop("predictions"),
@@ -340,6 +381,36 @@ class Trainer:
         restore_rng(ckpt["rng"])
         return None
 
+    def _start_all(self) -> RunResult | None:
+        """:meth:`_start` on rank 0 (the only writer), then the other ranks follow: the
+        same checkpoint loaded, or the same fresh start, or the stored result."""
+        if self.dist is None:
+            return self._start()
+        if self.dist.main:
+            try:
+                finished = self._start()
+            except BaseException as exc:  # the others must not wait for a start that failed
+                self.dist.broadcast({"error": f"{type(exc).__name__}: {exc}"})
+                raise
+            self.dist.broadcast({"epochs_done": self.epochs_done, "finished": finished is not None})
+            return finished
+        state = self.dist.broadcast(None)
+        if "error" in state:
+            raise CheckpointError(f"rank 0 could not start the run: {state['error']}")
+        rd = self._read_dir
+        if state["finished"] and rd is not None:
+            return self._finished_result(rd.read_result() or {})
+        if state["epochs_done"] and rd is not None:
+            ckpt = load_checkpoint(rd.checkpoint)
+            self._load(ckpt)
+            rows = list(ckpt.get("history") or [])[: self.epochs_done]
+            self.history.rows = list(rows)
+            self._saved_history = list(rows)
+            restore_rng(ckpt["rng"])
+        else:
+            torch.manual_seed(self.cfg.seed)
+        return None
+
     def _start_fresh(self, rd: RunDir) -> None:
         """Start at epoch 1 (a new run, or a resume that finds no checkpoint yet)."""
         saved = rd.read_config() if self.resume else None
@@ -394,8 +465,8 @@ class Trainer:
 
     def _finished_result(self, stored: dict[str, Any]) -> RunResult:
         result = RunResult.from_dict(stored)
-        assert self.run_dir is not None
-        post = self.run_dir.root / "post.pt"
+        assert self._read_dir is not None
+        post = self._read_dir.root / "post.pt"
         if post.is_file():
             self.model.load_state_dict(load_model_state(post))
         result.model = self.model
@@ -437,7 +508,12 @@ class Trainer:
         stats and the seconds spent in the compressor. DivergedError on NaN/inf."""
         cfg = self.cfg
         loader = loop.make_epoch_loader(
-            self.bundle.train, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch
+            self.bundle.train,
+            self.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            epoch=epoch,
+            shard=(self.dist.rank, self.dist.world) if self.dist is not None else None,
         )
         total = loop.steps_in_epoch(loader, cfg.max_steps_per_epoch)
         progress.start_epoch(epoch + 1, total)
@@ -445,7 +521,7 @@ class Trainer:
         # optimizer.step(), where the loop's own timing of compressor.step() cannot see them)
         applied_before = getattr(self.compressor, "time_s", None)
         stats = loop.train_one_epoch(
-            self.model,
+            self.train_module,
             loader,
             self.optimizer,
             self.compressor,
@@ -460,6 +536,25 @@ class Trainer:
             label_smoothing=cfg.label_smoothing,
             criterion=self.criterion,
         )
+        if self.dist is not None:
+            # DDP hands rank 0's buffers to the others at each forward, so after the last one
+            # BatchNorm's running statistics differ by rank: rank 0's are the model's
+            import torch.distributed as tdist
+
+            with torch.no_grad():
+                for b in self.model.buffers():
+                    tdist.broadcast(b, src=0)
+            # the epoch's running figures over every rank's shard
+            loss, correct, samples = self.dist.sum(
+                [stats.loss * stats.samples, stats.accuracy * stats.samples, stats.samples],
+                self.device,
+            )
+            stats = dataclasses.replace(
+                stats,
+                loss=loss / samples if samples else float("nan"),
+                accuracy=correct / samples if samples else 0.0,
+                samples=int(samples),
+            )
         if not math.isfinite(stats.loss) or not _finite_parameters(self.model):
             raise DivergedError(
                 f"training diverged in epoch {epoch + 1}: the training loss is {stats.loss} "
@@ -651,6 +746,16 @@ class Trainer:
         )
 
 
+def _threads_per_process(threads: int | None, ctx: distributed.DistContext | None) -> int | None:
+    """``train.threads``, or under several processes on one machine the CPU budget shared
+    between them (each process otherwise sizes its pools to every CPU)."""
+    if threads is not None or ctx is None:
+        return threads
+    from pqcompress.cpus import threads_for
+
+    return max(1, threads_for(None) // max(1, ctx.local_world))
+
+
 def _last_test_acc(row: Mapping[str, Any]) -> float | None:
     value = row.get("test_acc")
     return None if value is None else float(value)
@@ -677,6 +782,9 @@ def train(
         return _train(config, None, resume=resume, progress=progress)
     run_dir = RunDir(Path(out_dir))
     run_dir.check_is_directory()
+    if distributed.world_size_from_env() > 1 and os.environ.get("RANK", "0") != "0":
+        # under torchrun only rank 0 writes (and holds the lock); the others read
+        return _train(config, run_dir, resume=resume, progress=progress)
     with run_dir.locked():  # one writer: a second process gets BusyError before any write
         return _train(config, run_dir, resume=resume, progress=progress)
 
@@ -688,7 +796,7 @@ def _train(
     from pqcompress.models.registry import build_model
 
     config_dict = config.to_dict()
-    if run_dir is not None:
+    if run_dir is not None and os.environ.get("RANK", "0") == "0":
         run_dir.check_can_start(resume)
         saved = run_dir.read_config() if resume else None
         if saved is not None:
