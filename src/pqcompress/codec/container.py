@@ -55,7 +55,10 @@ READABLE_VERSIONS = (FORMAT_VERSION, GRAPHS_FORMAT_VERSION, COMPACT_FORMAT_VERSI
 COMPACT_MAX_PAYLOAD = 1 << 20  # integrity="auto": larger payloads keep per-section digests
 INTEGRITY = ("auto", "sections", "payload")
 GRAPH_NAMES = ("float32", "int8")
-GRAPH_INIT_SOURCES = ("values", "codes")
+GRAPH_INIT_SOURCES = ("values", "codes", "values-gates")
+# "values-gates": an LSTM/GRU weight as ONNX lays it out, [1, gates * hidden, in] with the
+# gate blocks in ONNX's order: ``gates`` lists which of the tensor's row blocks comes first
+GATE_ORDERS = ([0, 3, 1, 2], [1, 0, 2])  # LSTM (i f g o -> i o f c), GRU (r z n -> z r n)
 HEADER = struct.Struct("<8sIIQ32s")
 HEADER_SIZE = HEADER.size  # 56
 MAX_MANIFEST_BYTES = 64 << 20
@@ -449,6 +452,16 @@ def _validate_graphs(manifest: dict[str, Any], tensors: dict[str, dict[str, Any]
                 raise bad(f"initializer '{i['name']}': bad source/transpose")
             if i["transpose"] and len(entry["shape"]) != 2:
                 raise bad(f"initializer '{i['name']}': only 2-D tensors can be transposed")
+            if i["source"] == "values-gates" and (
+                i.get("gates") not in GATE_ORDERS
+                or len(entry["shape"]) != 2
+                or entry["shape"][0] % len(i["gates"])
+                or i["transpose"]
+            ):
+                raise bad(
+                    f"initializer '{i['name']}': 'gates' must be one of {list(GATE_ORDERS)} "
+                    "over a 2-D tensor whose rows split into that many blocks"
+                )
             if i["source"] == "codes" and not entry_runs_on_int8(entry):
                 raise bad(
                     f"initializer '{i['name']}' takes int8 codes from tensor '{i['tensor']}', "

@@ -291,6 +291,9 @@ def initializer_arrays(
     for rec in record["initializers"]:
         if rec["source"] == "codes":
             arr = codes[rec["tensor"]].astype(np.int8)
+        elif rec["source"] == "values-gates":  # an RNN weight in ONNX's gate order
+            blocks = np.split(arrays[rec["tensor"]], len(rec["gates"]))
+            arr = np.concatenate([blocks[g] for g in rec["gates"]])[None]
         else:
             arr = arrays[rec["tensor"]]
             if arr.dtype != np.float32:

@@ -38,6 +38,34 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
+def _gate_record(
+    name: str,
+    arr: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    by_value: Mapping[tuple, list[str]],
+) -> dict[str, Any] | None:
+    """The record of an LSTM/GRU weight the exporter laid out ONNX's way ([1, gates * hidden,
+    in], gate blocks reordered), when it is one of ``values``; else None."""
+    from pqcompress.codec.container import GATE_ORDERS
+
+    if arr.dtype != np.float32 or arr.ndim != 3 or arr.shape[0] != 1:
+        return None
+    for order in GATE_ORDERS:
+        if arr.shape[1] % len(order):
+            continue
+        for tensor in by_value.get((arr.dtype.str, arr.shape[1:]), []):
+            blocks = np.split(values[tensor], len(order))
+            if _same(np.concatenate([blocks[g] for g in order])[None], arr):
+                return {
+                    "name": name,
+                    "tensor": tensor,
+                    "source": "values-gates",
+                    "transpose": False,
+                    "gates": list(order),
+                }
+    return None
+
+
 def strip_initializers(
     model_proto: Any, values: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarray]
 ) -> list[dict[str, Any]]:
@@ -66,6 +94,8 @@ def strip_initializers(
                         break
                 if rec is not None:
                     break
+        if rec is None and arr.nbytes >= MIN_STRIP_BYTES:
+            rec = _gate_record(init.name, arr, values, by_value)
         if rec is None:
             keep.append(init)
         else:

@@ -180,3 +180,68 @@ def test_int8_graph_keeps_embedding_codes_and_leaves_recurrent_layers_float(tmp_
     ids = torch.randint(0, 30, (16, 12))
     got = load_onnx(path)(ids).numpy()
     assert (got.argmax(1) == model(ids).argmax(1).numpy()).mean() >= 0.9
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_recurrent_weights_are_shared_with_the_embedded_graphs(tmp_path, cell):
+    """ONNX lays an LSTM/GRU weight out [1, gates * hidden, in] with its gates reordered:
+    the file stores it once and attaches it in that layout (source "values-gates")."""
+    import onnxruntime as ort
+
+    from pqcompress.codec.portable import onnx_graph_and_weights, onnx_model_bytes, read_manifest
+
+    class Seq(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(30, 16)
+            self.rnn = getattr(nn, cell)(16, 32, 2, batch_first=True)
+            self.head = nn.Linear(32, 3)
+
+        def forward(self, ids):
+            return self.head(self.rnn(self.embed(ids))[0][:, -1])
+
+    torch.manual_seed(0)
+    model = Seq().eval()
+    spec = [pqc.InputSpec("tokens", "int64", ("batch", "seq"))]
+    path = pqc.save(model, tmp_path / "s.pqz", inputs=spec, onnx="float32")
+    (graph,) = read_manifest(path)["graphs"]
+    gated = {r["tensor"] for r in graph["initializers"] if r["source"] == "values-gates"}
+    assert gated == {f"rnn.weight_{k}_l{i}" for k in ("ih", "hh") for i in (0, 1)}
+    bare = pqc.save(model, tmp_path / "b.pqz", onnx="none").stat().st_size
+    assert path.stat().st_size < bare + 16_000  # the graph holds no second copy of them
+    ids = torch.randint(0, 30, (4, 9))
+    want = model(ids).detach().numpy()
+    (got,) = ort.InferenceSession(onnx_model_bytes(str(path))).run(None, {"tokens": ids.numpy()})
+    assert np.abs(got - want).max() <= 1e-5
+    blob, weights = onnx_graph_and_weights(str(path))
+    opts = ort.SessionOptions()
+    opts.add_external_initializers(
+        list(weights), [ort.OrtValue.ortvalue_from_numpy(w) for w in weights.values()]
+    )
+    (ext,) = ort.InferenceSession(blob, opts).run(None, {"tokens": ids.numpy()})
+    assert np.abs(ext - want).max() <= 1e-5
+
+
+def test_a_tampered_gate_record_is_refused(tmp_path):
+    from tests.unit.codec.codec_support import join, split
+
+    from pqcompress.codec.errors import FormatError
+    from pqcompress.codec.portable import onnx_model_bytes
+
+    model = nn.Sequential(nn.Embedding(30, 16), nn.LSTM(16, 32, batch_first=True))
+    model.forward = lambda ids: model[1](model[0](ids))[0]  # type: ignore[method-assign]
+    path = pqc.save(
+        model,
+        tmp_path / "l.pqz",
+        inputs=[pqc.InputSpec("t", "int64", ("batch", 5))],
+        onnx="float32",
+    )
+    manifest, payload = split(path.read_bytes())
+    for bad in ([0, 1, 2, 3], [2, 0, 1], "0312"):
+        rec = next(
+            r for r in manifest["graphs"][0]["initializers"] if r["source"] == "values-gates"
+        )
+        rec["gates"] = bad
+        (tmp_path / "t.pqz").write_bytes(join(manifest, payload))
+        with pytest.raises(FormatError, match="'gates' must be one of"):
+            onnx_model_bytes(str(tmp_path / "t.pqz"))
