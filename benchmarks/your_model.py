@@ -44,6 +44,12 @@ PAIRS = {
         "examples.sequence:transformer",
     ),
     "lstm": ("runs/lstm-float", "runs/lstm-pq4", "examples.sequence:lstm"),
+    # the same transformer with its embeddings and position table left in float32
+    "transformer-no-embeddings": (
+        "runs/transformer-float",
+        "runs/transformer-pq4-noemb",
+        "examples.sequence:transformer",
+    ),
 }
 
 
