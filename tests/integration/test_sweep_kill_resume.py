@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pqcompress import faults
 from pqcompress.cli.main import main
 from pqcompress.sweep import SweepSpec
-from pqcompress.train.trainer import TEST_HOLD_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -69,7 +69,7 @@ def test_kill_9_then_rerun_completes_without_retraining(tmp_path: Path) -> None:
     second = SweepSpec.from_yaml(spec).points()[1].run_id
     hold = tmp_path / "hold"
     hold.write_text("hold", encoding="utf-8")
-    env = {**ENV, TEST_HOLD_ENV: f"{second}:2:{hold}"}
+    env = {**ENV, faults.ENV: faults.spec("epoch", f"{second}@2", hold)}
     cmd = [sys.executable, "-m", "pqcompress.cli.main", "sweep", str(spec), "--store", str(db),
            "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,11 +14,11 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pqcompress import faults
 from pqcompress.search.pareto import Normaliser, feasible_front
 from pqcompress.search.space import Space
 from pqcompress.search.spec import AlgorithmSpec, SearchSpec, SurrogateSettings
@@ -81,8 +81,8 @@ class RunContext:
             row = self._row(key, c, res)
             self.store.add_evaluation(self.study, row)
             self.rows[key] = row
-            if os.environ.get(TEST_HOLD_ENV):
-                _test_hold(len(self.store.all_evaluations(self.study)))
+            if os.environ.get(faults.ENV):  # tests only: counting costs a query
+                faults.hold("evaluations", str(len(self.store.all_evaluations(self.study))))
         for i, c in enumerate(configs):
             if out[i] is None:
                 out[i] = self.rows.get(self.space.key(c))
@@ -126,25 +126,6 @@ class RunContext:
         )
         self.iteration += 1
         return hv
-
-
-TEST_HOLD_ENV = "PQCOMPRESS_TEST_SEARCH_HOLD"
-
-
-def _test_hold(stored: int) -> None:
-    """A test-only pause point (kill -9 tests need no timing): with
-    ``PQCOMPRESS_TEST_SEARCH_HOLD="N:FILE"``, once N evaluations are stored, write FILE.held
-    and wait while FILE exists (at most 300 s). Unset, it costs one lookup."""
-    spec = os.environ.get(TEST_HOLD_ENV)
-    if not spec:
-        return
-    count, _, path = spec.partition(":")
-    if stored != int(count):
-        return
-    Path(path + ".held").write_text("")
-    deadline = time.monotonic() + 300
-    while Path(path).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _as_list(X: Any) -> list[Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pqcompress import faults
 from pqcompress.atomic import stale_temp_files
 from pqcompress.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
@@ -65,30 +66,6 @@ def _json_safe(value: Any) -> Any:
         return json.loads(json.dumps(value, default=float))
     except (TypeError, ValueError):
         return None
-
-
-TEST_HOLD_ENV = "PQCOMPRESS_TEST_HOLD"
-TEST_HOLD_MAX_S = 300.0
-
-
-def _test_hold(run_root: Path, epochs_done: int) -> None:
-    """A test-only pause point, so that kill-and-resume tests need no timing.
-
-    With ``PQCOMPRESS_TEST_HOLD="RUN_DIR_NAME:EPOCH:HOLD_FILE"`` in the environment, the run
-    whose directory is named RUN_DIR_NAME writes ``.held`` into it after saving the checkpoint
-    of EPOCH (before that epoch's metrics line), then waits while HOLD_FILE exists (at most 300 s). Unset, it costs one lookup.
-    """
-    spec = os.environ.get(TEST_HOLD_ENV)
-    if not spec:
-        return
-    name, _, rest = spec.partition(":")
-    epoch, _, hold_file = rest.partition(":")
-    if name != run_root.name or epoch != str(epochs_done) or not hold_file:
-        return
-    (run_root / ".held").write_text(str(epochs_done), encoding="utf-8")
-    deadline = time.monotonic() + TEST_HOLD_MAX_S
-    while Path(hold_file).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _finite_parameters(model: nn.Module) -> bool:
@@ -499,7 +476,9 @@ class Trainer:
         self._saved_history, self.epochs_done = saved, epoch + 1
         self._committed = self.tracker.state_dict()
         if self.run_dir is not None:
-            _test_hold(self.run_dir.root, epoch + 1)
+            faults.hold(
+                "epoch", f"{self.run_dir.root.name}@{epoch + 1}", self.run_dir.root / ".held"
+            )
         self.history.append(line)
         progress.end_epoch(row)
 

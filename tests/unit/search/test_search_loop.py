@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pqcompress import faults
 from pqcompress.errors import ConfigError
 from pqcompress.search import SearchSpec, run_search
 from pqcompress.search.store import SearchStore
@@ -127,7 +128,7 @@ def test_kill_9_then_rerun_resumes_without_losing_evaluations(tiny_run, tmp_path
     db = tmp_path / "r.db"
     hold = tmp_path / "hold"
     hold.write_text("")
-    env = {**os.environ, "PQCOMPRESS_TEST_SEARCH_HOLD": f"5:{hold}", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, faults.ENV: faults.spec("evaluations", "5", hold), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pqcompress.cli.main", "search", str(spec_path), "--store", str(db)],
         env=env,

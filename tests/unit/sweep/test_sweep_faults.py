@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from sweep_support import tiny_spec, write_spec
 
-from pqcompress import storedb
+from pqcompress import faults, storedb
 from pqcompress.errors import ConfigError
 from pqcompress.sweep import ResultsStore, SweepSpec, run_sweep
 from pqcompress.sweep import local as local_executor
 from pqcompress.sweep.errors import StoreError
-from pqcompress.train.trainer import TEST_HOLD_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +47,7 @@ def test_two_sweep_processes_on_one_store_run_every_point_exactly_once(tmp_path)
     points = SweepSpec.from_yaml(spec).points()
     first_id = points[0].run_id
     hold.touch()  # the first process pauses inside point 0 (checkpoint of epoch 1 written)
-    first = _sweep_cli(spec, store, {TEST_HOLD_ENV: f"{first_id}:1:{hold}"})
+    first = _sweep_cli(spec, store, {faults.ENV: faults.spec("epoch", f"{first_id}@1", hold)})
     held = tmp_path / "r_runs" / "tiny" / first_id / ".held"
     deadline = time.monotonic() + 180
     while not held.exists():

@@ -16,12 +16,11 @@ import pytest
 import torch
 from train_support import make_trainer
 
-from pqcompress import dirlock
+from pqcompress import dirlock, faults
 from pqcompress.checkpoint import load_checkpoint
 from pqcompress.errors import BusyError, CheckpointError, StorageError
 from pqcompress.train import trainer as trainer_module
 from pqcompress.train.history import MetricsLog
-from pqcompress.train.trainer import TEST_HOLD_ENV
 
 TIMING_KEYS = {"epoch_time_s", "train_time_s", "compress_time_s", "eval_time_s"}
 
@@ -289,7 +288,7 @@ def test_sigterm_and_sigint_between_checkpoint_and_metrics_save_and_resume(tmp_p
     out, hold = tmp_path / "run", tmp_path / "hold"
     hold.touch()
     args = ["train", *DIGITS, "--epochs", "2", "--out", str(out)]
-    first = _cli(args, {TEST_HOLD_ENV: f"run:1:{hold}"})
+    first = _cli(args, {faults.ENV: faults.spec("epoch", "run@1", hold)})
     _wait_for(out / ".held", first)
     second = _cli(args)
     _, err2 = second.communicate(timeout=120)
