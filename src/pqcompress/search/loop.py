@@ -394,13 +394,21 @@ def _nd(F: np.ndarray) -> list[int]:
     return list(non_dominated(F))
 
 
+Runner = Callable[[RunContext, SearchSpec, AlgorithmSpec, int], None]
+
+# the search algorithms by name (``algorithm:`` of a spec): a new one is one function and one
+# entry here (and its name in ``spec.ALGORITHMS``, which validates specs before anything runs)
+ALGORITHM_RUNNERS: dict[str, Runner] = {
+    "surrogate": lambda ctx, spec, algo, seed: run_surrogate(
+        ctx, spec, algo.surrogate or spec.surrogate, seed
+    ),
+    "ctaea": lambda ctx, spec, algo, seed: run_ctaea_real(
+        ctx, algo.pop_size, algo.generations or max(1, spec.budget // algo.pop_size), seed
+    ),
+    "optuna": lambda ctx, spec, algo, seed: run_optuna(ctx, algo.pop_size, seed),
+    "random": lambda ctx, spec, algo, seed: run_random(ctx, seed),
+}
+
+
 def run_algorithm(ctx: RunContext, spec: SearchSpec, algo: AlgorithmSpec, seed: int) -> None:
-    if algo.algorithm == "surrogate":
-        run_surrogate(ctx, spec, algo.surrogate or spec.surrogate, seed)
-    elif algo.algorithm == "ctaea":
-        gens = algo.generations or max(1, spec.budget // algo.pop_size)
-        run_ctaea_real(ctx, algo.pop_size, gens, seed)
-    elif algo.algorithm == "optuna":
-        run_optuna(ctx, algo.pop_size, seed)
-    else:
-        run_random(ctx, seed)
+    ALGORITHM_RUNNERS[algo.algorithm](ctx, spec, algo, seed)

@@ -87,3 +87,10 @@ def test_ray_address_needs_the_ray_executor(tmp_path: Path, capsys) -> None:
     code = main(["search", str(path), "--store", str(tmp_path / "r.db"), "--ray-address", "auto"])
     err = capsys.readouterr().err
     assert code != 0 and "--ray-address applies to --executor ray only" in err
+
+
+def test_every_accepted_algorithm_has_a_runner() -> None:
+    from pqcompress.search.loop import ALGORITHM_RUNNERS
+    from pqcompress.search.spec import ALGORITHMS
+
+    assert set(ALGORITHM_RUNNERS) == set(ALGORITHMS)
