@@ -7,6 +7,8 @@ Both take integer token ids ``[batch, seq]`` (int64), e.g. the ``modulation-toke
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -50,7 +52,8 @@ class TokenTransformer(nn.Module):
 
 
 class TokenLSTM(nn.Module):
-    """Token embedding, a two-layer LSTM, and a linear head on the last hidden state."""
+    """Token embedding, a two-layer LSTM, and a linear head on its outputs averaged over time
+    (``pool="mean"``, the default) or on the last one (``pool="last"``)."""
 
     def __init__(
         self,
@@ -59,15 +62,17 @@ class TokenLSTM(nn.Module):
         dim: int = 32,
         hidden: int = 64,
         layers: int = 2,
+        pool: str = "mean",
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
         self.lstm = nn.LSTM(dim, hidden, layers, batch_first=True)
         self.head = nn.Linear(hidden, num_classes)
+        self.pool = pool
 
     def forward(self, tokens: Tensor) -> Tensor:
         out, _ = self.lstm(self.embed(tokens))
-        return self.head(out[:, -1])
+        return self.head(out.mean(1) if self.pool == "mean" else out[:, -1])
 
 
 def transformer(
@@ -78,6 +83,6 @@ def transformer(
     return TokenTransformer(num_classes, **kwargs)
 
 
-def lstm(num_classes: int = 8, input_shape: tuple[int, ...] = (128,), **kwargs: int) -> TokenLSTM:
+def lstm(num_classes: int = 8, input_shape: tuple[int, ...] = (128,), **kwargs: Any) -> TokenLSTM:
     """Factory for ``--model examples.sequence:lstm`` (any sequence length)."""
     return TokenLSTM(num_classes, **kwargs)
