@@ -165,6 +165,11 @@ def _serve_and_load(
         for a in axis:
             cmd += ["--axis", a]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 300, env=env)
+        if done.returncode != 0:
+            print(
+                f"loadtest of {pqz.name} exited {done.returncode}: {done.stderr[-800:]}",
+                file=sys.stderr,
+            )
         summary = (
             json.loads((out / "summary.json").read_text())
             if (out / "summary.json").exists()
@@ -299,9 +304,11 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             ins = ", ".join(
                 f"`{i['name']}` {i.get('dtype', 'float32')} {i['shape']}" for i in s["inputs"]
             )
+            ms = "{:.1f} ms".format
             out.append(
                 f"| {r['model']} | {ins} | {s['int8']} | {s['requests']} | {s['errors']} | "
-                f"{s['p50_ms']:.1f} ms | {s['p95_ms']:.1f} ms |"
+                f"{ms(s['p50_ms']) if s['p50_ms'] is not None else 'failed (exit ' + str(s['exit']) + ')'} | "
+                f"{ms(s['p95_ms']) if s['p95_ms'] is not None else '-'} |"
             )
         out += [
             "",

@@ -349,3 +349,23 @@ def test_loadtest_makes_its_payloads_from_the_spec(token_server, tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2 and "expected NAME=SIZE" in bad.stderr
+
+
+def test_spec_payloads_of_a_one_tensor_model_are_plain_arrays(tmp_path):
+    """A model of one float input (no named inputs): the bodies --from-spec makes are
+    `{"inputs": [...]}` of its input_shape, which the service answers with labels."""
+    import pqcompress as pqc
+    from pqcompress.loadtest.payloads import spec_payloads
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3)).eval()
+    path = pqc.save(model, tmp_path / "f.pqz", input_shape=(3, 4), num_classes=3, onnx="float32")
+    srv = Server(path).wait_ready()
+    try:
+        bodies = spec_payloads(srv.url, 2, seed=0)
+        assert np.array(json.loads(bodies[0][0])["inputs"]).shape == (1, 3, 4)
+        r = srv.client.post(
+            "/v1/predict", content=bodies[0][0], headers={"content-type": bodies[0][1]}
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        srv.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from pqcompress.loadtest.errors import LoadTestError
 
@@ -133,6 +134,9 @@ def spec_payloads(
     out: list[Payload] = []
     for _ in range(count):
         arrays = random_arrays(specs, rng, sizes, batch=batch)
-        body = {"inputs": {name: a.tolist() for name, a in arrays.items()}}
+        if info.get("inputs"):  # named inputs: an object by name
+            body: dict[str, Any] = {"inputs": {n: a.tolist() for n, a in arrays.items()}}
+        else:  # one float tensor: the plain array
+            body = {"inputs": next(iter(arrays.values())).tolist()}
         out.append((json.dumps(body, separators=(",", ":")).encode(), "application/json"))
     return out
