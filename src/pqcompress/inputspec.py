@@ -181,16 +181,22 @@ def numpy_dtype(dtype: str) -> np.dtype:
     return np.dtype("float32" if dtype == "bfloat16" else dtype)
 
 
+def concrete_shape(spec: InputSpec, sizes: Mapping[str, int] | None, batch: int) -> list[int]:
+    """``spec``'s shape with the batch axis ``batch`` and every other named axis from
+    ``sizes`` (8 when not given)."""
+    sizes = sizes or {}
+    return [batch] + [d if isinstance(d, int) else int(sizes.get(d, 8)) for d in spec.shape[1:]]
+
+
 def example_arrays(
     specs: Sequence[InputSpec], sizes: Mapping[str, int] | None = None, *, batch: int = 1
 ) -> dict[str, np.ndarray]:
     """Arrays of each input's shape (dynamic axes from ``sizes``, else 8; the batch axis
     ``batch``): zeros for floats, ones for integers and True for bools (a valid token id and
     an all-ones attention mask in most models), within ``low``/``high``."""
-    sizes = dict(sizes or {})
     out = {}
     for s in specs:
-        shape = [batch] + [d if isinstance(d, int) else int(sizes.get(d, 8)) for d in s.shape[1:]]
+        shape = concrete_shape(s, sizes, batch)
         dtype = numpy_dtype(s.dtype)
         if s.dtype == "bool":
             arr = np.ones(shape, dtype=bool)
@@ -215,10 +221,9 @@ def random_arrays(
 ) -> dict[str, np.ndarray]:
     """Random arrays that satisfy ``specs`` (for load tests): floats ~ N(0, 1) clipped to
     ``low``/``high``, integers uniform in [low or 0, high or 100), bools True (masks)."""
-    sizes = dict(sizes or {})
     out = {}
     for s in specs:
-        shape = [batch] + [d if isinstance(d, int) else int(sizes.get(d, 8)) for d in s.shape[1:]]
+        shape = concrete_shape(s, sizes, batch)
         dtype = numpy_dtype(s.dtype)
         if s.dtype == "bool":
             arr = np.ones(shape, dtype=bool)

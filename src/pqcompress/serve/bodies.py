@@ -160,21 +160,26 @@ def _json_tensor(
             f"a JSON body over {jsonarray.GENERIC_MAX_BYTES} bytes must be exactly "
             '{"inputs": <a nested array of numbers>}; send .npy for anything else this large',
         )
+    inputs = _json_inputs(body, reservation, '{"inputs": [...]} (a tensor)')
+    if not isinstance(inputs, list):
+        raise RequestError(422, "bad_tensor", "'inputs' must be a (nested) list of numbers")
+    return model.preprocessing.tensor(inputs, max_batch)
+
+
+def _json_inputs(body: bytes, reservation: Reservation, form: str) -> Any:
+    """The ``inputs`` of a JSON body ``{"inputs": ...}`` read by ``json.loads`` (its memory
+    reserved first); 400/422 naming ``form``, what the body must look like."""
     reservation.add(jsonarray.GENERIC_COST_PER_BYTE * len(body), "decoding the JSON body")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise RequestError(400, "bad_json", f"the body is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "inputs" not in data:
-        raise RequestError(
-            422, "bad_json", 'the JSON body must be an object {"inputs": [...]} (a tensor)'
-        )
+        raise RequestError(422, "bad_json", f"the JSON body must be an object {form}")
     extra = sorted(k for k in data if k != "inputs")
     if extra:
         raise RequestError(422, "bad_json", f"unexpected JSON keys {extra}; only 'inputs'")
-    if not isinstance(data["inputs"], list):
-        raise RequestError(422, "bad_tensor", "'inputs' must be a (nested) list of numbers")
-    return model.preprocessing.tensor(data["inputs"], max_batch)
+    return data["inputs"]
 
 
 def _npy_tensor(
@@ -252,22 +257,11 @@ def _named_json(specs: Any, body: bytes, reservation: Reservation) -> dict[str, 
             f"a JSON body of named inputs may hold at most {NAMED_JSON_MAX_BYTES} bytes; send "
             "an .npz archive (application/x-npz) for larger requests",
         )
-    reservation.add(jsonarray.GENERIC_COST_PER_BYTE * len(body), "decoding the JSON body")
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise RequestError(400, "bad_json", f"the body is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or "inputs" not in data:
-        raise RequestError(
-            422,
-            "bad_json",
-            'the JSON body must be an object {"inputs": {"<input name>": [...], ...}} '
-            f"(this model takes {_spec_text(specs)})",
-        )
-    extra = sorted(k for k in data if k != "inputs")
-    if extra:
-        raise RequestError(422, "bad_json", f"unexpected JSON keys {extra}; only 'inputs'")
-    inputs = data["inputs"]
+    inputs = _json_inputs(
+        body,
+        reservation,
+        f'{{"inputs": {{"<input name>": [...], ...}}}} (this model takes {_spec_text(specs)})',
+    )
     if isinstance(inputs, list) and len(specs) == 1:
         return {specs[0].name: inputs}
     if not isinstance(inputs, dict):
