@@ -24,6 +24,7 @@ Optimizer = Literal["sgd", "adam"]
 LRSchedule = Literal["none", "step", "cosine", "onecycle"]
 TrainMetric = Literal["running", "full"]
 BestOn = Literal["test", "val"]
+Granularity = Literal["element", "channel"]
 
 FULL_PRECISION_BITS = 32
 MIN_BITS, MAX_BITS = 2, 16
@@ -93,14 +94,43 @@ class CompressionConfig:
     ramp_steps: int = 0
     target_density: float | None = None
     solve_min_share: float = 0.0
+    granularity: Granularity = "element"
+    target_flops: float | None = None
     version: int = 1
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
         check_bits(self.bits)
         _check_literal(
-            self, "form", "mode", "schedule", "rounding", "update", "targets", "backend", "mask"
+            self,
+            "form",
+            "mode",
+            "schedule",
+            "rounding",
+            "update",
+            "targets",
+            "backend",
+            "mask",
+            "granularity",
         )
+        if self.granularity == "channel" and self.mode == "quantize":
+            raise ConfigError(
+                "granularity='channel' prunes whole channels: it needs mode='pq' or 'prune', "
+                "not mode='quantize'"
+            )
+        if self.target_flops is not None:
+            if self.granularity != "channel":
+                raise ConfigError(
+                    "target_flops needs granularity='channel' (removing elements saves no "
+                    "multiply-accumulates on dense kernels); set granularity: channel"
+                )
+            if self.target_density is not None:
+                raise ConfigError("set target_density or target_flops, not both")
+            if not 0.0 < self.target_flops <= 1.0:
+                raise ConfigError(
+                    f"target_flops={self.target_flops} must be in (0, 1] (the share of the "
+                    "dense model's conv/linear multiply-accumulates to keep, e.g. 0.5)"
+                )
         if isinstance(self.ramp_steps, bool) or not isinstance(self.ramp_steps, int):
             raise ConfigError(f"ramp_steps must be an integer, got {self.ramp_steps!r}")
         if self.ramp_steps < 0:

@@ -38,3 +38,7 @@ class BusyError(PQCError):
 
 class StorageError(PQCError, OSError):
     """A file could not be written (a full disk, no permission); what was there is kept."""
+
+
+class ShrinkError(PQCError):
+    """A model cannot be shrunk to its kept channels without changing its outputs."""

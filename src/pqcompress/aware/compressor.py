@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pqcompress.aware import channels as chan
 from pqcompress.aware.policy import Coverage, Target, coverage, select_targets
 from pqcompress.config import CompressionConfig
 from pqcompress.cpus import cpu_budget
@@ -88,7 +89,16 @@ class Compressor:
     # weights move little in between; a solve samples up to 2^18 weights, about 5 ms)
     SOLVE_EVERY = 8
 
-    def __init__(self, model: nn.Module, config: CompressionConfig | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: CompressionConfig | None = None,
+        *,
+        example_inputs: Any = None,
+    ) -> None:
+        """``example_inputs`` (a tensor, a tuple of inputs or a dict of keyword inputs) is
+        what ``granularity="channel"`` traces the model with to find its coupled channels;
+        without it the first forward call's inputs are taken."""
         self.model = unwrap(model)  # names of the plain model, whatever wraps it
         self.config = config if config is not None else CompressionConfig()
         # the kernels' threads: the CPU budget (PQCOMPRESS_THREADS, affinity, cgroup quota),
@@ -104,24 +114,39 @@ class Compressor:
                 f"exclude={list(self.config.exclude)}); nothing would be compressed"
             )
         self.latent = self.config.update == "latent"
+        self.granular = self.config.granularity == "channel"
         self.residuals: dict[str, torch.Tensor] = {}
         if self.latent:
             self.residuals = {
                 t.name: torch.zeros_like(t.param.data)
                 for t in self.targets
-                if t.spec.kind != "none"
+                if t.spec.kind != "none" or self.granular
             }
         self.applied: dict[str, Applied] = {}
         self.alphas: dict[str, float] = {}  # alpha of the latest application, per tensor
         self.sticky = self.config.mask == "sticky"
         # sticky masks: True where the threshold pruned a weight for good
         self.dead: dict[str, torch.Tensor] = {}
-        if self.sticky:
+        if self.sticky and not self.granular:
             self.dead = {
                 t.name: torch.zeros_like(t.param.data, dtype=torch.bool)
                 for t in self.targets
                 if t.spec.kind not in ("none", "quantize")
             }
+        # granularity="channel": the channel groups, traced at the first application
+        self.plan: chan.ChannelPlan | None = None
+        self._keep: dict[int, torch.Tensor] = {}
+        self._pending_dead: dict[int, torch.Tensor] = {}
+        self._example: Any = None
+        self._capture_hook: Any = None
+        if self.granular:
+            chan._tp()  # the missing extra is said now, not at the first step
+            if example_inputs is not None:
+                self._example = chan.as_example(example_inputs)
+            else:
+                self._capture_hook = self.model.register_forward_pre_hook(
+                    self._capture, with_kwargs=True
+                )
         self.solved_alpha: float | None = None
         self._solved_at: int | None = None
         self._fused_step = False  # a fused optimizer (PQSGD) compressed this step already
@@ -154,7 +179,7 @@ class Compressor:
         schedule, free mask, numba backend allowed, and every compressed tensor (and its
         latent residual) a contiguous float32 CPU tensor."""
         cfg = self.config
-        if cfg.schedule != "step" or self.sticky or cfg.backend == "torch":
+        if cfg.schedule != "step" or self.sticky or cfg.backend == "torch" or self.granular:
             return False
         return all(
             numba_eligible(t.param.data)
@@ -195,8 +220,11 @@ class Compressor:
 
     def density_target(self) -> float | None:
         """The density the shared alpha is solved for now (None without target_density):
-        the sparsity ramps from 0 to ``1 - target_density`` with the cubic schedule."""
+        the sparsity ramps from 0 to ``1 - target_density`` with the cubic schedule. With
+        channels, the share of channels (``target_density``) or of MACs (``target_flops``)."""
         target = self.config.target_density
+        if target is None:
+            target = self.config.target_flops
         if target is None:
             return None
         return 1.0 - (1.0 - target) * self.ramp()
@@ -253,8 +281,12 @@ class Compressor:
         gen = self._torch_generator() if cfg.rounding == "stochastic" else None
         ramp = self.ramp()
         shared = self._solve_alpha() if any(t.solved for t in self.targets) else None
+        masks = self._channel_masks(ramp) if self.granular else {}
         for index, target in enumerate(self.targets):
+            where = masks.get(target.name)
             if target.spec.kind == "none":
+                if where is not None:
+                    self._drop(target, where)
                 continue
             residual = self.residuals.get(target.name)
             dead = self.dead.get(target.name)
@@ -263,7 +295,10 @@ class Compressor:
                 if residual is not None:
                     residual.masked_fill_(dead, 0.0)
             alpha = self._alpha_for(target, ramp, shared)
+            if self.granular:  # alpha pruned channels; the elements are only quantized
+                alpha = target.spec.alpha
             spec = target.spec if alpha == target.spec.alpha else replace(target.spec, alpha=alpha)
+            dropped = self._drop(target, where, keep_float=False) if where is not None else None
             update = updates.get(target.name) if updates else None
             seed = _mix(cfg.seed, self.applications, index)
             try:
@@ -286,12 +321,111 @@ class Compressor:
                     f"tensor '{target.name}' holds NaN or inf after step {self.steps}: training "
                     "diverged (try a lower learning rate); it was left uncompressed"
                 ) from None
+            if dropped is not None and residual is not None:
+                residual.add_(dropped)  # the pruned channels' float weights live on
             self.applied[target.name] = applied
             self.alphas[target.name] = alpha
             if dead is not None and applied.threshold > 0:
                 self._update_dead(target, residual, dead, applied.threshold)
+        if masks:  # the groups' other parameters: biases, BatchNorm, consumers left out
+            chosen = {t.name for t in self.targets}
+            params = dict(self.model.named_parameters())
+            for name, where in masks.items():
+                if name not in chosen and name in params:
+                    chan.zero_positions(params[name].data, where)
         self.applications += 1
         self.time_s += time.perf_counter() - start
+
+    # ------------------------------------------------------------------ channels
+    def _capture(self, _module: nn.Module, args: Any, kwargs: Any) -> None:
+        """Forward pre-hook: keep the first call's inputs to trace the channel groups."""
+        self._example = (
+            tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args),
+            {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()},
+        )
+        if self._capture_hook is not None:
+            self._capture_hook.remove()
+            self._capture_hook = None
+
+    def channel_plan(self) -> chan.ChannelPlan:
+        """The model's channel groups (traced once, on the example inputs)."""
+        if self.plan is None:
+            if self._example is None:
+                raise ConfigError(
+                    "granularity='channel' traces the model to find its coupled channels and "
+                    "has no input to trace it with: pass Compressor(model, config, "
+                    "example_inputs=...) or run one forward pass before the first step"
+                )
+            self.plan = chan.ChannelPlan.build(self.model, self._example, self.config, self.targets)
+            for i, dead in self._pending_dead.items():
+                self.plan.dead[i] = dead.clone()
+            self._pending_dead = {}
+            for name, why in self.plan.unscored.items():
+                _log.info("channels of '%s' are not pruned: %s", name, why)
+        return self.plan
+
+    def _channel_masks(self, ramp: float) -> dict[str, list[tuple[int, torch.Tensor]]]:
+        """{parameter: [(dim, positions)]} of the channels this application prunes."""
+        plan = self.channel_plan()
+        by_name = {t.name: t for t in self.targets}
+        scores = plan.scores(lambda name: self._weights(by_name[name]))
+        fixed = {i: g.alpha * ramp for i, g in enumerate(plan.groups) if i in scores}
+        if any(plan.groups[i].solved for i in scores):
+            due = (
+                self.solved_alpha is None
+                or self._solved_at is None
+                or self.config.schedule != "step"
+                or self.applications - self._solved_at >= self.SOLVE_EVERY
+            )
+            if due:
+                target = self.density_target()
+                assert target is not None
+                flops = self.config.target_flops is not None
+                self.solved_alpha = plan.solve(scores, fixed, target, flops)
+                self._solved_at = self.applications
+            assert self.solved_alpha is not None
+            fixed.update((i, self.solved_alpha) for i in scores if plan.groups[i].solved)
+        keep = plan.keep(scores, fixed)
+        if self.sticky:
+            for i, k in keep.items():
+                dead = plan.dead.setdefault(i, torch.zeros_like(k))
+                dead |= ~k
+        self._keep = keep
+        for i, g in enumerate(plan.groups):
+            if i in fixed:
+                for s in g.producers:
+                    self.alphas[s.param] = fixed[i]
+        return plan.masks(keep)
+
+    def _drop(
+        self, target: Target, where: list[tuple[int, torch.Tensor]], keep_float: bool = True
+    ) -> torch.Tensor | None:
+        """Zero ``where`` (pruned channels) in the parameter. In place the values are gone;
+        latent, the float weights are gathered into the parameter first and the pruned part
+        is returned (``keep_float=False``: for the caller to add to the residual after the
+        kernel ran) or put in the residual now."""
+        p = target.param.data
+        residual = self.residuals.get(target.name)
+        if residual is None:
+            chan.zero_positions(p, where)
+            return None
+        w = p + residual
+        p.copy_(w)
+        residual.zero_()
+        chan.zero_positions(p, where)
+        dropped = w.sub_(p)  # the float weights of the pruned channels, zero elsewhere
+        if keep_float:
+            residual.add_(dropped)
+            return None
+        return dropped
+
+    def channel_records(self) -> list[dict[str, Any]]:
+        """One record per channel group (root layer, channels, kept, coupled layers, alpha,
+        whether it takes the solved alpha, why it stays dense), from the latest application;
+        ``[]`` with element granularity."""
+        if not self.granular or (self.plan is None and self._example is None):
+            return []
+        return self.channel_plan().records(self._keep)
 
     @staticmethod
     def _update_dead(
@@ -399,6 +533,9 @@ class Compressor:
             "solved_alpha": self.solved_alpha,
             "solved_at": self._solved_at,
         }
+        if self.granular:
+            dead = self.plan.dead if self.plan is not None else self._pending_dead
+            state["channel_dead"] = {str(i): v.clone() for i, v in dead.items()}
         if self._generator is not None:
             state["generator"] = self._generator.get_state()
         return state
@@ -434,6 +571,12 @@ class Compressor:
         self._solved_at = None if at is None else int(at)
         if "generator" in state:
             self._torch_generator().set_state(state["generator"])
+        if self.granular:
+            dead = {int(k): v.clone() for k, v in state.get("channel_dead", {}).items()}
+            if self.plan is not None:
+                self.plan.dead = dead
+            else:
+                self._pending_dead = dead
 
 
 def _mix(seed: int, application: int, index: int) -> int:

@@ -28,6 +28,7 @@ class Target:
     bits: int
     spec: PQSpec
     solved: bool = False  # alpha is solved for ``target_density`` at each application
+    fixed_alpha: bool = False  # an override sets this tensor's alpha
 
 
 NORM_TYPES = (
@@ -216,15 +217,21 @@ def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
             "override patterns (Compressor.coverage() lists each parameter and why)"
         )
     total = sum(param.numel() for *_, param, _ in chosen)
+    channel = cfg.granularity == "channel"
     targets: list[Target] = []
     for name, module_name, module, param, ov in chosen:
         fixed_alpha = ov is not None and ov.alpha is not None
         alpha = ov.alpha if fixed_alpha else cfg.alpha  # type: ignore[union-attr]
         bits = ov.bits if ov is not None and ov.bits is not None else cfg.bits
-        solved = takes_solved_alpha(cfg, fixed_alpha, param.numel(), total)
-        kind = resolve_kind(cfg.mode, cfg.form, 1.0 if solved else alpha, bits)
-        solved = solved and kind not in ("none", "quantize")
-        spec = PQSpec(kind=kind, alpha=alpha, bits=bits, rounding=cfg.rounding)
+        if channel:  # alpha prunes channels (aware/channels.py); elements are only quantized
+            solved = False
+            kind = resolve_kind(cfg.mode, cfg.form, 0.0, bits)
+            spec = PQSpec(kind=kind, alpha=0.0, bits=bits, rounding=cfg.rounding)
+        else:
+            solved = takes_solved_alpha(cfg, fixed_alpha, param.numel(), total)
+            kind = resolve_kind(cfg.mode, cfg.form, 1.0 if solved else alpha, bits)
+            solved = solved and kind not in ("none", "quantize")
+            spec = PQSpec(kind=kind, alpha=alpha, bits=bits, rounding=cfg.rounding)
         targets.append(
             Target(
                 name,
@@ -235,9 +242,15 @@ def select_targets(model: nn.Module, cfg: CompressionConfig) -> list[Target]:
                 bits,
                 spec,
                 solved,  # type: ignore[arg-type]
+                fixed_alpha,
             )
         )
-    if cfg.target_density is not None and targets and not any(t.solved for t in targets):
+    if (
+        not channel
+        and cfg.target_density is not None
+        and targets
+        and not any(t.solved for t in targets)
+    ):
         largest = max(t.param.numel() for t in targets) / total
         raise ConfigError(
             f"target_density={cfg.target_density} has no layer to solve: every selected layer "

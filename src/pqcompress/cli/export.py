@@ -64,6 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="checksums: auto (one for the whole payload up to 1 MiB, format 3), sections "
         "(one per section, formats 1/2, read by older pqcompress), payload",
     )
+    p.add_argument(
+        "--shrink",
+        action="store_true",
+        help="remove the channels a granularity: channel run pruned (a smaller, faster model; "
+        "needs the channels extra: Torch-Pruning)",
+    )
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument("--codec", choices=CODECS, default="auto")
     p.add_argument("--which", choices=("best", "last", "post"), default="best")
@@ -138,10 +144,18 @@ def _export(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         opset=args.opset,
         integrity=args.integrity,
+        shrink=args.shrink,
     )
     from pqcompress.codec.portable import model_info
 
     info = model_info(path)
+    shrunk = info.get("shrunk")
+    if shrunk:
+        print(
+            f"shrunk: {shrunk['params_before']:,} -> {shrunk['params_after']:,} parameters, "
+            f"{shrunk['macs_before'] / 1e6:.1f} -> {shrunk['macs_after'] / 1e6:.1f} M MACs "
+            "per sample"
+        )
     graphs = ", ".join(f"{g['name']} ({g['stored_bytes']:,} bytes)" for g in info["graphs"])
     print(
         f"wrote {path}: {info['file_bytes']:,} bytes, {info['ratio_float32']:.2f}x smaller "
@@ -268,6 +282,15 @@ def _inspect(args: argparse.Namespace) -> int:
         "embedded ONNX graphs: "
         + (", ".join(f"{k} ({v:,} bytes)" for k, v in t["graphs"].items()) or "none"),
     ]
+    shrunk = (report.get("model") or {}).get("shrunk")
+    if isinstance(shrunk, dict):
+        before, after = shrunk["params_before"], shrunk["params_after"]
+        lines.append(
+            f"shrunk to its kept channels: {before:,} -> {after:,} parameters, "
+            f"{shrunk['macs_before'] / 1e6:.2f} -> {shrunk['macs_after'] / 1e6:.2f} M MACs per "
+            f"sample; unshrunk float32 dense weights {4 * before:,} bytes -> "
+            f"{4 * before / t['file_bytes']:.2f}x smaller"
+        )
     if "studies_bytes" in t:
         lines.append(
             f"studies' dense int8 + Deflate: {t['studies_bytes']:,} bytes -> "

@@ -36,6 +36,8 @@ _FLAG_KEYS = {
     "ramp_steps": "compression.ramp_steps",
     "target_density": "compression.target_density",
     "solve_min_share": "compression.solve_min_share",
+    "granularity": "compression.granularity",
+    "target_flops": "compression.target_flops",
     "weight_decay": "train.weight_decay",
     "lr_schedule": "train.lr_schedule",
     "patience": "train.patience",
@@ -172,6 +174,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="with --target-density: only layers holding at least this share of the weights "
         "take the solved alpha; the others keep --alpha (default 0: every layer)",
+    )
+    g.add_argument(
+        "--granularity",
+        choices=["element", "channel"],
+        help="prune single weights (element) or whole conv filters / linear rows (channel; "
+        "export --shrink then removes them)",
+    )
+    g.add_argument(
+        "--target-flops",
+        type=float,
+        help="with --granularity channel: solve one shared alpha so that this share of the "
+        "dense model's multiply-accumulates remains (e.g. 0.5)",
     )
     g.add_argument(
         "--ramp-steps", type=int, help="grow the threshold over N optimizer steps (cubic)"

@@ -176,6 +176,7 @@ def model_info(path: str | Path) -> dict[str, Any]:
         "class_names": manifest.get("class_names"),
         "input_shape": model.get("input_shape"),
         "inputs": model.get("inputs"),
+        "shrunk": model.get("shrunk") if isinstance(model.get("shrunk"), dict) else None,
         "preprocessing": manifest.get("preprocessing"),
         "compression": _compression_summary(manifest, settings),
         "params": params,

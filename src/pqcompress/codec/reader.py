@@ -24,6 +24,7 @@ from pqcompress.codec.errors import FormatError
 from pqcompress.codec.npdecode import decode_entry
 from pqcompress.codec.symbols import SymbolMap
 from pqcompress.codec.tensorcode import decode_tensor
+from pqcompress.errors import ConfigError
 from pqcompress.unwrap import unwrap
 
 DEFAULT_MAX_DECODED_BYTES = container.DEFAULT_MAX_DECODED_BYTES
@@ -138,8 +139,8 @@ def load_into(
 ) -> nn.Module:
     """Load the file's tensors into ``model`` (strict: names and shapes must match); a model
     in DDP, DataParallel or ``torch.compile`` is loaded through to the module it wraps."""
-    _, tensors = read(path, max_decoded_bytes=max_decoded_bytes, decoder=decoder)
-    _load_state(unwrap(model), tensors, path, assign=False)
+    manifest, tensors = read(path, max_decoded_bytes=max_decoded_bytes, decoder=decoder)
+    _load_state(unwrap(model), tensors, path, assign=False, shrunk=_is_shrunk(manifest))
     return model
 
 
@@ -189,7 +190,8 @@ def load(
         kwargs["input_shape"] = tuple(int(d) for d in spec["input_shape"])
     if model is not None:  # the caller's factory (a callable or its path): built, then loaded
         built = _build_with(model, kwargs, path)
-        _load_state(built, _decode_all(items, use_numba(manifest, decoder)), path, assign=False)
+        tensors = _decode_all(items, use_numba(manifest, decoder))
+        _load_state(built, tensors, path, assign=False, shrunk=_is_shrunk(manifest))
         return built.eval()
     assert isinstance(name, str)  # a registry name (the refusals above took the rest)
 
@@ -206,9 +208,10 @@ def load(
             tensors = _decode_all(items, use_numba(manifest, decoder))
         finally:
             model = future.result()
+    shrunk = _is_shrunk(manifest)
     if model is not None:
         try:
-            _load_state(model, tensors, path, assign=True)
+            _load_state(model, tensors, path, assign=True, shrunk=shrunk)
             if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
                 raise RuntimeError("tensors left on the meta device")
         except FormatError:
@@ -223,7 +226,7 @@ def load(
             raise FormatError(
                 f"'{path}' names model {name!r} with settings it cannot be built from: {detail}"
             ) from None
-        _load_state(model, tensors, path, assign=False)
+        _load_state(model, tensors, path, assign=False, shrunk=shrunk)
     return model.eval()
 
 
@@ -252,9 +255,26 @@ def _build_with(
     return built
 
 
+def _is_shrunk(manifest: Any) -> bool:
+    """Whether the file holds a model shrunk to its kept channels (``model.shrunk``)."""
+    spec = manifest.get("model") if isinstance(manifest, dict) else None
+    return isinstance(spec, dict) and isinstance(spec.get("shrunk"), dict)
+
+
 def _load_state(
-    model: nn.Module, tensors: dict[str, torch.Tensor], path: Any, assign: bool
+    model: nn.Module,
+    tensors: dict[str, torch.Tensor],
+    path: Any,
+    assign: bool,
+    shrunk: bool = False,
 ) -> None:
+    if shrunk:  # the layers the file stores with fewer channels get the stored sizes
+        from pqcompress.models.resize import resize_to
+
+        try:
+            resize_to(model, {k: tuple(v.shape) for k, v in tensors.items()})
+        except ConfigError as exc:
+            raise FormatError(f"'{path}' holds a shrunk model that does not fit: {exc}") from None
     expected = model.state_dict()
     for name, t in tensors.items():
         want = expected.get(name)

@@ -29,6 +29,7 @@ def export_run(
     data_root: str | None = None,
     opset: int = 17,
     integrity: str = "auto",
+    shrink: bool = False,
 ) -> Path:
     """Export a run directory (``which``: best.pt, checkpoint.pt or post.pt) or one checkpoint.
 
@@ -48,7 +49,8 @@ def export_run(
     run's data root). With ``"auto"`` the int8 graph is embedded only when every compressed
     tensor is uniform/quantize codes of <= 8 bits, and a dataset that cannot be loaded means
     the float32 graph only (with a warning). ``opset`` is the embedded graphs' ONNX opset;
-    ``integrity`` as in :func:`pqcompress.codec.save`.
+    ``integrity`` and ``shrink`` (remove the channels a ``granularity: channel`` run
+    pruned) as in :func:`pqcompress.codec.save`.
     """
     from pqcompress.codec.writer import save
 
@@ -85,6 +87,7 @@ def export_run(
         calibration=calibration,
         opset=opset,
         integrity=integrity,
+        shrink=shrink,
     )
 
 

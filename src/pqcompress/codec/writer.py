@@ -19,7 +19,13 @@ from pqcompress.codec.errors import FormatError
 from pqcompress.codec.tensorcode import DTYPES, Section, _compress_all, encode_tensor
 from pqcompress.errors import ConfigError
 from pqcompress.inputspec import DEFAULT_INPUT as INPUT_NAME
-from pqcompress.inputspec import InputSpec, as_specs, from_input_shape, single_float_shape
+from pqcompress.inputspec import (
+    InputSpec,
+    as_specs,
+    from_input_shape,
+    random_arrays,
+    single_float_shape,
+)
 from pqcompress.unwrap import unwrap
 
 FLOAT_DTYPES = ("float32", "float16")
@@ -55,6 +61,7 @@ def save(
     calibration: Iterable[Any] | None = None,
     opset: int = 17,
     integrity: str = "auto",
+    shrink: bool = False,
 ) -> Path:
     """Write ``model.state_dict()`` to ``path`` as a .pqz file and return the path.
 
@@ -80,6 +87,16 @@ def save(
     ``"sections"`` always one per section (versions 1/2, which pqcompress before 0.2 reads);
     ``"payload"`` always one for the whole payload.
 
+    ``shrink=True`` stores a smaller model: every channel whose parameters are all zero in
+    its whole coupled group (what ``granularity="channel"`` pruned) is removed, with its
+    BatchNorm entries and the next layers' input columns (Torch-Pruning does the surgery on
+    a copy; ``model`` is untouched). The tensors, their codes and the embedded graphs are
+    the shrunk model's; the manifest records ``model.shrunk`` (the groups, parameters and
+    MACs before and after), and :func:`pqcompress.codec.load`/``load_into`` resize the
+    layers of the model they build to the stored shapes before loading. The shrunk model's
+    outputs are checked against the unshrunk one's on random inputs of the model's spec
+    (float within 1e-4); a model the surgery cannot follow is a ShrinkError naming its layer.
+
     ``onnx`` embeds ONNX graphs (format version 2; docs/format.md §8) whose weights are the
     file's own tensors, attached again by ``pqcompress.codec.portable.onnx_model_bytes``:
     ``"none"`` (default here; ``export_run`` defaults to ``"auto"``), ``"float32"`` (the
@@ -103,6 +120,14 @@ def save(
         input_shape = registry.get("input_shape") if input_shape is None else input_shape
     state = model.state_dict()
     results = _compressed(compressor, state)
+    shrunk: dict[str, Any] | None = None
+    if shrink:
+        known = specs or as_specs(_recorded_inputs(registry))
+        if known is None and input_shape is not None:
+            known = (from_input_shape(input_shape),)
+        model, results, shrunk = _shrink(model, results, known)
+        state = model.state_dict()
+        compressor = _Coded(results) if compressor is not None else None
     payload = _Payload()
     entries, decoded, native = _encode_state(state, results, layout, codec, float_dtype, payload)
     if specs is None and input_shape is None:
@@ -114,6 +139,8 @@ def save(
     )
     if specs is not None and not _is_shorthand(specs):
         model_record["inputs"] = [s.to_dict() for s in specs]
+    if shrunk is not None:
+        model_record["shrunk"] = shrunk
     if specs is None and model_record.get("input_shape") is not None:
         specs = (from_input_shape(model_record["input_shape"]),)
     graphs = _embed_graphs(
@@ -351,6 +378,51 @@ def _sample_shape(specs: Sequence[InputSpec]) -> tuple[int, ...] | None:
     """The first input's sample shape when it is fixed (what a factory's ``input_shape`` is)."""
     dims = specs[0].sample_shape
     return tuple(int(d) for d in dims) if all(isinstance(d, int) for d in dims) else None
+
+
+class _Coded:
+    """The compressed tensors of a shrunk model, as a Compressor answers for them."""
+
+    def __init__(self, results: Mapping[str, Any]) -> None:
+        self.results = dict(results)
+
+    def names(self) -> list[str]:
+        return list(self.results)
+
+    def compressed(self, name: str) -> Any:
+        return self.results[name]
+
+
+def _shrink(
+    model: nn.Module, results: Mapping[str, Any], specs: Sequence[InputSpec] | None
+) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """(a shrunk copy of ``model``, its compressed tensors' codes, the manifest record)."""
+    import copy
+
+    from pqcompress.aware.channels import shrink
+    from pqcompress.ops.pq import PQResult, codes_from_values
+
+    if specs is None:
+        raise ConfigError(
+            "shrink=True runs the model to check the shrunk one against it and needs its "
+            "inputs: pass input_shape= (one sample's shape) or inputs=[pqcompress.InputSpec(...)]"
+        )
+    rng = np.random.default_rng(0)
+    arrays = random_arrays(specs, rng, batch=2)
+    example = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    if len(specs) == 1:
+        example = (example[specs[0].name],)  # type: ignore[assignment]
+    twin = copy.deepcopy(model)
+    report = shrink(twin, example)
+    state = twin.state_dict()
+    out: dict[str, Any] = {}
+    for name, r in results.items():
+        values = state[name].detach()
+        codes = None
+        if r.codes is not None:
+            codes = codes_from_values(values, r.kind, r.bits, r.scale, r.threshold)
+        out[name] = PQResult(values.float().clone(), codes, r.kind, r.bits, r.scale, r.threshold)
+    return twin, out, report.to_dict()
 
 
 def _compressed(compressor: Any, state: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class RunResult:
     config: dict[str, Any] = field(default_factory=dict)
     selection: str = "val"
     test_acc_at_last: float | None = None
+    channel_groups: list[dict[str, Any]] = field(default_factory=list)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

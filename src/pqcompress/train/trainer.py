@@ -721,6 +721,7 @@ class Trainer:
             config=self.config,
             selection=t.selection,
             test_acc_at_last=_last_test_acc(self.history.last),
+            channel_groups=self.compressor.channel_records() if self.compressor else [],
             model=self.model,
         )
 

@@ -94,6 +94,9 @@ class FakeCompressor:
     def density(self) -> float:
         return model_density(self.model)
 
+    def channel_records(self) -> list[dict[str, Any]]:
+        return []
+
     def state_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "epoch_ends": self.epoch_ends, "applies": self.applies}
 
