@@ -38,7 +38,6 @@ from torch import nn
 
 from pqcompress.config import CompressionConfig
 from pqcompress.errors import ConfigError, ShrinkError
-from pqcompress.ops.prune import layer_std
 
 SHRINK_ATOL = 1e-4  # the most a shrunk model's float outputs may move (absolute, + relative)
 
@@ -361,9 +360,11 @@ class ChannelPlan:
             count = torch.zeros(g.channels, dtype=torch.float64)
             for s in g.producers:
                 w = weights(s.param).detach()
-                std = layer_std(w)
-                rows = w.movedim(s.dim, 0).reshape(w.shape[s.dim], -1).double()
-                rms = rows.pow(2).mean(dim=1).sqrt().cpu()[s.index]
+                rows = w.movedim(s.dim, 0).reshape(w.shape[s.dim], -1).float()
+                var = torch.var(rows, correction=0)  # the layer's std; float32 suffices to score
+                std = float(var.sqrt()) if w.numel() > 1 else 0.0
+                rms = torch.linalg.vector_norm(rows, dim=1).div_(rows.shape[1] ** 0.5)
+                rms = rms.double().cpu()[s.index]
                 ratio = rms / std if std > 0 else torch.zeros_like(rms)
                 total.index_add_(0, s.root, ratio)
                 count.index_add_(0, s.root, torch.ones_like(ratio))

@@ -136,6 +136,8 @@ class Compressor:
         # granularity="channel": the channel groups, traced at the first application
         self.plan: chan.ChannelPlan | None = None
         self._keep: dict[int, torch.Tensor] = {}
+        self._masks: dict[str, torch.Tensor] | None = None
+        self._parked: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._pending_dead: dict[int, torch.Tensor] = {}
         self._example: Any = None
         self._capture_hook: Any = None
@@ -230,10 +232,17 @@ class Compressor:
         return 1.0 - (1.0 - target) * self.ramp()
 
     def _weights(self, target: Target) -> torch.Tensor:
-        """The float weights an application compresses (latent: param + residual)."""
+        """The float weights of a tensor (latent: param + residual, with the float weights
+        of pruned channels, which are parked aside while pruned)."""
         p = target.param.detach()
         r = self.residuals.get(target.name)
-        return p + r if r is not None else p
+        if r is None:
+            return p
+        w = p + r
+        parked = self._parked.get(target.name)
+        if parked is not None:
+            _flat(w).index_copy_(0, *parked)
+        return w
 
     def _solve_alpha(self) -> float:
         """The shared alpha for the ``solved`` targets (cached for ``SOLVE_EVERY`` steps)."""
@@ -284,9 +293,9 @@ class Compressor:
         masks = self._channel_masks(ramp) if self.granular else {}
         for index, target in enumerate(self.targets):
             where = masks.get(target.name)
+            if where is not None:  # pruned channels: zero (the optimizer's residue there)
+                _flat(target.param.data).index_fill_(0, where, 0)
             if target.spec.kind == "none":
-                if where is not None:
-                    self._drop(target, where)
                 continue
             residual = self.residuals.get(target.name)
             dead = self.dead.get(target.name)
@@ -298,7 +307,6 @@ class Compressor:
             if self.granular:  # alpha pruned channels; the elements are only quantized
                 alpha = target.spec.alpha
             spec = target.spec if alpha == target.spec.alpha else replace(target.spec, alpha=alpha)
-            dropped = self._drop(target, where, keep_float=False) if where is not None else None
             update = updates.get(target.name) if updates else None
             seed = _mix(cfg.seed, self.applications, index)
             try:
@@ -321,8 +329,6 @@ class Compressor:
                     f"tensor '{target.name}' holds NaN or inf after step {self.steps}: training "
                     "diverged (try a lower learning rate); it was left uncompressed"
                 ) from None
-            if dropped is not None and residual is not None:
-                residual.add_(dropped)  # the pruned channels' float weights live on
             self.applied[target.name] = applied
             self.alphas[target.name] = alpha
             if dead is not None and applied.threshold > 0:
@@ -332,7 +338,7 @@ class Compressor:
             params = dict(self.model.named_parameters())
             for name, where in masks.items():
                 if name not in chosen and name in params:
-                    chan.zero_positions(params[name].data, where)
+                    _flat(params[name].data).index_fill_(0, where, 0)
         self.applications += 1
         self.time_s += time.perf_counter() - start
 
@@ -364,60 +370,77 @@ class Compressor:
                 _log.info("channels of '%s' are not pruned: %s", name, why)
         return self.plan
 
-    def _channel_masks(self, ramp: float) -> dict[str, list[tuple[int, torch.Tensor]]]:
-        """{parameter: [(dim, positions)]} of the channels this application prunes."""
+    def _channel_masks(self, ramp: float) -> dict[str, torch.Tensor]:
+        """{parameter: flat indices of its elements in the channels this application prunes}.
+        The channels are chosen again (scores, solved alpha, masks) every ``SOLVE_EVERY``
+        step applications, and at every application of another schedule; between, the same
+        channels are pruned."""
         plan = self.channel_plan()
+        due = (
+            self._masks is None
+            or self._solved_at is None
+            or self.config.schedule != "step"
+            or self.applications - self._solved_at >= self.SOLVE_EVERY
+        )
+        if not due:  # the channels are chosen again every SOLVE_EVERY step applications
+            assert self._masks is not None
+            return self._masks
         by_name = {t.name: t for t in self.targets}
         scores = plan.scores(lambda name: self._weights(by_name[name]))
         fixed = {i: g.alpha * ramp for i, g in enumerate(plan.groups) if i in scores}
+        self._solved_at = self.applications
         if any(plan.groups[i].solved for i in scores):
-            due = (
-                self.solved_alpha is None
-                or self._solved_at is None
-                or self.config.schedule != "step"
-                or self.applications - self._solved_at >= self.SOLVE_EVERY
-            )
-            if due:
-                target = self.density_target()
-                assert target is not None
-                flops = self.config.target_flops is not None
-                self.solved_alpha = plan.solve(scores, fixed, target, flops)
-                self._solved_at = self.applications
-            assert self.solved_alpha is not None
+            target = self.density_target()
+            assert target is not None
+            flops = self.config.target_flops is not None
+            self.solved_alpha = plan.solve(scores, fixed, target, flops)
             fixed.update((i, self.solved_alpha) for i in scores if plan.groups[i].solved)
         keep = plan.keep(scores, fixed)
         if self.sticky:
             for i, k in keep.items():
                 dead = plan.dead.setdefault(i, torch.zeros_like(k))
                 dead |= ~k
-        self._keep = keep
         for i, g in enumerate(plan.groups):
             if i in fixed:
                 for s in g.producers:
                     self.alphas[s.param] = fixed[i]
-        return plan.masks(keep)
+        same = keep.keys() == self._keep.keys() and all(
+            torch.equal(k, self._keep[i]) for i, k in keep.items()
+        )
+        self._keep = keep
+        if not same or self._masks is None:
+            params = dict(self.model.named_parameters())
+            self._masks = {
+                name: torch.nonzero(
+                    ~chan.keep_mask(params[name].shape, where, params[name].device).flatten()
+                ).flatten()
+                for name, where in plan.masks(keep).items()
+            }
+            self._park(self._masks)
+        return self._masks
 
-    def _drop(
-        self, target: Target, where: list[tuple[int, torch.Tensor]], keep_float: bool = True
-    ) -> torch.Tensor | None:
-        """Zero ``where`` (pruned channels) in the parameter. In place the values are gone;
-        latent, the float weights are gathered into the parameter first and the pruned part
-        is returned (``keep_float=False``: for the caller to add to the residual after the
-        kernel ran) or put in the residual now."""
-        p = target.param.data
-        residual = self.residuals.get(target.name)
-        if residual is None:
-            chan.zero_positions(p, where)
-            return None
-        w = p + residual
-        p.copy_(w)
-        residual.zero_()
-        chan.zero_positions(p, where)
-        dropped = w.sub_(p)  # the float weights of the pruned channels, zero elsewhere
-        if keep_float:
-            residual.add_(dropped)
-            return None
-        return dropped
+    def _park(self, masks: dict[str, torch.Tensor]) -> None:
+        """Latent: move the float weights of the pruned channels' elements (``masks``: flat
+        indices per tensor) out of ``param + residual`` into ``_parked`` and zero both there,
+        after putting back those parked for the previous masks. While a channel stays pruned
+        its activation is zero, so its weights get no gradient: parked, they are kept as they
+        were, and the kernel sees zeros (it leaves them zero and excludes them from max|W|)."""
+        for t in self.targets:
+            r = self.residuals.get(t.name)
+            if r is None:
+                continue
+            p = _flat(t.param.data)
+            old = self._parked.pop(t.name, None)
+            if old is not None:
+                _flat(r).index_copy_(0, *old)
+                p.index_fill_(0, old[0], 0)  # the parked value is the whole float weight
+            idx = masks.get(t.name)
+            if idx is None:
+                continue
+            values = p.index_select(0, idx).add_(_flat(r).index_select(0, idx))
+            p.index_fill_(0, idx, 0)
+            _flat(r).index_fill_(0, idx, 0)
+            self._parked[t.name] = (idx, values)
 
     def channel_records(self) -> list[dict[str, Any]]:
         """One record per channel group (root layer, channels, kept, coupled layers, alpha,
@@ -511,9 +534,7 @@ class Compressor:
     def latent_weights(self) -> dict[str, torch.Tensor]:
         """Float weights (param + residual in latent mode; the params themselves otherwise)."""
         return {
-            t.name: t.param.detach() + self.residuals[t.name]
-            if self.latent
-            else t.param.detach().clone()
+            t.name: self._weights(t) if self.latent else t.param.detach().clone()
             for t in self.targets
         }
 
@@ -527,7 +548,7 @@ class Compressor:
             "applications": self.applications,
             "time_s": self.time_s,
             "applied": {k: asdict(v) for k, v in self.applied.items()},
-            "residuals": {k: v.clone() for k, v in self.residuals.items()},
+            "residuals": {k: self._residual_with_parked(k) for k in self.residuals},
             "alphas": dict(self.alphas),
             "dead": {k: v.clone() for k, v in self.dead.items()},
             "solved_alpha": self.solved_alpha,
@@ -539,6 +560,15 @@ class Compressor:
         if self._generator is not None:
             state["generator"] = self._generator.get_state()
         return state
+
+    def _residual_with_parked(self, name: str) -> torch.Tensor:
+        """A copy of the residual with the parked float weights in it (``param`` is zero
+        there), so a checkpoint holds every float weight as ``param + residual``."""
+        r = self.residuals[name].clone()
+        parked = self._parked.get(name)
+        if parked is not None:
+            _flat(r).index_copy_(0, *parked)
+        return r
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
@@ -556,6 +586,7 @@ class Compressor:
                 raise ValueError(f"compressor state lacks latent weights for {sorted(missing)}")
             for k, v in state["residuals"].items():
                 self.residuals[k].copy_(v)
+            self._parked, self._masks = {}, None  # parked again at the next application
         self.alphas = {str(k): float(v) for k, v in state.get("alphas", {}).items()}
         if self.sticky:
             masks = state.get("dead", {})
@@ -577,6 +608,16 @@ class Compressor:
                 self.plan.dead = dead
             else:
                 self._pending_dead = dead
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """A flat view of ``t`` (its elements in storage order must be its logical order)."""
+    if not t.is_contiguous():
+        raise ConfigError(
+            "granularity='channel' needs contiguous parameters (a channels_last model: "
+            "convert it with model.to(memory_format=torch.contiguous_format))"
+        )
+    return t.view(-1)
 
 
 def _mix(seed: int, application: int, index: int) -> int:

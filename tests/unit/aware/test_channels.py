@@ -231,3 +231,20 @@ def test_a_model_the_surgery_cannot_follow_is_one_error_naming_the_layer() -> No
     assert _zero_rows(model.conv1.weight, 0)
     with pytest.raises(ShrinkError, match="'conv1'"):
         shrink(copy.deepcopy(model).eval(), torch.randn(2, 3, 32, 32))
+
+
+@needs_tp
+def test_a_checkpoint_keeps_the_parked_float_weights() -> None:
+    model = build_model("cnn5", num_classes=10, input_shape=(3, 32, 32))
+    cfg = CompressionConfig(bits=4, granularity="channel", target_flops=0.3)
+    comp = _train(model, cfg, steps=2)
+    latent = comp.latent_weights()
+    twin = copy.deepcopy(model)
+    fresh = Compressor(twin, cfg, example_inputs=torch.randn(1, 3, 32, 32))
+    fresh.load_state_dict(comp.state_dict())
+    for name, w in fresh.latent_weights().items():
+        assert torch.equal(w, latent[name]), name
+    fresh.step()  # parks them again: still the same float weights, and the same channels
+    for name, w in fresh.latent_weights().items():
+        assert torch.equal(w, latent[name]), name
+    assert torch.equal(twin.features[0].weight, model.features[0].weight)
