@@ -525,7 +525,10 @@ def _max_diff(ref: list[torch.Tensor], got: list[torch.Tensor]) -> float:
     return worst
 
 
-def _macs(model: nn.Module, example: Any) -> float:
+def count_macs(model: nn.Module, example: Any) -> float:
+    """Multiply-accumulates of the model's conv and linear layers per sample, from one
+    forward on ``example`` (a tensor, a tuple of inputs or a dict of keyword inputs)."""
+    example = as_example(example)
     return sum(m.macs(m.out_channels, m.in_channels) for m in _layer_macs(model, example))
 
 
@@ -540,7 +543,7 @@ def shrink(model: nn.Module, example: Any) -> ShrinkReport:
     with torch.no_grad():
         reference = _flat_outputs(_call(model, example))
     params_before = sum(p.numel() for p in model.parameters())
-    macs_before = _macs(model, example)
+    macs_before = count_macs(model, example)
     dg = _dependency_graph(model, example)
     groups, _ = _groups(dg, model, None)
     params = dict(model.named_parameters())
@@ -580,5 +583,5 @@ def shrink(model: nn.Module, example: Any) -> ShrinkReport:
         params_before,
         sum(p.numel() for p in model.parameters()),
         macs_before,
-        _macs(model, example),
+        count_macs(model, example),
     )
