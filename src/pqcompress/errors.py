@@ -42,3 +42,7 @@ class StorageError(PQCError, OSError):
 
 class ShrinkError(PQCError):
     """A model cannot be shrunk to its kept channels without changing its outputs."""
+
+
+class TrainingProcessError(PQCError):
+    """One of several training processes died or stopped answering (finished epochs stay)."""

@@ -100,6 +100,7 @@ class Compressor:
         what ``granularity="channel"`` traces the model with to find its coupled channels;
         without it the first forward call's inputs are taken."""
         self.model = unwrap(model)  # names of the plain model, whatever wraps it
+        _refuse_sharded(self.model)
         self.config = config if config is not None else CompressionConfig()
         # the kernels' threads: the CPU budget (PQCOMPRESS_THREADS, affinity, cgroup quota),
         # set for the calling thread only at each application; torch's own count is untouched
@@ -608,6 +609,22 @@ class Compressor:
                 self.plan.dead = dead
             else:
                 self._pending_dead = dead
+
+
+def _refuse_sharded(model: nn.Module) -> None:
+    """ConfigError for a model sharded with FSDP (FSDP1 or ``fully_shard``): each process holds
+    a slice of every weight, and P->Q needs the whole weight's std and max|W|."""
+    kinds = {c.__name__ for m in model.modules() for c in type(m).__mro__}
+    sharded = kinds & {"FSDPModule", "FullyShardedDataParallel"} or any(
+        type(p).__name__ == "DTensor" for p in model.parameters()
+    )
+    if sharded:
+        raise ConfigError(
+            "the model is sharded with FSDP (each process holds a slice of every weight), and "
+            "P->Q needs each whole weight's std and max|W|: train with DistributedDataParallel "
+            "(pqcompress train --nproc N, or torchrun with DDP), where every process holds "
+            "whole weights"
+        )
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:

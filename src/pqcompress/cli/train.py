@@ -315,7 +315,6 @@ def run(args: argparse.Namespace) -> int:
 def launch_processes(args: argparse.Namespace, out: Path) -> int:
     """``train --nproc N``: the same command line under torchrun (N processes on this machine,
     ``torch.distributed.run --standalone``), with the run directory named for all of them."""
-    import subprocess
     import sys
 
     argv = list(getattr(args, "argv", None) or [])
@@ -335,15 +334,33 @@ def launch_processes(args: argparse.Namespace, out: Path) -> int:
         rest.append(word)
     if args.out is None:
         rest += ["--out", str(out)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           "--nproc_per_node", str(args.nproc), "-m", "pqcompress", "train", *rest]  # fmt: skip
     print(f"launching {args.nproc} processes: torchrun ... -m pqcompress train {' '.join(rest)}",
           file=sys.stderr)  # fmt: skip
-    done = subprocess.run(cmd, check=False)
-    if done.returncode != 0:
-        print(
-            f"pqcompress: error: the {args.nproc} training processes ended with exit code "
-            f"{done.returncode}; finished epochs stay saved in {out}: continue with --resume",
-            file=sys.stderr,
-        )
-    return done.returncode
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
+
+    from pqcompress.errors import TrainingProcessError
+
+    launch = get_args_parser().parse_args(
+        ["--standalone", "--nproc_per_node", str(args.nproc), "-m", "pqcompress", "train", *rest]
+    )
+    import logging
+
+    # the agent's own log lines about the failure: the one error below says it
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        torchrun(launch)  # torchrun's agent, in this process: its failure is ours to word
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        if failure.exitcode >= 0:  # the process said what went wrong, above this line
+            raise TrainingProcessError(
+                f"training process {rank} of {args.nproc} stopped with exit code "
+                f"{failure.exitcode} (its error is above); finished epochs stay saved in {out}"
+            ) from None
+        raise TrainingProcessError(
+            f"training process {rank} of {args.nproc} was killed by {failure.signal_name()}, "
+            f"and the others were stopped; finished epochs stay saved in {out}: continue "
+            f"with pqcompress train --resume --out {out} --nproc {args.nproc}"
+        ) from None
+    return 0

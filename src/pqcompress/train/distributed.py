@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,27 @@ def per_rank_batch(batch_size: int, ctx: DistContext | int | None) -> int:
             f"{world} processes (e.g. {batch_size - batch_size % world or world})"
         )
     return batch_size // world
+
+
+_LOST = ("connection closed", "connection reset", "broken pipe", "gloo", "nccl", "timed out")
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective failing because another process of the group died or
+    stopped answering (torch.distributed's errors, or gloo's and nccl's RuntimeErrors)."""
+    import torch.distributed as dist
+
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(word in text for word in _LOST)
+
+
+def describe(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, shortened."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = re.sub(r"^\[[^\]]*\]\s*", "", first)  # gloo's "[source/file.cc:553] " prefix
+    return first.split(". ")[0][:160]
 
 
 def shutdown() -> None:

@@ -23,7 +23,13 @@ from pqcompress.checkpoint import load_checkpoint, load_model_state, save_checkp
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
 from pqcompress.data.batches import evaluation_view
 from pqcompress.data.bundle import DataBundle
-from pqcompress.errors import CheckpointError, ConfigError, DivergedError, StorageError
+from pqcompress.errors import (
+    CheckpointError,
+    ConfigError,
+    DivergedError,
+    StorageError,
+    TrainingProcessError,
+)
 from pqcompress.metrics.classification import classification_report, evaluate_model
 from pqcompress.metrics.sparsity import model_density
 from pqcompress.train import distributed, loop
@@ -211,16 +217,25 @@ class Trainer:
 
     def fit(self) -> RunResult:
         """Train until ``train_cfg.epochs``, early stop or Ctrl-C; return (and store) the result."""
-        if self.run_dir is None:
-            return self._fit()
-        with self.run_dir.locked():
-            try:
+        try:
+            if self.run_dir is None:
                 return self._fit()
-            except StorageError as exc:
-                raise StorageError(
-                    f"{exc}; the {self.epochs_done} finished epoch(s) stay saved in "
-                    f"{self.run_dir.root}: free space, then run again with --resume"
-                ) from None
+            with self.run_dir.locked():
+                try:
+                    return self._fit()
+                except StorageError as exc:
+                    raise StorageError(
+                        f"{exc}; the {self.epochs_done} finished epoch(s) stay saved in "
+                        f"{self.run_dir.root}: free space, then run again with --resume"
+                    ) from None
+        except Exception as exc:
+            if self.dist is None or not distributed.lost_peer(exc):
+                raise
+            raise TrainingProcessError(
+                f"process {self.dist.rank} of {self.dist.world} lost the others "
+                f"({distributed.describe(exc)}): a training process died; the "
+                f"{self.epochs_done} finished epoch(s) stay saved: continue with --resume"
+            ) from None
 
     def _fit(self) -> RunResult:
         self._session_start = time.perf_counter()

@@ -188,3 +188,22 @@ def test_diverged_weights_raise_a_clear_error():
         model[4].weight[0, 0] = float("inf")
     with pytest.raises(DivergedError, match=r"4\.weight.*diverged"):
         comp.step()
+
+
+def test_a_model_sharded_with_fsdp_is_refused_in_one_line(tmp_path):
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        pytest.skip("this torch build has no torch.distributed")
+    from torch.distributed.fsdp import fully_shard
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+        fully_shard(model)
+        with pytest.raises(ConfigError, match="sharded with FSDP"):
+            Compressor(model, CompressionConfig(bits=4))
+    finally:
+        dist.destroy_process_group()
