@@ -96,6 +96,35 @@ def _check_nnz(entry: dict, found: int) -> None:
         )
 
 
+def decode_codes_only(
+    entry: dict, smap: SymbolMap | None, raws: dict[str, bytes]
+) -> np.ndarray | None:
+    """The int8 codes of a validated codes entry whose symbols fit 8 bits, without building
+    its float values (what an int8 graph takes): every symbol is checked against the form's
+    lookup table (a code no writer produces, or a scale that decodes to inf, is a
+    FormatError, as in :func:`decode_entry`) and so is the dense layout's nonzero count.
+    None when the codes do not fit int8 (the caller decodes the whole entry)."""
+    if entry["encoding"] != "codes" or smap is None or smap.width > 8 or smap.map != "offset":
+        return None
+    shape = tuple(entry["shape"])
+    n = numel(entry["shape"])
+    count = value_count(entry)
+    if entry["layout"] == "bitmap" and n % 8 and raws["mask"][-1] >> (n % 8):
+        raise FormatError(f"tensor '{entry['name']}': bitmap padding bits are not zero")
+    low, high = -int(smap.offset), smap.max_symbol - int(smap.offset)  # the valid codes
+    if low < -128 or high > 127:
+        return None
+    table = _lut(entry, smap)  # NaN for a symbol no writer produces
+    where = _positions(entry, raws)
+    symbols = bitpack.unpack(raws["values"], count, smap.width)
+    if not bool(np.isfinite(table)[symbols].all()):
+        check_decoded(entry["name"], np.array([np.nan], dtype=np.float32))
+    if where is None:
+        _check_nnz(entry, np.count_nonzero((table != 0)[symbols]))
+    dec = (symbols.astype(np.int16) - np.int16(smap.offset)).astype(np.int8)
+    return _place(dec, where, n).reshape(shape)
+
+
 def decode_entry(
     entry: dict, smap: SymbolMap | None, raws: dict[str, bytes], *, want_codes: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -22,7 +22,7 @@ import numpy as np
 from pqcompress.codec import container, entropy
 from pqcompress.codec.entries import ITEMSIZE, entry_runs_on_int8, numel
 from pqcompress.codec.errors import FormatError, GraphError
-from pqcompress.codec.npdecode import decode_entry
+from pqcompress.codec.npdecode import decode_codes_only, decode_entry
 
 DEFAULT_MAX_DECODED_BYTES = container.DEFAULT_MAX_DECODED_BYTES
 REEXPORT_HINT = (
@@ -213,10 +213,53 @@ def _graph_record(
             f"'{path}' embeds no {name} ONNX graph (it has: {', '.join(graphs)}); {REEXPORT_HINT}"
         )
     g = graphs[name]
-    codes_for = {i["tensor"] for i in g["initializers"] if i["source"] == "codes"}
-    _, arrays, codes, payload, where = _decode(path, max_decoded_bytes, codes_for)
-    raw = _inflate(where, f"graph '{name}'", g, payload)
-    return raw, initializer_arrays(g, arrays, codes, where)
+    raw, weights = _graph_weights(path, g, max_decoded_bytes)
+    return raw, weights
+
+
+def _graph_weights(
+    path: str | Path, g: dict[str, Any], max_decoded_bytes: int
+) -> tuple[bytes, dict[str, np.ndarray]]:
+    """(graph bytes, its initializers) decoding only the tensors the graph takes, one at a
+    time, each straight to the array the graph wants: an int8 graph's coded weights become
+    int8 codes without their float values ever being built (the load-time peak of a served
+    int8 model was its float weights, decoded and dropped)."""
+    manifest, payload, where = _open(path)
+    maps = container.validate(manifest, max_decoded_bytes)
+    by_tensor: dict[str, list[dict[str, Any]]] = {}
+    for rec in g["initializers"]:
+        by_tensor.setdefault(rec["tensor"], []).append(rec)
+    out: dict[str, np.ndarray] = {}
+    for entry, smap in zip(manifest["tensors"], maps, strict=True):
+        recs = by_tensor.get(entry["name"])
+        if not recs:
+            continue
+        name = entry["name"]
+        raws = {
+            s["role"]: _inflate(where, f"tensor '{name}'", s, payload) for s in entry["sections"]
+        }
+        arrays: dict[str, np.ndarray] = {}
+        codes: dict[str, np.ndarray] = {}
+        try:
+            if all(r["source"] == "codes" for r in recs):
+                only = decode_codes_only(entry, smap, raws)
+                if only is not None:
+                    codes[name] = only
+            if not codes:
+                want = any(r["source"] == "codes" for r in recs)
+                values, c = decode_entry(entry, smap, raws, want_codes=want)
+                arrays[name] = values
+                if c is not None:
+                    codes[name] = c
+        except (FormatError, ValueError) as exc:
+            raise FormatError(f"'{where}': tensor '{name}': {exc}") from None
+        del raws
+        out.update(initializer_arrays({**g, "initializers": recs}, arrays, codes, where))
+    missing = [r["tensor"] for r in g["initializers"] if r["name"] not in out]
+    if missing:
+        raise FormatError(f"'{where}': graph '{g['name']}' takes tensor '{missing[0]}', absent")
+    raw = _inflate(where, f"graph '{g['name']}'", g, payload)
+    return raw, out
 
 
 def onnx_model_bytes(

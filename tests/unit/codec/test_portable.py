@@ -183,3 +183,57 @@ print(sorted(m for m in ("torch", "numba") if m in sys.modules), out.shape, info
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("]")[0] == "[" and "(2, 3) float32" in run.stdout
+
+
+def _int8_file(tmp_path, codec_name: str = "auto"):
+    from pqcompress.aware.compressor import Compressor
+    from pqcompress.config import CompressionConfig
+    from pqcompress.testing.tiny import TinyConvNet
+
+    pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    model = TinyConvNet().eval()
+    comp = Compressor(model, CompressionConfig(bits=8, form="uniform", alpha=1.0))
+    comp.apply()
+    calib = [torch.randn(4, 1, 8, 8) for _ in range(2)]
+    return codec.save(
+        model,
+        tmp_path / "u8.pqz",
+        comp,
+        input_shape=(1, 8, 8),
+        onnx="all",
+        calibration=calib,
+        codec=codec_name,
+        integrity="payload",
+    )
+
+
+def test_int8_graph_weights_come_from_codes_alone(tmp_path) -> None:
+    """The int8 graph's coded weights are decoded straight to int8 (no float values built)
+    and equal what the full decode gives."""
+    path = _int8_file(tmp_path)
+    manifest = portable.read_manifest(path)
+    record = next(g for g in manifest["graphs"] if g["name"] == "int8")
+    _, weights = portable.onnx_graph_and_weights(path, int8=True)
+    codes_for = {i["tensor"] for i in record["initializers"] if i["source"] == "codes"}
+    assert codes_for  # the test exercises the codes-only path
+    _, arrays, codes, _, _ = portable._decode(path, 1 << 30, codes_for)
+    expected = portable.initializer_arrays(record, arrays, codes)
+    assert expected.keys() == weights.keys()
+    for k, v in expected.items():
+        assert v.dtype == weights[k].dtype and np.array_equal(v, weights[k]), k
+
+
+def test_a_code_no_writer_produces_is_refused_without_values(tmp_path) -> None:
+    path = _int8_file(tmp_path, codec_name="raw")
+    manifest, payload = split(path.read_bytes())
+    graph = next(g for g in manifest["graphs"] if g["name"] == "int8")
+    coded = {i["tensor"] for i in graph["initializers"] if i["source"] == "codes"}
+    entry = next(e for e in manifest["tensors"] if e["name"] in coded)
+    section = next(s for s in entry["sections"] if s["role"] == "values")
+    assert section["codec"] == "raw" and entry["symbols"]["width"] == 8
+    data = bytearray(payload)
+    data[section["offset"]] = 0xFF  # symbol 255: code 128, outside 8-bit uniform's -127..127
+    path.write_bytes(join(manifest, bytes(data)))
+    with pytest.raises(FormatError, match="NaN or inf"):
+        portable.onnx_graph_and_weights(path, int8=True)
