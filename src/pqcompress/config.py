@@ -25,6 +25,7 @@ LRSchedule = Literal["none", "step", "cosine", "onecycle"]
 TrainMetric = Literal["running", "full"]
 BestOn = Literal["test", "val"]
 Granularity = Literal["element", "channel"]
+Amp = Literal["off", "bf16", "fp16"]
 
 FULL_PRECISION_BITS = 32
 MIN_BITS, MAX_BITS = 2, 16
@@ -205,9 +206,10 @@ class TrainConfig:
     train_metric: TrainMetric = "running"
     max_steps_per_epoch: int | None = None
     best_on: BestOn = "val"
+    amp: Amp = "off"
 
     def __post_init__(self) -> None:
-        _check_literal(self, "optimizer", "lr_schedule", "train_metric", "best_on")
+        _check_literal(self, "optimizer", "lr_schedule", "train_metric", "best_on", "amp")
         for name in ("epochs", "batch_size", "lr_step_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 1")

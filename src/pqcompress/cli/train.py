@@ -42,6 +42,7 @@ _FLAG_KEYS = {
     "lr_schedule": "train.lr_schedule",
     "patience": "train.patience",
     "best_on": "train.best_on",
+    "amp": "train.amp",
     "seed": "train.seed",
     "device": "train.device",
     "threads": "train.threads",
@@ -140,6 +141,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "measured) or test (the studies' protocol, to reproduce them)",
     )
     g.add_argument("--seed", type=int)
+    g.add_argument(
+        "--amp",
+        choices=["off", "bf16", "fp16"],
+        help="mixed precision: the forward pass and loss under autocast (fp16 with a gradient "
+        "scaler); weights, optimizer and P->Q stay float32",
+    )
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--threads", type=int, help="torch CPU threads (per process)")
     g.add_argument(

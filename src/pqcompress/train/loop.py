@@ -3,6 +3,7 @@ compressor step."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +29,43 @@ Criterion = Callable[
 ]
 
 
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class MixedPrecision:
+    """``train.amp``: the forward pass and the loss under autocast (``bf16`` or ``fp16``);
+    the weights, their gradients, the optimizer's state and P->Q stay float32 (autocast casts
+    the operations' inputs, never the parameters). ``fp16`` adds a gradient scaler: the loss
+    is scaled before backward, the gradients unscaled before the step, and a step whose
+    gradients overflow is skipped (the compressor then re-applies P->Q to unchanged weights,
+    which changes nothing)."""
+
+    def __init__(self, mode: str, device: torch.device) -> None:
+        self.mode = mode
+        self.dtype = AMP_DTYPES[mode]
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(device.type) if mode == "fp16" else None
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.scaler is None else self.scaler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
+
 @dataclass
 class EpochStats:
     """What one pass over the train loader measured (running loss/accuracy are sample means)."""
@@ -48,18 +86,24 @@ def train_step(
     label_smoothing: float = 0.0,
     criterion: Criterion | None = None,
     extra: torch.Tensor | None = None,
+    amp: MixedPrecision | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, loss, zero_grad, backward, optimizer.step; returns (loss, n correct).
 
-    The loss is cross-entropy (with ``label_smoothing``) unless ``criterion`` is given."""
-    logits = model(x)
-    if criterion is not None:
-        loss = criterion(logits, x, y, extra)
-    else:
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    The loss is cross-entropy (with ``label_smoothing``) unless ``criterion`` is given;
+    ``amp`` runs the forward and the loss under autocast (see :class:`MixedPrecision`)."""
+    with amp.autocast() if amp is not None else contextlib.nullcontext():
+        logits = model(x)
+        if criterion is not None:
+            loss = criterion(logits, x, y, extra)
+        else:
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    if amp is not None:
+        amp.backward_and_step(loss, optimizer)
+    else:
+        loss.backward()
+        optimizer.step()
     correct = (logits.detach().argmax(dim=1) == y).sum()
     return loss.detach(), correct
 
@@ -82,6 +126,7 @@ def train_one_epoch(
     before_step: Callable[[int], None] | None = None,
     label_smoothing: float = 0.0,
     criterion: Criterion | None = None,
+    amp: MixedPrecision | None = None,
 ) -> EpochStats:
     """Run at most ``total_steps`` steps; ``compressor.step()`` follows every optimizer step.
 
@@ -105,7 +150,9 @@ def train_one_epoch(
             before_step(steps)
         if criterion is not None:
             extra = batch[2].to(device, non_blocking=True) if len(batch) > 2 else None
-            loss, n_correct = train_step(model, x, y, optimizer, 0.0, criterion, extra)
+            loss, n_correct = train_step(model, x, y, optimizer, 0.0, criterion, extra, amp)
+        elif amp is not None:
+            loss, n_correct = train_step(model, x, y, optimizer, label_smoothing, amp=amp)
         elif label_smoothing:
             loss, n_correct = train_step(model, x, y, optimizer, label_smoothing)
         else:

@@ -167,6 +167,10 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         self.batch_size = distributed.per_rank_batch(train_cfg.batch_size, self.dist)
+        # train.amp: autocast forward and loss; weights, optimizer and P->Q stay float32
+        self.amp = (
+            loop.MixedPrecision(train_cfg.amp, self.device) if train_cfg.amp != "off" else None
+        )
         self.progress = progress and (self.dist is None or self.dist.main)
         self._read_dir = RunDir(Path(out_dir)) if out_dir is not None else None
         self.run_dir = self._read_dir if self.dist is None or self.dist.main else None
@@ -441,6 +445,8 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"checkpoint does not fit this model: {exc}") from None
         self.schedule.load_state_dict(ckpt["scheduler"])
+        if self.amp is not None:
+            self.amp.load_state_dict(ckpt.get("amp") or {})
         if self.compressor is not None:
             if ckpt.get("compressor") is None:
                 raise CheckpointError("checkpoint holds no compressor state but compression is set")
@@ -529,6 +535,7 @@ class Trainer:
             ),
             label_smoothing=cfg.label_smoothing,
             criterion=self.criterion,
+            amp=self.amp,
         )
         if self.dist is not None:
             # DDP hands rank 0's buffers to the others at each forward, so after the last one
@@ -625,6 +632,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "compressor": self.compressor.state_dict() if self.compressor is not None else None,
+            "amp": self.amp.state_dict() if self.amp is not None else None,
             "tracker": self.tracker.state_dict(),
             "rng": capture_rng(),
             "config": self.config,
