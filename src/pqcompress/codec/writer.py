@@ -248,10 +248,11 @@ def _encode_state(
             name, tensor, results.get(name), layout=layout, codec=codec, float_dtype=float_dtype
         )
         e = enc.entry
+        t = tensor.detach().cpu()  # what a reader decodes (a GPU model's tensors included)
         if e["encoding"] == "values" and e["storage_dtype"] != e["dtype"]:
-            decoded[name] = tensor.detach().to(DTYPES[e["storage_dtype"]]).to(tensor.dtype)
+            decoded[name] = t.to(DTYPES[e["storage_dtype"]]).to(tensor.dtype)
         else:
-            decoded[name] = tensor.detach()
+            decoded[name] = t
         if entry_runs_on_int8(e):
             native[name] = results[name].codes.detach().cpu().numpy().reshape(tensor.shape)
         e["sections"] = [

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pqcompress.export.onnx import _export_float, _require, export_onnx
+from pqcompress.export.onnx import _export_float, _require, export_onnx, on_cpu
 from pqcompress.inputspec import InputSpec
 
 MIN_STRIP_BYTES = 256  # smaller initializers stay in the graph (a record costs manifest bytes)
@@ -122,6 +122,7 @@ def graph_payloads(
     graphs' inputs are ``inputs`` (names, dtypes, dynamic axes), their outputs as
     :func:`pqcompress.export.export_onnx` names them."""
     onnx = _require("onnx")
+    model = on_cpu(model)  # a model trained on a GPU: its graphs are traced on a CPU copy
     state = model.state_dict()
     if any(not torch.equal(state[k], decoded[k]) for k in decoded if k in state):
         model = copy.deepcopy(model)  # lossy storage: the graph must hold what the file holds

@@ -14,6 +14,7 @@ so their layers are left in float (decoded, exact) instead of being quantized ag
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -250,6 +251,16 @@ def _dynamic_axes(
     return args, axes
 
 
+def on_cpu(model: nn.Module) -> nn.Module:
+    """``model`` itself when its tensors are on the CPU, else a CPU copy: graphs are traced
+    and calibrated on the CPU, and a model trained on a GPU is exported as it is, without
+    being moved off its device."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if all(t.device.type == "cpu" for t in tensors):
+        return model
+    return copy.deepcopy(model).cpu()
+
+
 def _export_float(
     model: nn.Module,
     specs: Sequence[InputSpec],
@@ -259,7 +270,7 @@ def _export_float(
 ) -> tuple[bytes, list[str]]:
     """(the float graph, its output names). Inputs are passed positionally in ``specs``
     order and keep their names."""
-    model = model.eval()
+    model = on_cpu(model).eval()
     probe = example_inputs(specs, batch=2)
     try:
         out = _run(model, probe)
@@ -473,7 +484,7 @@ def export_onnx(
     onnx = _require("onnx")
     path = Path(path)
     specs = resolve_inputs(input_shape, inputs)
-    model = unwrap(model)  # a compiled or DDP-wrapped model exports as the plain one
+    model = on_cpu(unwrap(model))  # the plain model of a compiled or DDP wrapper, on the CPU
     coded, float_named = coded_tensors(model, compressed)
     model = model.eval()
     # folding BatchNorm would move coded weights off their grid (and hide decoded ones)
