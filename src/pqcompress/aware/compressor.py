@@ -38,6 +38,7 @@ from pqcompress.aware.policy import Coverage, Target, coverage, select_targets
 from pqcompress.config import CompressionConfig
 from pqcompress.cpus import cpu_budget
 from pqcompress.errors import ConfigError, DivergedError
+from pqcompress.ops.device import DeviceApplied
 from pqcompress.ops.fused import (
     Applied,
     NonFiniteError,
@@ -88,6 +89,9 @@ class Compressor:
     # target_density: re-solve the shared alpha every this many step applications (the
     # weights move little in between; a solve samples up to 2^18 weights, about 5 ms)
     SOLVE_EVERY = 8
+    # device path (GPU): whether the weights stayed finite is read back every this many
+    # step applications, the one synchronisation of the pass
+    CHECK_EVERY = 16
 
     def __init__(
         self,
@@ -123,7 +127,9 @@ class Compressor:
                 for t in self.targets
                 if t.spec.kind != "none" or self.granular
             }
-        self.applied: dict[str, Applied] = {}
+        self.applied: dict[str, Applied | DeviceApplied] = {}
+        # device path: each application's "weights were finite" flags, read back together
+        self._finite: list[tuple[str, torch.Tensor]] = []
         self.alphas: dict[str, float] = {}  # alpha of the latest application, per tensor
         self.sticky = self.config.mask == "sticky"
         # sticky masks: True where the threshold pruned a weight for good
@@ -332,7 +338,11 @@ class Compressor:
                 ) from None
             self.applied[target.name] = applied
             self.alphas[target.name] = alpha
-            if dead is not None and applied.threshold > 0:
+            if isinstance(applied, DeviceApplied):
+                self._finite.append((target.name, applied.finite))
+                if dead is not None:  # the device's threshold; a zero one prunes nothing
+                    self._update_dead(target, residual, dead, applied.threshold)
+            elif dead is not None and applied.threshold > 0:
                 self._update_dead(target, residual, dead, applied.threshold)
         if masks:  # the groups' other parameters: biases, BatchNorm, consumers left out
             chosen = {t.name for t in self.targets}
@@ -341,7 +351,32 @@ class Compressor:
                 if name not in chosen and name in params:
                     _flat(params[name].data).index_fill_(0, where, 0)
         self.applications += 1
+        if self._finite and (
+            self.applications % self.CHECK_EVERY == 0 or self.config.schedule != "step"
+        ):
+            self.check_finite()
         self.time_s += time.perf_counter() - start
+
+    def check_finite(self) -> None:
+        """Device path: read back whether the weights of the applications since the last
+        check were finite (one synchronisation); DivergedError naming the first tensor that
+        was not (its weights were left as they were)."""
+        flags, self._finite = self._finite, []
+        if not flags or bool(torch.stack([f for _, f in flags]).all()):
+            return
+        name = next(n for n, f in flags if not bool(f))
+        raise DivergedError(
+            f"tensor '{name}' held NaN or inf within the last {self.CHECK_EVERY} steps (before "
+            f"step {self.steps}): training diverged (try a lower learning rate); it was left "
+            "uncompressed"
+        )
+
+    def _host(self, name: str) -> Applied | None:
+        """The latest application's parameters of ``name`` as floats (device: read back)."""
+        applied = self.applied.get(name)
+        if isinstance(applied, DeviceApplied):
+            applied = applied.host()  # type: ignore[assignment]
+        return applied  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ channels
     def _capture(self, _module: nn.Module, args: Any, kwargs: Any) -> None:
@@ -453,7 +488,10 @@ class Compressor:
 
     @staticmethod
     def _update_dead(
-        target: Target, residual: torch.Tensor | None, dead: torch.Tensor, threshold: float
+        target: Target,
+        residual: torch.Tensor | None,
+        dead: torch.Tensor,
+        threshold: float | torch.Tensor,
     ) -> None:
         """Mark the weights this application's threshold pruned (latent: ``|w| < beta`` of the
         float weights; in place, where the float value is gone: weights that are now zero)."""
@@ -462,7 +500,8 @@ class Compressor:
             dead |= p == 0
             return
         w = p + residual
-        dead |= w.abs_() < torch.tensor(threshold, dtype=w.dtype, device=w.device)
+        beta = torch.as_tensor(threshold, dtype=w.dtype, device=w.device)
+        dead |= w.abs_() < beta
 
     def _torch_generator(self) -> torch.Generator:
         if self._generator is None:
@@ -484,11 +523,12 @@ class Compressor:
     def stats(self, levels: bool = True) -> list[LayerStats]:
         """Per-tensor records: sparsity, distinct levels, threshold and scale of the latest
         application. ``levels`` counts distinct values (None for float tensors)."""
+        self.check_finite()
         out = []
         for t in self.targets:
             p = t.param.detach()
             nonzero = int(torch.count_nonzero(p))
-            applied = self.applied.get(t.name)
+            applied = self._host(t.name)
             count = None
             if levels and applied is not None and t.spec.kind not in ("prune", "none"):
                 count = int(torch.unique(p).numel())
@@ -516,7 +556,7 @@ class Compressor:
         target = next((t for t in self.targets if t.name == name), None)
         if target is None:
             raise KeyError(f"'{name}' is not a compressed tensor; compressed: {self.names()}")
-        applied = self.applied.get(name)
+        applied = self._host(name)
         own = target.param.detach()
         values = own.float().clone()
         kind = target.spec.kind
@@ -542,13 +582,14 @@ class Compressor:
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         """Counters, latest parameters, latent residuals and RNG state (tensors and plain data)."""
+        self.check_finite()  # a checkpoint never holds weights that silently diverged
         state: dict[str, Any] = {
             "version": STATE_VERSION,
             "steps": self.steps,
             "epochs": self.epochs,
             "applications": self.applications,
             "time_s": self.time_s,
-            "applied": {k: asdict(v) for k, v in self.applied.items()},
+            "applied": {k: asdict(self._host(k)) for k in self.applied},  # type: ignore[arg-type]
             "residuals": {k: self._residual_with_parked(k) for k in self.residuals},
             "alphas": dict(self.alphas),
             "dead": {k: v.clone() for k, v in self.dead.items()},

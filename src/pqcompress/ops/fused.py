@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pqcompress.ops.pq import KIND_ID, NonFiniteError, compress_kind, grid_terms, tensor_stats
+from pqcompress.ops.pq import KIND_ID, NonFiniteError, grid_terms
 from pqcompress.ops.rounding import rounding_terms
 
 BACKENDS = ("auto", "numba", "torch")
@@ -61,7 +61,12 @@ def compress_(
     """Compress ``p`` in place. With ``residual`` (latent mode) the float weights are
     ``w = p + residual``; afterwards ``p = C(w)`` and ``residual = w - C(w)``.
 
-    Raises NonFiniteError (leaving ``p`` untouched) if the weights are not finite.
+    The numba kernels take contiguous float32 CPU tensors; everything else (a GPU, another
+    dtype, ``backend="torch"``) takes the device path (``ops.device``), which returns a
+    :class:`~pqcompress.ops.device.DeviceApplied` and reads nothing back to the host. Raises
+    NonFiniteError (leaving ``p`` untouched) if the weights are not finite; on a GPU the
+    returned ``finite`` flag stands in for the error (the compressor reads it every few
+    steps).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} unknown; expected one of {BACKENDS}")
@@ -70,7 +75,14 @@ def compress_(
         use_numba = False
     if use_numba:
         return _compress_numba(p, residual, spec, seed)
-    return _compress_torch(p, residual, spec, generator)
+    from pqcompress.ops.device import compress_device_
+
+    applied = compress_device_(
+        p, residual, spec.kind, spec.alpha, spec.bits, spec.rounding, generator
+    )
+    if p.device.type == "cpu" and not bool(applied.finite):  # on the CPU, reading is free
+        raise NonFiniteError("tensor has non-finite values (NaN or inf); cannot compress it")
+    return applied  # type: ignore[return-value]
 
 
 def _kernel_args(spec: PQSpec, seed: int) -> tuple[Any, ...]:
@@ -159,18 +171,3 @@ def _compress_numba(
     return _applied(
         kernels.compress_flat(flat, res, residual is not None, *_kernel_args(spec, seed))
     )
-
-
-def _compress_torch(
-    p: torch.Tensor, residual: torch.Tensor | None, spec: PQSpec, generator: torch.Generator | None
-) -> Applied:
-    with torch.no_grad():
-        w = p.detach().float() if residual is None else p.detach().float() + residual.float()
-        std, maxabs = tensor_stats(w)
-        res = compress_kind(
-            w, spec.kind, spec.alpha, spec.bits, spec.rounding, generator, (std, maxabs)
-        )
-        if residual is not None:
-            residual.copy_(w - res.values)
-        p.copy_(res.values)
-    return Applied(res.threshold, res.scale, std, maxabs)

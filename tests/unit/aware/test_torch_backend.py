@@ -65,3 +65,51 @@ def test_cuda_training_compresses_on_the_device():
     for a, b in zip(model.parameters(), cpu_model.parameters()):
         close = (a.cpu() - b).abs() <= 1e-4 * b.abs().clamp_min(1e-2)
         assert float(close.float().mean()) > 0.95
+
+
+def test_torch_backend_sticky_masks_stats_and_checkpoints():
+    """The device path's parameters stay tensors; the compressor reads them back only for
+    reports, exports and checkpoints, and its sticky masks use the device threshold."""
+    cfg = CompressionConfig(alpha=0.8, bits=4, backend="torch", mask="sticky")
+    _, comp = train("cpu", cfg)
+    stats = comp.stats()
+    assert all(isinstance(s.threshold, float) and s.threshold > 0 for s in stats)
+    dead = comp.dead[comp.targets[0].name]
+    assert bool(dead.any())
+    assert torch.equal(comp.targets[0].param.detach()[dead], torch.zeros(int(dead.sum())))
+    state = comp.state_dict()
+    assert all(isinstance(v["scale"], float) for v in state["applied"].values())
+    twin = Compressor(net("cpu"), cfg)
+    twin.load_state_dict(state)
+    assert twin.applied.keys() == comp.applied.keys()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_divergence_is_found_within_check_every_steps():
+    from pqcompress.errors import DivergedError
+
+    model = net("cuda")
+    comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
+    comp.apply()
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(DivergedError, match=r"'0\.weight'"):
+        for _ in range(Compressor.CHECK_EVERY):
+            comp.step()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_step_does_not_synchronise():
+    """torch's sync debug mode raises on a synchronising call: none happens in a step."""
+    model = net("cuda")
+    comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4, rounding="stochastic"))
+    comp.apply()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(Compressor.CHECK_EVERY - 2):
+            comp.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
