@@ -448,6 +448,24 @@ class ChannelPlan:
                     out.setdefault(s.param, []).append((s.dim, pos))
         return out
 
+    def dense_macs(self) -> float:
+        """The dense model's conv/linear MACs per sample."""
+        return float(sum(m.macs(m.out_channels, m.in_channels) for m in self.macs))
+
+    def summary(self, keep: Mapping[int, torch.Tensor]) -> dict[str, Any]:
+        """MACs per sample before and after removing the pruned channels, and the shares of
+        MACs and of the prunable groups' channels kept."""
+        share = self.mac_share(keep)
+        dense = self.dense_macs()
+        return {
+            "macs_before": dense,
+            "macs_after": dense * share,
+            "mac_share": share,
+            "channel_share": self.channel_share(keep),
+            "groups": len(self.groups),
+            "prunable_groups": sum(g.prunable for g in self.groups),
+        }
+
     def records(self, keep: Mapping[int, torch.Tensor] | None = None) -> list[dict[str, Any]]:
         """One record per group: root, channels, kept, members, alpha, solved, reason."""
         out = []

@@ -486,6 +486,13 @@ class Compressor:
             return []
         return self.channel_plan().records(self._keep)
 
+    def channel_summary(self) -> dict[str, Any] | None:
+        """MACs per sample before and after shrinking (what ``save(shrink=True)`` will
+        remove), the shares of MACs and channels kept; None with element granularity."""
+        if not self.granular or (self.plan is None and self._example is None):
+            return None
+        return self.channel_plan().summary(self._keep)
+
     @staticmethod
     def _update_dead(
         target: Target,

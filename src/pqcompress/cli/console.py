@@ -65,5 +65,13 @@ def print_result(result: Any, console: Console | None = None) -> None:
         console.print(f"after post-training compression: test {_pct(result.post.get('test_acc'))}")
     if result.compressor_stats:
         console.print(layer_table(result.compressor_stats))
+    channels = getattr(result, "channels", None)
+    if channels:
+        console.print(
+            f"channels kept: {100 * channels['channel_share']:.1f}%; MACs per sample "
+            f"{channels['macs_before'] / 1e6:.2f} M -> {channels['macs_after'] / 1e6:.2f} M "
+            f"({100 * channels['mac_share']:.1f}%) once `pqcompress export --shrink` removes "
+            "the pruned channels"
+        )
     if result.out_dir:
         console.print(f"run directory: {result.out_dir}")

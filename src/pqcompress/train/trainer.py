@@ -745,6 +745,7 @@ class Trainer:
             selection=t.selection,
             test_acc_at_last=_last_test_acc(self.history.last),
             channel_groups=self.compressor.channel_records() if self.compressor else [],
+            channels=self.compressor.channel_summary() if self.compressor else None,
             model=self.model,
         )
 

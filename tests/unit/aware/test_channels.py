@@ -96,12 +96,15 @@ def test_channel_and_mac_targets_are_met_and_shrinking_realises_them(key: str) -
     else:
         assert plan.mac_share(comp._keep) == pytest.approx(0.5, abs=0.02)
     predicted = plan.mac_share(comp._keep)
+    summary = comp.channel_summary()
+    assert summary is not None and summary["mac_share"] == predicted
     model.eval()
     x = torch.randn(2, 3, 32, 32)
     ref = model(x)
     twin = copy.deepcopy(model)
     report = shrink(twin, x)
     assert report.macs_after / report.macs_before == pytest.approx(predicted, rel=1e-6)
+    assert report.macs_after == pytest.approx(summary["macs_after"], rel=1e-6)
     assert report.params_after < report.params_before
     assert (twin(x) - ref).abs().max() <= 1e-4
 

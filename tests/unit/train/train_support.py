@@ -97,6 +97,9 @@ class FakeCompressor:
     def channel_records(self) -> list[dict[str, Any]]:
         return []
 
+    def channel_summary(self) -> dict[str, Any] | None:
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "epoch_ends": self.epoch_ends, "applies": self.applies}
 
