@@ -8,32 +8,20 @@ from typing import Any
 
 from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
+from pqcompress.report.published import published
 from pqcompress.report.table_format import Table, num, pct, pct_value
 
-# theirs (docs/method.md §6; seed_results.json distillation_pneumonia): accuracy %, precision,
-# recall, F1; quantized rows: accuracy %, F1, KB, ratio to the unquantized pruned student
-THEIR_MEMBERS = {
-    "VGG19": 91.35,
-    "AlexNet": 92.47,
-    "GoogLeNet": 92.63,
-    "DenseNet121": 93.11,
-    "ResNet18": 94.39,
-    "ensemble (vote)": 94.55,
-    "ensemble (mean)": 94.71,
-}
+# theirs (docs/method.md §6; report/published/distillation_pneumonia.yaml): accuracy %,
+# precision, recall, F1; quantized rows: accuracy %, F1, KB, ratio to the unquantized student
+_THEIRS = published("distillation_pneumonia")
+THEIR_MEMBERS = dict(_THEIRS["members"])
 THEIR_MODELS = {
-    "teacher": (94.71, 0.954, 0.934, 0.942),
-    "student": (86.22, 0.893, 0.822, 0.841),
-    "distilled": (89.90, 0.913, 0.874, 0.881),
-    "distilled_pruned": (90.38, 0.915, 0.881, 0.894),
+    k: (v["accuracy"], v["precision"], v["recall"], v["f1"]) for k, v in _THEIRS["models"].items()
 }
 THEIR_QUANTIZED = {
-    "distilled_pruned": (90.38, 0.894, 127.41, 1.0),
-    "dynamic_int8": (90.22, 0.891, 39.23, 3.24),
-    "float16": (90.38, 0.893, 67.82, 1.87),
-    "int8": (90.86, 0.899, 40.70, 3.13),
+    k: (v["accuracy"], v["f1"], v["kb"], v["ratio"]) for k, v in _THEIRS["quantized"].items()
 }
-THEIR_TEACHER_MB = 841.0
+THEIR_TEACHER_MB = float(_THEIRS["teacher_mb"])
 SUMMARY, DETAILS = "summary.json", "details.json"
 
 

@@ -11,35 +11,15 @@ from pathlib import Path
 
 from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
+from pqcompress.report.published import published
 from pqcompress.report.table_format import Table, mean_sd, num
 from pqcompress.storedb import table_rows
 
-# theirs (seed_results.json surrogate_search, VGG16 on CIFAR-10): hypervolume mean, sd
-THEIRS_VGG16 = {
-    "surrogate MAPE/MAPE": (6.0016, 0.3957),
-    "surrogate SPEARMAN/MAPE": (6.0726, 0.5386),
-    "ctaea 5x20": (0.8335, 0.0119),
-    "ctaea 10x10": (4.9071, 0.4034),
-}
-PAIR_METRICS = ("MSE", "MAPE", "SPEARMAN", "RAND")
-THEIR_PAIRS = {
-    ("MSE", "MSE"): 4.9353,
-    ("MSE", "MAPE"): 5.7181,
-    ("MSE", "SPEARMAN"): 4.8264,
-    ("MSE", "RAND"): 4.6262,
-    ("MAPE", "MSE"): 5.1082,
-    ("MAPE", "MAPE"): 6.0016,
-    ("MAPE", "SPEARMAN"): 5.4859,
-    ("MAPE", "RAND"): 4.7719,
-    ("SPEARMAN", "MSE"): 5.5137,
-    ("SPEARMAN", "MAPE"): 6.0726,
-    ("SPEARMAN", "SPEARMAN"): 5.3756,
-    ("SPEARMAN", "RAND"): 5.0593,
-    ("RAND", "MSE"): 5.2932,
-    ("RAND", "MAPE"): 5.228,
-    ("RAND", "SPEARMAN"): 5.4051,
-    ("RAND", "RAND"): 5.2573,
-}
+# theirs (report/published/search_vgg16.yaml, VGG16 on CIFAR-10): hypervolume mean, sd
+_THEIRS = published("search_vgg16")
+THEIRS_VGG16 = {str(r["algorithm"]): (r["mean"], r["sd"]) for r in _THEIRS["hypervolume"]}
+PAIR_METRICS = tuple(str(m) for m in _THEIRS["pair_metrics"])
+THEIR_PAIRS = {(str(r["selection"]), str(r["ranking"])): r["hypervolume"] for r in _THEIRS["pairs"]}
 
 
 def is_search_store(path: str | Path) -> bool:

@@ -13,38 +13,29 @@ from typing import Any
 
 from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
+from pqcompress.report.published import published
 from pqcompress.report.table_format import Table, mean_sd_or_none, num
 
-# theirs (docs/method.md §6, seed_results.json microservice_vgg16_cifar10): per peak users,
+# theirs (docs/method.md §6; report/published/serving_vgg16.yaml): per peak users,
 # (bits, alpha) -> (p95 ms, p95 sd ms, memory MiB, CPU millicores)
-THEIRS_SERVING: dict[int, dict[tuple[int, float], tuple[float, float, float, float]]] = {
-    75: {
-        (32, 0.0): (16.23, 2.988, 701, 135), (32, 0.5): (15.97, 3.467, 707, 136),
-        (32, 1.25): (15.44, 2.597, 703, 132), (8, 0.0): (9.39, 2.026, 412, 95),
-        (8, 0.5): (9.27, 3.011, 414, 94), (8, 1.25): (9.44, 1.729, 411, 94),
-    },
-    125: {
-        (32, 0.0): (16.01, 2.755, 701, 136), (32, 0.5): (16.44, 3.134, 704, 137),
-        (32, 1.25): (15.23, 3.101, 703, 136), (8, 0.0): (9.22, 2.577, 411, 94),
-        (8, 0.5): (8.68, 3.822, 412, 94), (8, 1.25): (9.58, 3.122, 411, 94),
-    },
-    250: {
-        (32, 0.0): (16.23, 3.122, 702, 135), (32, 0.5): (16.78, 3.214, 706, 136),
-        (32, 1.25): (15.34, 2.767, 701, 134), (8, 0.0): (9.3, 2.666, 412, 94),
-        (8, 0.5): (9.25, 2.714, 414, 95), (8, 1.25): (8.71, 2.991, 411, 94),
-    },
-}  # fmt: skip
+_THEIRS = published("serving_vgg16")
+THEIRS_SERVING: dict[int, dict[tuple[int, float], tuple[float, float, float, float]]] = {}
+for _r in _THEIRS["serving"]:
+    THEIRS_SERVING.setdefault(int(_r["users"]), {})[(int(_r["bits"]), float(_r["alpha"]))] = (
+        _r["p95_ms"],
+        _r["p95_sd_ms"],
+        _r["memory_mib"],
+        _r["cpu_millicores"],
+    )
 # (bits, alpha) -> (mean s, sd s) of a new replica's time to ready
 THEIRS_READY: dict[tuple[int, float], tuple[float, float]] = {
-    (32, 0.0): (2.71, 0.022), (32, 0.5): (2.72, 0.0267), (32, 1.25): (2.41, 0.0294),
-    (8, 0.0): (2.3, 0.0199), (8, 0.5): (2.25, 0.0444), (8, 1.25): (2.14, 0.0409),
-}  # fmt: skip
+    (int(r["bits"]), float(r["alpha"])): (r["mean_s"], r["sd_s"]) for r in _THEIRS["ready"]
+}
 # (bits, alpha) -> (accuracy %, sparsity % or None, file MB after Deflate): Tables II-IV
 THEIRS_TRAINED: dict[tuple[int, float], tuple[float, float | None, float]] = {
-    (32, 0.0): (81.58, None, 123.51), (32, 0.5): (79.39, 37.92, 87.11),
-    (32, 1.25): (79.53, 74.76, 55.30), (8, 0.0): (79.76, None, 32.50),
-    (8, 0.5): (80.77, 36.94, 32.12), (8, 1.25): (79.31, 74.49, 22.09),
-}  # fmt: skip
+    (int(r["bits"]), float(r["alpha"])): (r["accuracy"], r["sparsity"], r["file_mb_deflate"])
+    for r in _THEIRS["trained"]
+}
 
 
 def is_serving_store(path: str | Path) -> bool:
