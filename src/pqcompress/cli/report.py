@@ -55,38 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: Any) -> int:
-    from pqcompress.report.distillation import build_distillation_report, is_distillation_folder
+    from pqcompress.report.kinds import ReportRequest, build_any
 
-    if is_distillation_folder(args.store):
-        paths = build_distillation_report(args.store, args.output)
-        print(f"wrote {paths[0]} (the distillation study's Tables I-IV, {len(paths) - 1} files)")
-        return 0
-    from pqcompress.report.serving import build_serving_report, is_serving_store
-
-    if args.bench or (is_serving_store(args.store) and not args.sweep):
-        paths = build_serving_report(
-            args.store, args.output, bench=args.bench, plots=not args.no_plots
-        )
-        print(f"wrote {paths[0]} (the serving study's tables and plots, {len(paths) - 1} files)")
-        return 0
-    from pqcompress.report.search import build_search_report, is_search_store
-
-    if args.search or is_search_store(args.store):
-        paths = build_search_report(
-            args.store, args.output, study=args.search, plots=not args.no_plots
-        )
-        print(f"wrote {paths[0]} (the search study's tables and plots, {len(paths) - 1} files)")
-        return 0
-    from pqcompress.report import ReportOptions, build_report
-
-    options = ReportOptions(
-        sweep=args.sweep, layer=args.layer, rhos=tuple(args.rho), plots=not args.no_plots
+    request = ReportRequest(
+        sweep=args.sweep,
+        search=args.search,
+        bench=args.bench,
+        layer=args.layer,
+        rhos=tuple(args.rho),
+        plots=not args.no_plots,
     )
-    result = build_report(args.store, args.output, options, log=print)
-    for note in result.skipped:
+    out = build_any(args.store, args.output, request)
+    for note in out.notes:
         print(f"note: {note}")
-    print(
-        f"wrote {result.index_html} ({len(result.tables)} tables, {len(result.plots)} plots, "
-        f"{result.runs} runs of sweep '{result.sweep}')"
-    )
+    print(f"wrote {out.files[0]} ({out.summary})")
     return 0
