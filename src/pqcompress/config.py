@@ -26,6 +26,7 @@ TrainMetric = Literal["running", "full"]
 BestOn = Literal["test", "val"]
 Granularity = Literal["element", "channel"]
 Amp = Literal["off", "bf16", "fp16"]
+Allocation = Literal["std", "magnitude"]
 
 FULL_PRECISION_BITS = 32
 MIN_BITS, MAX_BITS = 2, 16
@@ -97,6 +98,7 @@ class CompressionConfig:
     solve_min_share: float = 0.0
     granularity: Granularity = "element"
     target_flops: float | None = None
+    allocation: Allocation = "std"
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -113,7 +115,15 @@ class CompressionConfig:
             "backend",
             "mask",
             "granularity",
+            "allocation",
         )
+        if self.allocation != "std" and (
+            self.target_density is None or self.granularity != "element"
+        ):
+            raise ConfigError(
+                f"allocation={self.allocation!r} spreads target_density over the layers: it "
+                "needs target_density and element granularity"
+            )
         if self.granularity == "channel" and self.mode == "quantize":
             raise ConfigError(
                 "granularity='channel' prunes whole channels: it needs mode='pq' or 'prune', "

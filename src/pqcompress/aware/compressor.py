@@ -157,6 +157,7 @@ class Compressor:
                     self._capture, with_kwargs=True
                 )
         self.solved_alpha: float | None = None
+        self._layer_alphas: dict[str, float] = {}  # allocation="magnitude": per solved tensor
         self._solved_at: int | None = None
         self._fused_step = False  # a fused optimizer (PQSGD) compressed this step already
         self.steps = 0
@@ -275,16 +276,28 @@ class Compressor:
                 else:
                     beta = self._alpha_for(t, self.ramp(), None) * layer_std(w)
                     fixed_nonzero += int((w.abs() >= beta).sum())
+        relative = self.config.allocation == "std"
         with torch.no_grad():
             alpha = alpha_for_density(
-                solved, density, fixed_nonzero=fixed_nonzero, fixed_numel=fixed_numel
+                solved,
+                density,
+                fixed_nonzero=fixed_nonzero,
+                fixed_numel=fixed_numel,
+                relative=relative,
             )
         self.solved_alpha, self._solved_at = alpha, self.applications
+        # allocation="magnitude": the solve gave one |w| threshold; each layer's alpha is
+        # that threshold over its own std (global magnitude pruning in the alpha * std rule)
+        self._layer_alphas = {}
+        if not relative:
+            for t, w in zip([t for t in self.targets if t.solved], solved, strict=True):
+                std = layer_std(w)
+                self._layer_alphas[t.name] = alpha / std if std > 0 else 0.0
         return alpha
 
     def _alpha_for(self, target: Target, ramp: float, shared: float | None) -> float:
         if target.solved and shared is not None:
-            return shared
+            return self._layer_alphas.get(target.name, shared)
         return target.alpha * ramp
 
     def _apply(
@@ -601,6 +614,7 @@ class Compressor:
             "alphas": dict(self.alphas),
             "dead": {k: v.clone() for k, v in self.dead.items()},
             "solved_alpha": self.solved_alpha,
+            "layer_alphas": dict(self._layer_alphas),
             "solved_at": self._solved_at,
         }
         if self.granular:
@@ -647,6 +661,7 @@ class Compressor:
                     self.dead[k].copy_(v)
         solved = state.get("solved_alpha")
         self.solved_alpha = None if solved is None else float(solved)
+        self._layer_alphas = {str(k): float(v) for k, v in state.get("layer_alphas", {}).items()}
         at = state.get("solved_at")
         self._solved_at = None if at is None else int(at)
         if "generator" in state:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -262,3 +264,29 @@ def test_target_density_counts_what_fixed_layers_will_keep_on_the_first_applicat
     comp = Compressor(model, cfg)
     comp.apply()
     assert comp.density() == pytest.approx(0.3, abs=0.005)
+
+
+def test_magnitude_allocation_is_global_magnitude_pruning():
+    """allocation='magnitude': one |w| threshold for every solved layer, so a layer of small
+    weights loses more of them; the total still meets the target. 'std' (the default) thins
+    every layer alike relative to its own spread."""
+    from torch import nn as _nn
+
+    torch.manual_seed(0)
+    model = _nn.Sequential(_nn.Linear(64, 64), _nn.Linear(64, 64))
+    with torch.no_grad():
+        model[0].weight.mul_(4.0)  # a layer of large weights beside one of small ones
+    densities = {}
+    for allocation in ("std", "magnitude"):
+        m = copy.deepcopy(model)
+        comp = Compressor(m, CompressionConfig(bits=32, target_density=0.3, allocation=allocation))
+        comp.apply()
+        densities[allocation] = [s.density for s in comp.stats()]
+        assert comp.density() == pytest.approx(0.3, abs=0.01)
+    assert abs(densities["std"][0] - densities["std"][1]) < 0.05
+    assert densities["magnitude"][0] > 0.5 > 0.1 > densities["magnitude"][1]
+
+
+def test_allocation_needs_a_target_density():
+    with pytest.raises(ConfigError, match="allocation"):
+        CompressionConfig(allocation="magnitude")
