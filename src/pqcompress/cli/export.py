@@ -66,9 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--shrink",
-        action="store_true",
-        help="remove the channels a granularity: channel run pruned (a smaller, faster model; "
-        "needs the channels extra: Torch-Pruning)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="remove the pruned channels of a granularity: channel run (a smaller, faster "
+        "model; needs the channels extra: Torch-Pruning). Default: such runs are shrunk, "
+        "others are not",
     )
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument("--codec", choices=CODECS, default="auto")
@@ -285,11 +287,12 @@ def _inspect(args: argparse.Namespace) -> int:
     shrunk = (report.get("model") or {}).get("shrunk")
     if isinstance(shrunk, dict):
         before, after = shrunk["params_before"], shrunk["params_after"]
+        dense = t.get("unshrunk_float32_bytes") or 4 * before
         lines.append(
             f"shrunk to its kept channels: {before:,} -> {after:,} parameters, "
             f"{shrunk['macs_before'] / 1e6:.2f} -> {shrunk['macs_after'] / 1e6:.2f} M MACs per "
-            f"sample; unshrunk float32 dense weights {4 * before:,} bytes -> "
-            f"{4 * before / t['file_bytes']:.2f}x smaller"
+            f"sample; the unshrunk model's float32 dense {dense:,} bytes -> "
+            f"{dense / t['file_bytes']:.2f}x smaller"
         )
     if "studies_bytes" in t:
         lines.append(

@@ -29,7 +29,7 @@ def export_run(
     data_root: str | None = None,
     opset: int = 17,
     integrity: str = "auto",
-    shrink: bool = False,
+    shrink: bool | None = None,
 ) -> Path:
     """Export a run directory (``which``: best.pt, checkpoint.pt or post.pt) or one checkpoint.
 
@@ -50,7 +50,8 @@ def export_run(
     tensor is uniform/quantize codes of <= 8 bits, and a dataset that cannot be loaded means
     the float32 graph only (with a warning). ``opset`` is the embedded graphs' ONNX opset;
     ``integrity`` and ``shrink`` (remove the channels a ``granularity: channel`` run
-    pruned) as in :func:`pqcompress.codec.save`.
+    pruned) as in :func:`pqcompress.codec.save`; ``shrink=None`` (default) shrinks exactly the
+    runs trained with channel granularity.
     """
     from pqcompress.codec.writer import save
 
@@ -65,6 +66,8 @@ def export_run(
     compressor = _rebuild_compressor(model, ckpt, cfg, ckpt_path)
     if onnx in ("auto", "all") and calibration is None and _wants_int8(onnx, compressor):
         calibration = _run_calibration(cfg, data_root, calibration_batches, required=onnx == "all")
+    if shrink is None:
+        shrink = cfg.compression is not None and cfg.compression.granularity == "channel"
     meta: dict[str, Any] = {"source": str(ckpt_path), "epoch": ckpt.get("epoch")}
     if cfg.compression is not None:
         meta["compression"] = cfg_dict.get("compression")

@@ -122,6 +122,8 @@ def inspect(
         "nnz": sum(r["nnz"] for r in rows),
         "float32_bytes": float32,
         "ratio_float32": float32 / file_bytes if file_bytes else math.nan,
+        # a shrunk model: the float32 dense bytes of the model before its channels were removed
+        "unshrunk_float32_bytes": _unshrunk_bytes(manifest),
         "lossy": manifest.get("lossy", False),
         "graphs": {g["name"]: g["length"] for g in manifest.get("graphs") or []},
     }
@@ -134,6 +136,13 @@ def inspect(
             ratio_to_bound=file_bytes / (bound_bits / 8) if bound_bits else math.nan,
         )
     return {"model": manifest.get("model"), "tensors": rows, "totals": totals}
+
+
+def _unshrunk_bytes(manifest: dict[str, Any]) -> int | None:
+    shrunk = (manifest.get("model") or {}).get("shrunk")
+    if isinstance(shrunk, dict) and isinstance(shrunk.get("float32_bytes_before"), int):
+        return int(shrunk["float32_bytes_before"])
+    return None
 
 
 def _itemsize(name: str) -> int:

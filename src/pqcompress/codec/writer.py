@@ -414,6 +414,10 @@ def _shrink(
     if len(specs) == 1:
         example = (example[specs[0].name],)  # type: ignore[assignment]
     twin = copy.deepcopy(model)
+    before = sum(  # the unshrunk model's float32 dense bytes, as inspect counts them
+        t.numel() * (4 if t.is_floating_point() else t.element_size())
+        for t in model.state_dict().values()
+    )
     report = shrink(twin, example)
     state = twin.state_dict()
     out: dict[str, Any] = {}
@@ -423,7 +427,7 @@ def _shrink(
         if r.codes is not None:
             codes = codes_from_values(values, r.kind, r.bits, r.scale, r.threshold)
         out[name] = PQResult(values.float().clone(), codes, r.kind, r.bits, r.scale, r.threshold)
-    return twin, out, report.to_dict()
+    return twin, out, {**report.to_dict(), "float32_bytes_before": int(before)}
 
 
 def _compressed(compressor: Any, state: Mapping[str, Any]) -> dict[str, Any]:

@@ -160,10 +160,11 @@ def export_point(run_dir: Path) -> dict[str, Any]:
     if not (pqz.is_file() and pqz.stat().st_mtime >= best.stat().st_mtime):
         export_run(run_dir, pqz, which="best")
     totals = inspect(pqz, baseline=False)["totals"]
+    dense = totals.get("unshrunk_float32_bytes") or totals["float32_bytes"]
     return {
         "pqz_path": str(pqz),
         "pqz_bytes": int(pqz.stat().st_size),
-        "float32_bytes": int(totals["float32_bytes"]),
+        "float32_bytes": int(dense),  # of the model as trained (a shrunk file: before shrinking)
     }
 
 

@@ -146,3 +146,30 @@ def test_without_the_extra_shrink_is_one_error(tmp_path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match=r"pqcompress\[channels\]"):
         pqc.save(model, tmp_path / "m.pqz", shrink=True)
     assert not (tmp_path / "m.pqz").exists()
+
+
+@needs_tp
+def test_a_channel_run_exports_shrunk_by_default(tmp_path) -> None:
+    from pqcompress.codec import export_run, inspect
+    from pqcompress.config import DataConfig, ExperimentConfig, TrainConfig
+    from pqcompress.train import train
+
+    cfg = ExperimentConfig(
+        model="cnn5",
+        dataset="digits",
+        data=DataConfig(val_fraction=0.1),
+        train=TrainConfig(epochs=1, batch_size=64, threads=1),
+        compression=CompressionConfig(
+            bits=8, form="uniform", granularity="channel", target_flops=0.5
+        ),
+    )
+    train(cfg, tmp_path / "run", progress=False)
+    shrunk = export_run(tmp_path / "run", tmp_path / "auto.pqz")
+    full = export_run(tmp_path / "run", tmp_path / "full.pqz", shrink=False)
+    assert portable.model_info(shrunk)["shrunk"] is not None
+    assert portable.model_info(full)["shrunk"] is None
+    totals = inspect(shrunk, baseline=False)["totals"]
+    assert (
+        totals["unshrunk_float32_bytes"] == inspect(full, baseline=False)["totals"]["float32_bytes"]
+    )
+    assert totals["float32_bytes"] < totals["unshrunk_float32_bytes"]
