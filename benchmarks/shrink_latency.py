@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -40,13 +39,9 @@ def _median_ms(fn: Callable[[], object], rounds: int, warmup: int) -> float:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from pqcompress.cpus import cpu_model
+
+    return cpu_model()
 
 
 def _run_row(run: Path, out_dir: Path, rounds: int, warmup: int, x: torch.Tensor) -> dict[str, Any]:

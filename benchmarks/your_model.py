@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -60,13 +59,9 @@ def _free_port() -> int:
 
 
 def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from pqcompress.cpus import cpu_model
+
+    return cpu_model()
 
 
 def _coverage(model: torch.nn.Module, compression: dict[str, Any]) -> dict[str, Any]:

@@ -158,3 +158,15 @@ def threads_for(requested: int | None = None, env: dict[str, str] | None = None)
     if requested is not None:
         return int(requested)
     return cpu_budget(env).threads
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what the platform says, else "unknown":
+    every benchmark and serving measurement states the machine it ran on."""
+    import platform
+
+    text = _read(Path("/proc/cpuinfo")) or ""
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"

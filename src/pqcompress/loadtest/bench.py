@@ -314,16 +314,9 @@ def spec_payloads(spec: BenchSpec) -> list[Payload]:
 
 
 def machine() -> dict[str, Any]:
-    from pqcompress.cpus import cpu_budget
+    from pqcompress.cpus import cpu_budget, cpu_model
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "cpus": os.cpu_count(),
         "cpu_budget": cpu_budget().to_dict(),
