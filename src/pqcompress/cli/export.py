@@ -151,6 +151,18 @@ def _export(args: argparse.Namespace) -> int:
     from pqcompress.codec.portable import model_info
 
     info = model_info(path)
+    graphs = ", ".join(f"{g['name']} ({g['stored_bytes']:,} bytes)" for g in info["graphs"])
+    unshrunk = info.get("ratio_unshrunk_float32")
+    versus = (
+        f"{unshrunk:.2f}x smaller than the unshrunk float32 dense model "
+        f"({info['ratio_float32']:.2f}x than its own)"
+        if unshrunk
+        else f"{info['ratio_float32']:.2f}x smaller than float32 dense"
+    )
+    print(
+        f"wrote {path}: {info['file_bytes']:,} bytes, {versus}; embedded ONNX graphs: "
+        f"{graphs or 'none'}"
+    )
     shrunk = info.get("shrunk")
     if shrunk:
         print(
@@ -158,11 +170,6 @@ def _export(args: argparse.Namespace) -> int:
             f"{shrunk['macs_before'] / 1e6:.1f} -> {shrunk['macs_after'] / 1e6:.1f} M MACs "
             "per sample"
         )
-    graphs = ", ".join(f"{g['name']} ({g['stored_bytes']:,} bytes)" for g in info["graphs"])
-    print(
-        f"wrote {path}: {info['file_bytes']:,} bytes, {info['ratio_float32']:.2f}x smaller "
-        f"than float32 dense; embedded ONNX graphs: {graphs or 'none'}"
-    )
     return 0
 
 

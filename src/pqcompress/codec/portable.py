@@ -186,12 +186,23 @@ def model_info(path: str | Path) -> dict[str, Any]:
         "file_bytes": file_bytes,
         "float32_bytes": float32_bytes,
         "ratio_float32": float32_bytes / file_bytes if file_bytes else None,
+        # a shrunk file: against the float32 dense model it was shrunk from
+        "ratio_unshrunk_float32": (
+            shrunk_before / file_bytes if (shrunk_before := _unshrunk_bytes(model)) else None
+        ),
         "float_dtype": manifest.get("float_dtype"),
         "lossy": bool(manifest.get("lossy", False)),
         "graphs": graphs,
         "default_graph": (("int8" if int8_by_default(manifest) else "float32") if graphs else None),
         "tensors": rows,
     }
+
+
+def _unshrunk_bytes(model: dict[str, Any]) -> int | None:
+    shrunk = model.get("shrunk")
+    if isinstance(shrunk, dict) and isinstance(shrunk.get("float32_bytes_before"), int):
+        return int(shrunk["float32_bytes_before"])
+    return None
 
 
 def _graph_record(
