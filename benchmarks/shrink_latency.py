@@ -6,8 +6,8 @@ embedded graph. Ratios are against the first run's unshrunk float32 torch eager 
 (the architecture a user starts from; torch computes an element-pruned model densely, so
 this is the dense float32 latency) measured in the same process.
 
-    nice -n 19 python benchmarks/shrink_latency.py \\
-        runs/cnn5-sparse10-s0 runs/cnn5-channel25-s0 \\
+    python benchmarks/shrink_latency.py \\
+        runs/cnn5-sparse10-s0 runs/cnn5-channel50-s0 runs/cnn5-channel25-s0 --rounds 100 \\
         --table benchmarks/results/shrink_latency.md --json benchmarks/results/shrink_latency.json
 """
 
@@ -91,12 +91,19 @@ def _run_row(run: Path, out_dir: Path, rounds: int, warmup: int, x: torch.Tensor
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="trained run directories")
+    ap.add_argument("runs", nargs="*", type=Path, help="trained run directories")
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--table", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--render", type=Path, default=None, help="only render this JSON's table")
     args = ap.parse_args(argv)
+    if args.render is not None:
+        text = _table(json.loads(args.render.read_text()))
+        if args.table:
+            args.table.write_text(text)
+        print(text)
+        return 0
 
     import pqcompress as pqc
     from pqcompress.codec import export_run, portable
@@ -136,7 +143,8 @@ def _table(report: dict[str, Any]) -> str:
         "# Channel pruning shrunk at export vs element pruning: size and batch-1 latency",
         "",
         f"CPU: {report['cpu']}; one thread; torch {report['torch']}; median of rounds. "
-        f"Baseline: the dense float32 model in torch eager, {base:.3f} ms (ratios are "
+        f"Baseline: the first run's model in torch eager, dense compute (what the unpruned "
+        f"float32 model costs), {base:.3f} ms (ratios are "
         "baseline / row).",
         "",
         "| run | granularity | test acc | .pqz bytes | params | MACs | torch ms | ORT float32 ms "
