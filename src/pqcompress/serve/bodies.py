@@ -75,6 +75,8 @@ async def read_body(request: Request, settings: ServeSettings, reservation: Rese
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
+    if len(chunks) > 1:  # joining holds the chunks and the body at once, for a moment
+        reservation.add(size, "assembling the request body")
     body = b"".join(chunks)
     del chunks
     request._body = body  # starlette's form parser reads the cached body
