@@ -95,3 +95,13 @@ def tree_usage(root: int) -> tuple[float, int] | None:
         cpu += c or 0.0
         rss += r or 0
     return cpu, rss
+
+
+def tree_peak_rss(root: int) -> int | None:
+    """The sum of each live process's own peak resident bytes (VmHWM) in the tree of ``root``:
+    the service's lifetime peak, loading included (exact for one process; for several, an
+    upper bound, as their peaks need not coincide). None when the tree is gone."""
+    pids = process_tree(root)
+    if not pids:
+        return None
+    return sum(peak_rss_bytes(pid) or 0 for pid in pids)

@@ -229,6 +229,12 @@ def test_bench_serving_stores_every_figure_and_the_report_renders(built, tmp_pat
     assert [(r["variant"], r["profile"]) for r in runs] == [("f32", "r10"), ("i8", "r10")]
     assert len(ready) == 4 and all(r["ready_s"] > 0 and r["rss_ready_mib"] > 0 for r in ready)
     assert all(r["summary"]["memory_mib"] > 0 for r in runs)
+    for r in runs:  # the service's own figures beside the open-model ones
+        s = r["summary"]
+        assert 0 < s["closed_loop_p50_ms"] <= s["closed_loop_p95_ms"]
+        at_ready = max(x["rss_ready_mib"] for x in ready if x["variant"] == r["variant"])
+        assert s["peak_memory_mib"] >= 0.8 * at_ready  # lifetime peak (another process)
+        assert s["model"]["params"] > 0
     out = tmp_path / "report"
     rep = subprocess.run(
         [sys.executable, "-m", "pqcompress.cli.main", "report", str(store), "-o", str(out)],

@@ -49,6 +49,8 @@ from pqcompress.loadtest.target import free_port
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _RSS = re.compile(r"^pqc_service_resident_memory_bytes\s+([0-9.eE+]+)", re.M)
+CLOSED_LOOP_REQUESTS = 100  # sequential batch-1 requests per variant, before its profiles
+_PEAK = re.compile(r"^pqc_service_peak_resident_memory_bytes\s+([0-9.eE+]+)", re.M)
 CONTAINER_PORT = 8080
 
 
@@ -268,14 +270,18 @@ class Service:
             return ""
         return self.log_path.read_text(errors="replace")[-300:].strip().replace("\n", " | ")
 
-    def rss_mib(self) -> float | None:
+    def rss_mib(self, pattern: re.Pattern[str] = _RSS) -> float | None:
         """The service's resident MiB now (its own ``pqc_service_resident_memory_bytes``)."""
         try:
             text = httpx.get(f"{self.url}/metrics", timeout=5.0).text
         except httpx.HTTPError:
             return None
-        match = _RSS.search(text)
+        match = pattern.search(text)
         return round(float(match.group(1)) / 2**20, 2) if match else None
+
+    def peak_mib(self) -> float | None:
+        """The service's lifetime peak resident MiB (VmHWM, loading included)."""
+        return self.rss_mib(_PEAK)
 
     def stop(self) -> None:
         if self.proc is None:
@@ -302,6 +308,43 @@ def warm_up(url: str, payloads: list[Payload], n: int) -> None:
                 raise LoadTestError(
                     f"warm-up request {i} answered {reply.status_code}: {reply.text[:200]}"
                 )
+
+
+def closed_loop(url: str, payloads: list[Payload], n: int) -> dict[str, float]:
+    """``n`` sequential batch-1 predictions, one at a time (a closed loop: no queueing): the
+    median and p95 latency in ms, the service's own cost per request without load."""
+    times = []
+    with httpx.Client(base_url=url, timeout=30.0) as client:
+        for i in range(n):
+            body, ctype = payloads[i % len(payloads)]
+            t0 = time.perf_counter()
+            reply = client.post("/v1/predict", content=body, headers={"Content-Type": ctype})
+            times.append(1000 * (time.perf_counter() - t0))
+            if reply.status_code != 200:
+                raise LoadTestError(f"closed-loop request {i} answered {reply.status_code}")
+    times.sort()
+    return {
+        "closed_loop_p50_ms": round(times[len(times) // 2], 3),
+        "closed_loop_p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))], 3),
+    }
+
+
+def _model_summary(path: Path) -> dict[str, Any]:
+    """Parameters, and for a shrunk file the parameters and MACs before and after, of the
+    variant's model file (nothing is decoded)."""
+    from pqcompress.codec.portable import model_info
+
+    try:
+        info = model_info(path)
+    except Exception:  # a .onnx file, or a file the service itself will refuse
+        return {}
+    shrunk = info.get("shrunk") or {}
+    return {
+        "params": info.get("params"),
+        "params_before_shrink": shrunk.get("params_before"),
+        "macs_before_shrink": shrunk.get("macs_before"),
+        "macs_after_shrink": shrunk.get("macs_after"),
+    }
 
 
 def spec_payloads(spec: BenchSpec) -> list[Payload]:
@@ -390,6 +433,12 @@ def _bench_variant(
         ready = svc.start(spec.ready_timeout_s, logs)
         warm_up(svc.url, payloads, spec.warmup_requests)
         say(f"{v.name}: up in {ready:.2f} s, warmed up ({spec.warmup_requests} requests)")
+        unloaded = closed_loop(svc.url, payloads, CLOSED_LOOP_REQUESTS)
+        say(
+            f"{v.name}: closed loop, batch 1: p50 {unloaded['closed_loop_p50_ms']} ms, "
+            f"p95 {unloaded['closed_loop_p95_ms']} ms"
+        )
+        model = _model_summary(svc.model)
         for p, rep in pending:
             if prom is not None:
                 prom.wait_target_up()
@@ -407,6 +456,9 @@ def _bench_variant(
             s = result.summary
             s["variant"] = asdict(v)
             s["file_bytes"] = file_bytes
+            s["model"] = model
+            s.update(unloaded)
+            s["peak_memory_mib"] = svc.peak_mib()  # lifetime, loading included
             store.add_run(spec.name, v.name, p.name, rep, s, result.history)
             say(
                 f"{v.name} / {p.name}: p95 {s['p95_ms']} ms, {s.get('cpu_millicores')} mCPU, "

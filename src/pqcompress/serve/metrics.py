@@ -26,8 +26,9 @@ ROOT_PID_ENV = "PQC_SERVICE_ROOT_PID"
 
 
 class ServiceTreeCollector:
-    """``pqc_service_cpu_seconds_total`` and ``pqc_service_resident_memory_bytes``: CPU time
-    and resident memory of the whole service (the process named by ``PQC_SERVICE_ROOT_PID``,
+    """``pqc_service_cpu_seconds_total``, ``pqc_service_resident_memory_bytes`` and
+    ``pqc_service_peak_resident_memory_bytes``: CPU time, resident memory and its lifetime
+    peak of the whole service (the process named by ``PQC_SERVICE_ROOT_PID``,
     uvicorn's supervisor with ``--workers N``, else this process, and all its descendants),
     whichever worker answers the scrape. Linux only (nothing is exported elsewhere)."""
 
@@ -54,6 +55,14 @@ class ServiceTreeCollector:
             "Resident memory of the service's process tree (all workers)",
             value=rss,
         )
+        peak = proctree.tree_peak_rss(root) or proctree.tree_peak_rss(os.getpid())
+        if peak is not None:
+            yield GaugeMetricFamily(
+                "pqc_service_peak_resident_memory_bytes",
+                "Lifetime peak resident memory (VmHWM, loading included) of the service's "
+                "processes, summed over them",
+                value=peak,
+            )
 
 
 class ServiceMetrics:
