@@ -243,6 +243,7 @@ def test_bench_serving_stores_every_figure_and_the_report_renders(built, tmp_pat
     assert rep.returncode == 0, rep.stderr
     text = (out / "serving_report.md").read_text()
     assert "Table V" in text and "Table VI" in text and "ready" in text
+    assert "closed-loop p50/p95 ms" in text and "MiB lifetime peak" in text
     table = json.loads((out / "table_vi_resources.json").read_text())
     assert {r["variant"] for r in table["records"]} == {"f32", "i8"}
     assert (out / "timeline_r10.png").is_file() and (out / "bars_per_variant.png").is_file()

@@ -182,6 +182,69 @@ def resources_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
     )
 
 
+def service_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table | None:
+    """Per variant, the service's own figures beside the open-model ones: the model's
+    parameters and MACs (before -> after shrinking), the closed-loop batch-1 latency, the p95
+    at the heaviest profile, and both memory peaks (under load, and lifetime with loading).
+    None for a store written before bench-serving recorded them."""
+    if not any("closed_loop_p50_ms" in r["summary"] for r in runs):
+        return None
+    heaviest = max(spec["profiles"], key=_peak_rps)["name"]
+    base = _baseline(spec)
+    header = ("variant", "params", "MACs (M)", ".pqz bytes", "closed-loop p50/p95 ms",
+              f"p95 ms at {heaviest}", "vs base", "MiB under load", "MiB lifetime peak")  # fmt: skip
+    body, records = [], []
+    grouped = _group(runs)
+    for v in spec["variants"]:
+        rs = [r for r in runs if r["variant"] == v["name"]]
+        if not rs:
+            continue
+        model = rs[0]["summary"].get("model") or {}
+        before, after = model.get("macs_before_shrink"), model.get("macs_after_shrink")
+        macs = f"{before / 1e6:.1f} -> {after / 1e6:.1f}" if before and after else "-"
+        params = model.get("params")
+        if model.get("params_before_shrink"):
+            params_text = f"{model['params_before_shrink']:,} -> {params:,}"
+        else:
+            params_text = f"{params:,}" if params else "-"
+        p50, p95 = _cell(rs, "closed_loop_p50_ms"), _cell(rs, "closed_loop_p95_ms")
+        heavy = grouped.get((v["name"], heaviest), [])
+        open_p95 = _cell(heavy, "p95_ms")
+        base_p95 = _cell(grouped.get((base, heaviest), []), "p95_ms")
+        loaded = max((r["summary"].get("memory_mib") or 0 for r in rs), default=0) or None
+        lifetime = max((r["summary"].get("peak_memory_mib") or 0 for r in rs), default=0) or None
+        file_bytes = rs[0]["summary"].get("file_bytes")
+        body.append((
+            v["name"], params_text, macs, f"{file_bytes:,}" if file_bytes else "-",
+            f"{num(p50, '.2f')} / {num(p95, '.2f')}", num(open_p95, ".1f"),
+            _ratio(base_p95, open_p95), num(loaded, ".0f"), num(lifetime, ".0f"),
+        ))  # fmt: skip
+        records.append({
+            "variant": v["name"], "params": params,
+            "params_before_shrink": model.get("params_before_shrink"),
+            "macs_before_shrink": before, "macs_after_shrink": after, "file_bytes": file_bytes,
+            "closed_loop_p50_ms": p50, "closed_loop_p95_ms": p95, "heaviest_profile": heaviest,
+            "p95_ms": open_p95, "memory_mib": loaded, "peak_memory_mib": lifetime,
+        })  # fmt: skip
+    return Table(
+        name="table_service",
+        title="The service per variant: model size, closed-loop batch-1 latency, p95 under the "
+        "heaviest profile, memory under load and lifetime peak",
+        header=header,
+        body=tuple(body),
+        columns=tuple(records[0]) if records else ("variant",),
+        records=tuple(records),
+        notes=(
+            "Closed loop: 100 sequential batch-1 predictions after the warm-up, no queueing "
+            "(the service's own cost). MiB under load: the peak resident memory Prometheus "
+            "saw during the profiles; lifetime peak: VmHWM, loading included (what a "
+            "container's memory limit must hold).",
+            "MACs per image of the conv and linear layers, before -> after shrinking, for a "
+            "file whose pruned channels were removed.",
+        ),
+    )
+
+
 def ready_table(spec: dict[str, Any], ready: list[dict[str, Any]]) -> Table:
     """Start to first ``/readyz`` 200: mean +- sd over the repeats, RSS at ready, file MB."""
     variants = spec["variants"]
@@ -361,6 +424,9 @@ def build_serving_report(
     spec = meta["spec"]
     out.mkdir(parents=True, exist_ok=True)
     tables = [latency_table(spec, runs), resources_table(spec, runs), ready_table(spec, ready)]
+    service = service_table(spec, runs)
+    if service is not None:
+        tables.append(service)
     trained = trained_table(path, spec)
     if trained is not None:
         tables.insert(0, trained)
