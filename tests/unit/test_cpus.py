@@ -127,3 +127,10 @@ def test_a_real_cgroup_quota_sizes_torch_and_numba():
     assert got["budget"]["quota"] == 0.5 and got["budget"]["source"] == "quota"
     assert got["budget"]["quota_source"].startswith(str(path))
     assert got["torch"] == 1 and got["numba"] == 1
+
+
+def test_cpu_model_names_the_machine():
+    from pqcompress.cpus import cpu_model
+
+    name = cpu_model()
+    assert isinstance(name, str) and name and "\n" not in name

@@ -38,3 +38,15 @@ def test_tree_holds_a_real_child_and_sums_its_usage():
         child.wait(timeout=30)
     assert child.pid not in proctree.process_tree(os.getpid())
     assert proctree.tree_usage(child.pid) is None and proctree.cpu_seconds(child.pid) is None
+
+
+def test_tree_peak_rss_is_at_least_the_resident_size_now():
+    import os
+
+    from pqcompress import proctree
+
+    if not proctree.available():
+        return
+    peak = proctree.tree_peak_rss(os.getpid())
+    now = proctree.rss_bytes(os.getpid())
+    assert peak is not None and now is not None and peak >= now > 0
