@@ -13,7 +13,9 @@ answers in under N ms".
 
 ``pq:`` options of the spec: ``steps`` (default 50), ``lr`` (0.01), ``batch_size`` (64),
 ``optimizer`` (sgd), ``bits`` (the choices, default [2, 3, 4, 8]), ``alpha_max`` (1.5),
-``forms`` (["exact", "uniform"]).
+``forms`` (["exact", "uniform"]), ``layer_bits`` (module names or fnmatch patterns whose
+bits the search chooses on their own, e.g. the first and last layer: ``["features.0",
+"classifier.*"]``; each adds a variable ``bits@<pattern>``; the group's alpha applies).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "bits": [2, 3, 4, 8],
     "alpha_max": 1.5,
     "forms": ["exact", "uniform"],
+    "layer_bits": [],
 }
 
 
@@ -52,6 +55,12 @@ def pq_options(options: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"pq.steps={out['steps']!r} must be an integer >= 1")
     if not out["bits"] or any(b not in (2, 3, 4, 5, 6, 7, 8, 16) for b in out["bits"]):
         raise ConfigError(f"pq.bits={out['bits']!r}: choose among 2..8 and 16")
+    layers = out["layer_bits"]
+    if not isinstance(layers, list) or not all(isinstance(p, str) and p for p in layers):
+        raise ConfigError(
+            f"pq.layer_bits={layers!r} must be a list of module names or fnmatch patterns, "
+            "e.g. ['features.0', 'classifier.*']"
+        )
     return out
 
 
@@ -64,8 +73,14 @@ def pq_space(options: Mapping[str, Any]) -> Space:
         Variable("conv_bits", "choice", choices=bits) if len(bits) > 1 else None,
         Variable("linear_bits", "choice", choices=bits) if len(bits) > 1 else None,
         Variable("form", "choice", choices=tuple(o["forms"])) if len(o["forms"]) > 1 else None,
+        # per-layer bits: a choice for each named layer (first match wins over the groups)
+        *(
+            Variable(f"bits@{pattern}", "choice", choices=bits) if len(bits) > 1 else None
+            for pattern in o["layer_bits"]
+        ),
     ]
     fixed = {"conv_bits": bits[0], "linear_bits": bits[0], "form": o["forms"][0]}
+    fixed.update({f"bits@{pattern}": bits[0] for pattern in o["layer_bits"]})
     return Space("pq", tuple(v for v in variables if v is not None), fixed)
 
 
@@ -160,11 +175,20 @@ class PQEvaluator:
             }
 
     def compression(self, config: Mapping[str, Any]) -> Any:
+        from fnmatch import fnmatchcase
+
         from pqcompress.config import CompressionConfig, LayerOverride
 
         c = {**self.space.fixed, **dict(config)}
         linear = [n for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear)]
-        overrides = tuple(
+        named = []  # pq.layer_bits: their own bits, their group's alpha; before the groups
+        for pattern in self.options["layer_bits"]:
+            is_linear = any(fnmatchcase(n, pattern) for n in linear)
+            alpha = c["linear_alpha"] if is_linear else c["conv_alpha"]
+            named.append(
+                LayerOverride(pattern=pattern, alpha=float(alpha), bits=int(c[f"bits@{pattern}"]))
+            )
+        overrides = tuple(named) + tuple(
             LayerOverride(pattern=n, alpha=float(c["linear_alpha"]), bits=int(c["linear_bits"]))
             for n in linear
         )

@@ -179,6 +179,45 @@ def test_pq_space_fine_tunes_and_measures_the_served_file(tiny_run, tmp_path) ->
         assert o["latency"] > 0 and 0 <= o["accuracy"] <= 1
 
 
+def test_pq_space_proposes_bits_for_named_layers(tiny_run, tmp_path) -> None:
+    """pq.layer_bits: the first and last layer get bits of their own, which the evaluation's
+    compression settings apply (first match wins over the conv/linear groups)."""
+    from pqcompress.search.pq_evaluate import pq_space
+
+    space = pq_space({"bits": [2, 8], "layer_bits": ["features.0", "classifier.*"]})
+    names = {v.name for v in space.variables}
+    assert {"bits@features.0", "bits@classifier.*"} <= names
+    pytest.importorskip("onnxruntime")
+    spec = SearchSpec.from_dict(
+        spec_dict(
+            tiny_run, name="pql", space="pq",
+            pq={"steps": 2, "bits": [2, 8], "layer_bits": ["features.0"]}, budget=3,
+            initial=2, algorithms=["random"], objectives=["accuracy", "size"],
+        )
+    )  # fmt: skip
+    run_search(spec, tmp_path / "r.db", out=tmp_path / "out")
+    rows = SearchStore(tmp_path / "r.db").all_evaluations("pql")
+    assert rows and all("bits@features.0" in r["variables"] for r in rows)
+    from types import SimpleNamespace
+
+    from pqcompress import Compressor
+    from pqcompress.errors import ConfigError
+    from pqcompress.models import build_model
+    from pqcompress.search.pq_evaluate import PQEvaluator, pq_options
+
+    model = build_model("cnn5", num_classes=10, input_shape=(1, 8, 8))
+    options = pq_options({"bits": [2, 8], "layer_bits": ["features.0", "classifier.*"]})
+    fake = SimpleNamespace(space=space, model=model, options=options)
+    choice = {"conv_alpha": 0.3, "linear_alpha": 0.6, "conv_bits": 2, "linear_bits": 2,
+              "form": "exact", "bits@features.0": 8, "bits@classifier.*": 8}  # fmt: skip
+    comp = Compressor(model, PQEvaluator.compression(fake, choice))  # type: ignore[arg-type]
+    bits = {t.module_name: (t.bits, t.alpha) for t in comp.targets}
+    assert bits["features.0"] == (8, 0.3) and bits["classifier.0"] == (8, 0.6)
+    assert bits["features.3"] == (2, 0.3)
+    with pytest.raises(ConfigError, match="layer_bits"):
+        pq_space({"layer_bits": "features.0"})
+
+
 def test_pq_space_on_a_users_own_token_model(tmp_path) -> None:
     """A run of a user's factory model on token data: the pq space rebuilds it from the
     run's factory, fine-tunes under P->Q, exports with the input spec and times the graph."""
