@@ -23,8 +23,10 @@ median of 200, for the artifacts that are ONNX graphs.
 
 Peers are optional extras of this benchmark only (``pip install brevitas==0.13.4
 onnxoptimizer``; Brevitas exports through torch's TorchScript exporter here); a method whose
-package is missing is left out with a line saying so. NNCF is not run yet: its QAT export
-needs ``nncf.strip`` and torchao.
+package is missing is left out with a line saying so. NNCF 3.4.0 is not in the table yet:
+``nncf.quantize`` runs on this model, but its ONNX export holds
+``org.openvinotoolkit:FakeQuantize`` nodes that ONNX Runtime cannot load, and ``nncf.strip``,
+which turns them into standard QDQ, needs torchao, which this benchmark does not install.
 """
 
 from __future__ import annotations
