@@ -400,7 +400,7 @@ class ChannelPlan:
                 if s.param.endswith("weight"):
                     key = (s.module, s.direction)
                     removed[key] = removed.get(key, 0) + int(gone[s.root].sum())
-        dense = sum(m.macs(m.out_channels, m.in_channels) for m in self.macs) or 1.0
+        dense = self.dense_macs() or 1.0
         kept = sum(
             m.macs(
                 m.out_channels - removed.get((m.module, "out"), 0),

@@ -254,13 +254,7 @@ class Compressor:
 
     def _solve_alpha(self) -> float:
         """The shared alpha for the ``solved`` targets (cached for ``SOLVE_EVERY`` steps)."""
-        due = (
-            self.solved_alpha is None
-            or self._solved_at is None
-            or self.config.schedule != "step"
-            or self.applications - self._solved_at >= self.SOLVE_EVERY
-        )
-        if not due:
+        if not self._resolve_due(self.solved_alpha):
             return self.solved_alpha  # type: ignore[return-value]
         density = self.density_target()
         assert density is not None
@@ -294,6 +288,16 @@ class Compressor:
                 std = layer_std(w)
                 self._layer_alphas[t.name] = alpha / std if std > 0 else 0.0
         return alpha
+
+    def _resolve_due(self, cached: object) -> bool:
+        """Whether the solved alpha (or the chosen channels) must be computed again: nothing
+        cached yet, a schedule other than every step, or ``SOLVE_EVERY`` applications since."""
+        return (
+            cached is None
+            or self._solved_at is None
+            or self.config.schedule != "step"
+            or self.applications - self._solved_at >= self.SOLVE_EVERY
+        )
 
     def _alpha_for(self, target: Target, ramp: float, shared: float | None) -> float:
         if target.solved and shared is not None:
@@ -425,13 +429,7 @@ class Compressor:
         step applications, and at every application of another schedule; between, the same
         channels are pruned."""
         plan = self.channel_plan()
-        due = (
-            self._masks is None
-            or self._solved_at is None
-            or self.config.schedule != "step"
-            or self.applications - self._solved_at >= self.SOLVE_EVERY
-        )
-        if not due:  # the channels are chosen again every SOLVE_EVERY step applications
+        if not self._resolve_due(self._masks):  # chosen again every SOLVE_EVERY applications
             assert self._masks is not None
             return self._masks
         by_name = {t.name: t for t in self.targets}

@@ -188,7 +188,7 @@ def model_info(path: str | Path) -> dict[str, Any]:
         "ratio_float32": float32_bytes / file_bytes if file_bytes else None,
         # a shrunk file: against the float32 dense model it was shrunk from
         "ratio_unshrunk_float32": (
-            shrunk_before / file_bytes if (shrunk_before := _unshrunk_bytes(model)) else None
+            shrunk_before / file_bytes if (shrunk_before := unshrunk_bytes(manifest)) else None
         ),
         "float_dtype": manifest.get("float_dtype"),
         "lossy": bool(manifest.get("lossy", False)),
@@ -198,8 +198,10 @@ def model_info(path: str | Path) -> dict[str, Any]:
     }
 
 
-def _unshrunk_bytes(model: dict[str, Any]) -> int | None:
-    shrunk = model.get("shrunk")
+def unshrunk_bytes(manifest: dict[str, Any]) -> int | None:
+    """A shrunk file's record of the float32 dense bytes of the model before its channels were
+    removed (``model.shrunk.float32_bytes_before``); None for any other file."""
+    shrunk = (manifest.get("model") or {}).get("shrunk")
     if isinstance(shrunk, dict) and isinstance(shrunk.get("float32_bytes_before"), int):
         return int(shrunk["float32_bytes_before"])
     return None

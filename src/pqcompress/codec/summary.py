@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from pqcompress.codec.entries import numel
+from pqcompress.codec.portable import unshrunk_bytes
 from pqcompress.codec.reader import DEFAULT_MAX_DECODED_BYTES, sections
 from pqcompress.codec.tensorcode import DTYPES, codes_of, decode_tensor, element_bytes
 
@@ -123,7 +124,7 @@ def inspect(
         "float32_bytes": float32,
         "ratio_float32": float32 / file_bytes if file_bytes else math.nan,
         # a shrunk model: the float32 dense bytes of the model before its channels were removed
-        "unshrunk_float32_bytes": _unshrunk_bytes(manifest),
+        "unshrunk_float32_bytes": unshrunk_bytes(manifest),
         "lossy": manifest.get("lossy", False),
         "graphs": {g["name"]: g["length"] for g in manifest.get("graphs") or []},
     }
@@ -136,13 +137,6 @@ def inspect(
             ratio_to_bound=file_bytes / (bound_bits / 8) if bound_bits else math.nan,
         )
     return {"model": manifest.get("model"), "tensors": rows, "totals": totals}
-
-
-def _unshrunk_bytes(manifest: dict[str, Any]) -> int | None:
-    shrunk = (manifest.get("model") or {}).get("shrunk")
-    if isinstance(shrunk, dict) and isinstance(shrunk.get("float32_bytes_before"), int):
-        return int(shrunk["float32_bytes_before"])
-    return None
 
 
 def _itemsize(name: str) -> int:
