@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 from pqcompress.codec import export_run
+from pqcompress.execute import cpu_count
 from pqcompress.sweep import SweepSpec, run_sweep
-from pqcompress.sweep.local import cpu_count
 from pqcompress.train import train
 
 SPEC: dict[str, Any] = {

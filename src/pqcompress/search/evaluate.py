@@ -13,6 +13,7 @@ prunes / quantizes a copy of the model and measures, on a fixed evaluation subse
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import statistics
 import tempfile
@@ -27,6 +28,7 @@ from torch import nn
 
 from pqcompress.config import DataConfig
 from pqcompress.errors import ConfigError
+from pqcompress.execute import Job
 
 OBJECTIVES = ("accuracy", "nonzero", "size", "latency")
 
@@ -181,3 +183,39 @@ def evaluate_many(evaluator: Any, configs: Sequence[Mapping[str, Any]]) -> list[
 def reference_measures(evaluator: Any) -> dict[str, float]:
     """The unmodified model's measures (accuracy, nonzero = 1, size, latency)."""
     return evaluator.reference_measures()
+
+
+REFERENCE = "reference"
+"""The item that asks a worker for the unmodified model's measures instead of a configuration."""
+
+_EVALUATOR: Any = None  # each worker's evaluator, built once by _setup_worker
+
+
+def _setup_worker(settings: EvalSettings) -> None:
+    global _EVALUATOR
+    _EVALUATOR = build_evaluator(settings)
+
+
+def _evaluate_in_worker(item: Mapping[str, Any] | str) -> dict[str, Any]:
+    return _evaluate_with(_EVALUATOR, item)
+
+
+def _evaluate_with(evaluator: Any, item: Mapping[str, Any] | str) -> dict[str, Any]:
+    if isinstance(item, str) and item == REFERENCE:
+        return reference_measures(evaluator)
+    return evaluate_many(evaluator, [item])[0]
+
+
+def evaluation_job(settings: EvalSettings, evaluator: Any = None) -> Job:
+    """The executor job of a search: each worker builds its evaluator once (the model and the
+    evaluation data stay loaded) and then evaluates the configurations it is handed, or
+    ``REFERENCE``. A ready ``evaluator`` serves the inline executor only (it stays in this
+    process)."""
+    if evaluator is not None:
+        return Job(fn=functools.partial(_evaluate_with, evaluator))
+    return Job(
+        fn=_evaluate_in_worker,
+        setup=_setup_worker,
+        setup_args=(settings,),
+        preload=("pqcompress.search.evaluate",),
+    )

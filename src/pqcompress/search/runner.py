@@ -10,8 +10,8 @@ from typing import Any
 
 from pqcompress.atomic import write_json_atomic
 from pqcompress.errors import ConfigError
-from pqcompress.search.evaluate import EvalSettings, data_config_for
-from pqcompress.search.executors import Executor
+from pqcompress.execute import ExecutorError, make_executor
+from pqcompress.search.evaluate import REFERENCE, EvalSettings, data_config_for, evaluation_job
 from pqcompress.search.loop import RunContext, run_algorithm
 from pqcompress.search.pareto import Normaliser, feasible_front
 from pqcompress.search.space import Space, custom_space, posttrain_space
@@ -73,13 +73,18 @@ def run_search(
     study = spec.name or "search"
     space = build_space(spec)
     db = SearchStore(store)
-    ex = Executor(
-        eval_settings(spec), executor, workers=workers, ray_address=ray_address, evaluator=evaluator
+    if evaluator is not None and executor != "inline":
+        raise ExecutorError(f"a ready evaluator runs inline only, not on --executor {executor}")
+    ex = make_executor(
+        executor,
+        evaluation_job(eval_settings(spec), evaluator),
+        workers=workers,
+        ray_address=ray_address,
     )
     try:
         saved = db.study(study)
         if saved is None:
-            reference = ex.reference()
+            reference = ex.map([REFERENCE])[0]
             db.add_study(study, _study_spec(spec), reference)
         else:
             if saved["spec"] != _study_spec(spec):

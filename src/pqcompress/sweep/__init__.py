@@ -1,8 +1,10 @@
-"""Sweeps: grid spec, runners (local processes, Ray) and the SQLite results store."""
+"""Sweeps: grid spec, the runner (on any ``pqcompress.execute`` backend) and the SQLite results
+store."""
 
 from __future__ import annotations
 
-from pqcompress.sweep.errors import ExecutorError, StoreError
+from pqcompress.execute import ExecutorError
+from pqcompress.sweep.errors import StoreError
 from pqcompress.sweep.runner import SweepSummary, plan_sweep, run_sweep
 from pqcompress.sweep.spec import SweepPoint, SweepSpec, run_id
 from pqcompress.sweep.store import ResultsStore

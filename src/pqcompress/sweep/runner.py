@@ -10,47 +10,14 @@ from typing import Any
 
 from pqcompress import __version__, dirlock
 from pqcompress.errors import BusyError
-from pqcompress.registry import Registry
-from pqcompress.sweep.errors import ExecutorError, check_ray_address
+from pqcompress.execute import EXECUTORS, Executor, Job, make_executor
 from pqcompress.sweep.progress import SweepProgress
 from pqcompress.sweep.spec import SweepPoint, SweepSpec
 from pqcompress.sweep.store import ResultsStore, StoreError, is_complete, utc_now
+from pqcompress.sweep.worker import execute_point, point_failed
 
-EXECUTORS: Registry[Any] = Registry("executor")
-
-
-@EXECUTORS.register("local")
-def _local(workers: int | None, ray_address: str | None) -> Any:
-    from pqcompress.sweep.local import LocalExecutor, gpu_count
-
-    check_ray_address("local", ray_address)
-    gpus = gpu_count()
-    n = workers or gpus or 1
-    return LocalExecutor(n, gpus=[i % gpus for i in range(n)] if gpus else None)
-
-
-@EXECUTORS.register("inline")
-def _inline(workers: int | None, ray_address: str | None) -> Any:
-    from pqcompress.sweep.local import InlineExecutor
-
-    check_ray_address("inline", ray_address)
-    if workers not in (None, 1):
-        raise ExecutorError(f"--executor inline runs one point at a time, got --workers {workers}")
-    return InlineExecutor()
-
-
-@EXECUTORS.register("ray")
-def _ray(workers: int | None, ray_address: str | None) -> Any:
-    from pqcompress.sweep.local import cpu_count
-    from pqcompress.sweep.ray_executor import RayExecutor, import_ray
-
-    import_ray()  # fail before anything is written when Ray is missing
-    return RayExecutor(workers or (1 if ray_address else cpu_count()), address=ray_address)
-
-
-def available_executors() -> list[str]:
-    return EXECUTORS.names()
-
+POINT_JOB = Job(fn=execute_point, failure=point_failed, preload=("pqcompress.sweep.preload",))
+"""What each executor worker runs: one sweep point (train, export, its row), never raising."""
 
 # Planned actions for a point.
 SKIP, RUN, RESUME, RETRY, SKIP_FAILED = "skip", "run", "resume", "retry", "skip-failed"
@@ -144,16 +111,20 @@ def run_sweep(
     ``SweepSummary.failed`` lists them. Ctrl-C marks the running points interrupted.
     """
     assert spec.name
-    make_runner = EXECUTORS.get(executor)
+    EXECUTORS.get(executor)  # an unknown name fails before any work
     if executor == "local":  # the fork server warms up while the driver plans and opens the store
-        from pqcompress.sweep.local import start_forkserver
+        from pqcompress.execute.local import start_forkserver
 
-        start_forkserver()
+        start_forkserver(preload=POINT_JOB.preload)
     with _opened(store) as db:
         runs_root = Path(runs_dir) if runs_dir is not None else default_runs_dir(db.path)
         plans = plan_sweep(spec, db, runs_root, retry_failed=retry_failed)  # validates all
         todo = [p for p in plans if p.action in (RUN, RESUME, RETRY)]
-        runner = make_runner(workers, ray_address) if todo else None  # fails before any write
+        runner = (  # fails before any write
+            make_executor(executor, POINT_JOB, workers=workers, ray_address=ray_address)
+            if todo
+            else None
+        )
         _register_points(db, spec, plans)
         stale = [p.point.run_id for p in todo if p.row and p.row["status"] == "running"]
         if stale:  # left running by a sweep process that is gone
@@ -209,7 +180,7 @@ def _register_points(db: ResultsStore, spec: SweepSpec, plans: list[PlannedPoint
 
 def _execute(
     db: ResultsStore,
-    runner: Any,
+    runner: Executor | None,
     plans: list[PlannedPoint],
     todo: list[PlannedPoint],
     busy: dict[str, str],
@@ -234,7 +205,7 @@ def _execute(
     done = sum(p.action in (SKIP, SKIP_FAILED) for p in plans)
     with SweepProgress(progress, len(plans), done=done, name=name) as bar:
 
-        def on_start(task: dict[str, Any]) -> bool:
+        def on_start(_i: int, task: dict[str, Any]) -> bool:
             nonlocal ran
             rid, run_dir = task["run_id"], Path(task["run_dir"])
             try:
@@ -255,7 +226,7 @@ def _execute(
             bar.started(by_id[rid].point.label)
             return True
 
-        def on_result(outcome: dict[str, Any]) -> None:
+        def on_result(_i: int, outcome: dict[str, Any]) -> None:
             rid = outcome["run_id"]
             running.discard(rid)
             values = dict(outcome.get("values") or {})
@@ -273,10 +244,13 @@ def _execute(
             if outcome["status"] == "failed":
                 detail = (outcome.get("error") or "").splitlines()[0][:200]
             bar.finished(by_id[rid].point.label, outcome["status"], detail)
+            if outcome["status"] == "interrupted":  # the point saw Ctrl-C: the sweep stops
+                raise KeyboardInterrupt
 
         try:
             if runner is not None:
-                runner.run(tasks, on_start, on_result)
+                with runner:
+                    runner.run(tasks, on_start, on_result)
         except BaseException:
             if running:
                 with contextlib.suppress(StoreError):

@@ -18,7 +18,7 @@ TRACEBACK_FRAMES = 4
 
 
 def execute_point(task: dict[str, Any]) -> dict[str, Any]:
-    """Run ``task`` = ``{run_id, config, run_dir, threads}``; never raises.
+    """Run ``task`` = ``{run_id, config, run_dir}``; never raises.
 
     A run directory that already holds a finished ``result.json`` is picked up without
     training. Returns ``{run_id, ok, status, values, epochs, error}``: ``values`` are
@@ -59,15 +59,22 @@ def execute_point(task: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def point_failed(task: dict[str, Any], why: str) -> dict[str, Any]:
+    """The row of a point whose worker died under it (the executor's ``Job.failure``)."""
+    return {
+        "run_id": task["run_id"],
+        "ok": False,
+        "status": "failed",
+        "values": {},
+        "epochs": [],
+        "error": f"WorkerDied: {why} while training",
+    }
+
+
 def _run(task: dict[str, Any], run_dir: Path, out: dict[str, Any]) -> None:
     from pqcompress.config import ExperimentConfig
     from pqcompress.train.rundir import RunDir
 
-    threads = task.get("threads")
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
     config = ExperimentConfig.from_dict(task["config"])
     rd = RunDir(run_dir)
     stored = _finished_result(rd)

@@ -16,8 +16,8 @@ from sweep_support import tiny_spec, write_spec
 
 from pqcompress import faults, storedb
 from pqcompress.errors import ConfigError
+from pqcompress.execute import local as local_executor
 from pqcompress.sweep import ResultsStore, SweepSpec, run_sweep
-from pqcompress.sweep import local as local_executor
 from pqcompress.sweep.errors import StoreError
 
 pytestmark = pytest.mark.slow
@@ -81,9 +81,9 @@ def test_a_store_locked_past_its_timeout_is_one_error_and_the_rerun_finishes(tmp
     real = local_executor.InlineExecutor.run
 
     def run(self, tasks, on_start, on_result):
-        def locked_result(outcome):
+        def locked_result(i, outcome):
             blocker.execute("BEGIN IMMEDIATE")  # held until the test commits it
-            on_result(outcome)
+            on_result(i, outcome)
 
         return real(self, tasks, on_start, locked_result)
 

@@ -6,6 +6,7 @@ import json
 import multiprocessing as mp
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from sweep_support import tiny_spec
 
 import pqcompress
 import pqcompress.codec
+from pqcompress.execute.local import LocalExecutor
 from pqcompress.sweep import ResultsStore, SweepSpec, plan_sweep, run_sweep
-from pqcompress.sweep.local import LocalExecutor
+from pqcompress.sweep.runner import POINT_JOB
 from pqcompress.sweep.worker import execute_point
 
 pytestmark = pytest.mark.slow
@@ -105,11 +107,19 @@ def test_a_dying_worker_fails_its_point_and_is_replaced(tmp_path: Path) -> None:
     ]
     outcomes = []
 
-    def kill_first_worker(task):
-        if task["run_id"] == points[0].run_id:
-            threading.Timer(1.0, lambda: [c.kill() for c in mp.active_children()]).start()
+    def kill_once_training(metrics: Path) -> None:  # not a timer: a loaded machine starts late
+        while not metrics.exists():
+            time.sleep(0.05)
+        for child in mp.active_children():
+            child.kill()
 
-    LocalExecutor(1, threads=1).run(tasks, kill_first_worker, outcomes.append)
+    def kill_first_worker(_i, task):
+        if task["run_id"] == points[0].run_id:
+            metrics = Path(task["run_dir"]) / "metrics.jsonl"
+            threading.Thread(target=kill_once_training, args=(metrics,), daemon=True).start()
+
+    with LocalExecutor(POINT_JOB, 1, threads=1) as executor:
+        executor.run(tasks, kill_first_worker, lambda _i, outcome: outcomes.append(outcome))
     by_id = {o["run_id"]: o for o in outcomes}
     assert by_id[points[0].run_id]["status"] == "failed"
     assert "worker process died (signal 9)" in by_id[points[0].run_id]["error"]
@@ -119,7 +129,7 @@ def test_a_dying_worker_fails_its_point_and_is_replaced(tmp_path: Path) -> None:
 
 def test_unknown_executor_and_missing_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pqcompress.errors import RegistryError
-    from pqcompress.sweep.errors import ExecutorError
+    from pqcompress.execute import ExecutorError
 
     spec = SweepSpec.from_dict(tiny_spec(grid={"alpha": [0.5]}))
     with pytest.raises(RegistryError, match="unknown executor 'slurm'"):
@@ -163,9 +173,9 @@ def test_inline_executor_runs_in_process_and_isolates_failures(tmp_path: Path) -
         assert all(r["executor"] == "inline" for r in rows) and rows[0]["pqz_bytes"] > 0
     again = run_sweep(spec, tmp_path / "r.db", executor="inline", progress=False)
     assert (again.ran, again.skipped) == (1, 1)  # only the failed point is retried
-    from pqcompress.sweep.errors import ExecutorError
+    from pqcompress.execute import ExecutorError
 
-    with pytest.raises(ExecutorError, match="one point at a time"):
+    with pytest.raises(ExecutorError, match="one item at a time"):
         run_sweep(spec, tmp_path / "r.db", executor="inline", workers=2, progress=False)
 
 
