@@ -222,7 +222,7 @@ def test_bench_serving_stores_every_figure_and_the_report_renders(built, tmp_pat
     assert first.returncode == 0, first.stdout + first.stderr
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "every profile already measured" in again.stdout
-    from pqcompress.loadtest.store import ServingStore
+    from pqcompress.results.serving import ServingStore
 
     with ServingStore(store) as st:
         runs, ready = st.runs("tiny"), st.ready("tiny")

@@ -44,8 +44,8 @@ from pqcompress.loadtest.errors import LoadTestError, check_keys
 from pqcompress.loadtest.payloads import Payload, dataset_payloads, file_payload
 from pqcompress.loadtest.profiles import Profile, profile_from_dict
 from pqcompress.loadtest.runner import run_loadtest
-from pqcompress.loadtest.store import ServingStore
 from pqcompress.loadtest.target import free_port
+from pqcompress.results.serving import ServingStore
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _RSS = re.compile(r"^pqc_service_resident_memory_bytes\s+([0-9.eE+]+)", re.M)

@@ -13,7 +13,7 @@ from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
 from pqcompress.report.published import published
 from pqcompress.report.table_format import Table, mean_sd, num
-from pqcompress.storedb import table_rows
+from pqcompress.results.db import table_rows
 
 # theirs (report/published/search_vgg16.yaml, VGG16 on CIFAR-10): hypervolume mean, sd
 _THEIRS = published("search_vgg16")
@@ -30,9 +30,9 @@ def is_search_store(path: str | Path) -> bool:
 
 def _load(path: Path, study: str | None) -> tuple[str, list[dict], list[dict], dict, list[dict]]:
     """(study name, finished runs, iterations, study record, every evaluation) from one open store."""
-    from pqcompress.search.store import SearchStore
+    from pqcompress.results.search import SearchStore
 
-    store = SearchStore(path)
+    store = SearchStore(path, readonly=True)
     try:
         studies = store.studies()
         if not studies:

@@ -39,7 +39,7 @@ THEIRS_TRAINED: dict[tuple[int, float], tuple[float, float | None, float]] = {
 
 
 def is_serving_store(path: str | Path) -> bool:
-    from pqcompress.loadtest.store import has_serving_tables
+    from pqcompress.results.serving import has_serving_tables
 
     return has_serving_tables(path)
 
@@ -406,12 +406,12 @@ def build_serving_report(
 ) -> list[Path]:
     """Write Tables V/VI, the ready-time table (and Tables II-IV when the store holds the
     training sweep), plots and ``serving_report.md`` into ``out_dir``."""
-    from pqcompress.loadtest.store import ServingStore
+    from pqcompress.results.serving import ServingStore
 
     path, out = Path(path), Path(out_dir)
     if not is_serving_store(path):
         raise ReportError(f"{path} holds no serving bench (pqcompress bench-serving)")
-    with ServingStore(path) as store:
+    with ServingStore(path, readonly=True) as store:
         names = store.benches()
         if bench is None:
             if len(names) != 1:

@@ -1,4 +1,5 @@
-"""Read one sweep from a results store (SQLite, schema in pqcompress.sweep.schema), read-only."""
+"""Read one sweep from a results store (``pqcompress.results``; schema in
+``pqcompress.results.schema``), read-only."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from pqcompress.report.errors import ReportError
+from pqcompress.results import StoreError, open_store
+from pqcompress.results.schema import FINISHED_STATUSES
 
-SCHEMA_VERSION = 1  # the version of pqcompress/sweep/schema.py this reader understands
-FINISHED = ("completed", "early_stopped")
+FINISHED = FINISHED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -245,10 +247,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise ReportError(f"results store '{path}' does not exist (run `pqcompress sweep` first)")
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        con.row_factory = sqlite3.Row
+        con = open_store(path, readonly=True)
         con.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
-    except sqlite3.DatabaseError as exc:
+    except (StoreError, sqlite3.DatabaseError) as exc:
         raise ReportError(
             f"'{path}' is not a pqcompress results store (SQLite with a 'runs' table): {exc}"
         ) from None
@@ -280,12 +281,6 @@ def read_sweep(path: str | Path, sweep: str | None = None) -> Sweep:
     con = _connect(path)
     try:
         meta = {row["key"]: row["value"] for row in con.execute("SELECT key, value FROM meta")}
-        version = meta.get("schema_version")
-        if version is not None and str(version) != str(SCHEMA_VERSION):
-            raise ReportError(
-                f"results store '{path}' has schema version {version}; this pqcompress reads "
-                f"version {SCHEMA_VERSION}"
-            )
         names = [row[0] for row in con.execute("SELECT DISTINCT sweep FROM runs ORDER BY sweep")]
         if not names:
             raise ReportError(f"results store '{path}' holds no runs; nothing to report")

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from pqcompress import faults
+from pqcompress.results.search import SearchStore
 from pqcompress.search.pareto import Normaliser, feasible_front
 from pqcompress.search.space import Space
 from pqcompress.search.spec import AlgorithmSpec, SearchSpec, SurrogateSettings
-from pqcompress.search.store import SearchStore
 
 Log = Callable[[str], None]
 

@@ -11,12 +11,12 @@ from typing import Any
 from pqcompress.atomic import write_json_atomic
 from pqcompress.errors import ConfigError
 from pqcompress.execute import ExecutorError, make_executor
+from pqcompress.results.search import SearchStore
 from pqcompress.search.evaluate import REFERENCE, EvalSettings, data_config_for, evaluation_job
 from pqcompress.search.loop import RunContext, run_algorithm
 from pqcompress.search.pareto import Normaliser, feasible_front
 from pqcompress.search.space import Space, custom_space, posttrain_space
 from pqcompress.search.spec import SearchSpec
-from pqcompress.search.store import SearchStore
 
 Log = Callable[[str], None]
 

@@ -4,10 +4,9 @@ store."""
 from __future__ import annotations
 
 from pqcompress.execute import ExecutorError
-from pqcompress.sweep.errors import StoreError
+from pqcompress.results import ResultsStore, StoreError
 from pqcompress.sweep.runner import SweepSummary, plan_sweep, run_sweep
 from pqcompress.sweep.spec import SweepPoint, SweepSpec, run_id
-from pqcompress.sweep.store import ResultsStore
 
 __all__ = [
     "ExecutorError",

@@ -11,9 +11,9 @@ from typing import Any
 from pqcompress import __version__, dirlock
 from pqcompress.errors import BusyError
 from pqcompress.execute import EXECUTORS, Executor, Job, make_executor
+from pqcompress.results import ResultsStore, StoreError, is_complete, utc_now
 from pqcompress.sweep.progress import SweepProgress
 from pqcompress.sweep.spec import SweepPoint, SweepSpec
-from pqcompress.sweep.store import ResultsStore, StoreError, is_complete, utc_now
 from pqcompress.sweep.worker import execute_point, point_failed
 
 POINT_JOB = Job(fn=execute_point, failure=point_failed, preload=("pqcompress.sweep.preload",))

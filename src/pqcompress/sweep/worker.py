@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from pqcompress.sweep.schema import FINISHED_STATUSES
+from pqcompress.results.schema import FINISHED_STATUSES
 
 PQZ_NAME = "model.pqz"
 LOG_NAME = "sweep.log"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig
-from pqcompress.sweep.schema import DDL, SCHEMA_VERSION
+from pqcompress.results.schema import DDL, SCHEMA_VERSION
 
 CLASSES = 10
 
@@ -127,7 +127,7 @@ def write_store(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Create a results store from the schema's DDL and insert ``rows`` (from ``run_row``)."""
     con = sqlite3.connect(path)
     with con:
-        con.executescript(DDL)
+        con.executescript(";\n".join(DDL))
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         for row in rows:
             epochs = row["_epochs"]

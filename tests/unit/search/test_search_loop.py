@@ -15,8 +15,8 @@ import pytest
 
 from pqcompress import faults
 from pqcompress.errors import ConfigError
+from pqcompress.results.search import SearchStore
 from pqcompress.search import SearchSpec, run_search
-from pqcompress.search.store import SearchStore
 from pqcompress.testing.runs import tiny_search_spec as spec_dict
 
 # every test here reports hypervolumes (pymoo's), and C-TAEA is pymoo's: each test is skipped

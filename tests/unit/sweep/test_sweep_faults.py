@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from sweep_support import tiny_spec, write_spec
 
-from pqcompress import faults, storedb
+from pqcompress import faults
 from pqcompress.errors import ConfigError
 from pqcompress.execute import local as local_executor
+from pqcompress.results import StoreError
+from pqcompress.results import db as storedb
 from pqcompress.sweep import ResultsStore, SweepSpec, run_sweep
-from pqcompress.sweep.errors import StoreError
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +112,7 @@ def test_a_store_on_a_full_disk_is_one_error(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pqcompress.results.runs import is_complete
+from pqcompress.results.schema import SCHEMA_VERSION
 from pqcompress.sweep import ResultsStore, StoreError
-from pqcompress.sweep.schema import SCHEMA_VERSION
-from pqcompress.sweep.store import is_complete
 
 POINT = {"run_id": "abc123", "point_index": 0, "params": {"alpha": 0.5}, "config": {"model": "x"}}
 
@@ -33,7 +33,7 @@ def test_new_store_has_schema_meta_and_wal(tmp_path: Path) -> None:
         meta = store.meta()
         assert meta["schema_version"] == str(SCHEMA_VERSION)
         assert "T" in meta["created_at"]
-        mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
+        mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
         store.set_meta({"sweep.x.spec": "model: cnn5\n"})
     with ResultsStore(tmp_path / "sub" / "r.db") as again:

@@ -1,5 +1,5 @@
-"""The serving tables of a results store (SQLite, shared with sweeps and searches): one row
-per (bench, variant, profile, repeat) load run and one per start-to-ready measurement."""
+"""ServingStore: the serving benches in the results store: one row per (bench, variant,
+profile, repeat) load run and one per start-to-ready measurement (tables ``serving_*``)."""
 
 from __future__ import annotations
 
@@ -8,58 +8,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pqcompress.loadtest.errors import LoadTestError
-from pqcompress.storedb import open_tables, table_rows
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS serving_benches (
-    bench TEXT PRIMARY KEY,
-    spec TEXT NOT NULL,
-    machine TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS serving_runs (
-    bench TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    profile TEXT NOT NULL,
-    repeat INTEGER NOT NULL,
-    summary TEXT NOT NULL,
-    history TEXT NOT NULL,
-    finished_at REAL NOT NULL,
-    PRIMARY KEY (bench, variant, profile, repeat)
-);
-CREATE TABLE IF NOT EXISTS serving_ready (
-    bench TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    repeat INTEGER NOT NULL,
-    ready_s REAL NOT NULL,
-    rss_ready_mib REAL,
-    file_bytes INTEGER,
-    finished_at REAL NOT NULL,
-    PRIMARY KEY (bench, variant, repeat)
-);
-"""
+from pqcompress.results.db import Store, StoreError, table_rows
 
 
-class ServingStore:
+class ServingStore(Store):
     """Read and write a bench's rows; every write is its own committed transaction."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.db = open_tables(self.path, SCHEMA, LoadTestError)
-
-    def close(self) -> None:
-        self.db.close()
 
     def __enter__(self) -> ServingStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def record_bench(self, bench: str, spec: dict[str, Any], machine: dict[str, Any]) -> None:
-        with self.db:
-            self.db.execute(
+        with self.transaction() as db:
+            db.execute(
                 "INSERT INTO serving_benches VALUES (?, ?, ?, ?) ON CONFLICT(bench) DO UPDATE "
                 "SET spec = excluded.spec, machine = excluded.machine",
                 (bench, json.dumps(spec), json.dumps(machine), time.time()),
@@ -87,8 +47,8 @@ class ServingStore:
         summary: dict[str, Any],
         history: list[dict[str, Any]],
     ) -> None:
-        with self.db:
-            self.db.execute(
+        with self.transaction() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO serving_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     bench, variant, profile, repeat, json.dumps(summary), json.dumps(history),
@@ -105,8 +65,8 @@ class ServingStore:
         rss_ready_mib: float | None,
         file_bytes: int | None,
     ) -> None:
-        with self.db:
-            self.db.execute(
+        with self.transaction() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO serving_ready VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (bench, variant, repeat, ready_s, rss_ready_mib, file_bytes, time.time()),
             )
@@ -119,7 +79,7 @@ class ServingStore:
             "SELECT spec, machine FROM serving_benches WHERE bench=?", (bench,)
         ).fetchone()
         if row is None:
-            raise LoadTestError(f"no serving bench '{bench}' in {self.path}")
+            raise StoreError(f"no serving bench '{bench}' in {self.path}")
         return {"spec": json.loads(row["spec"]), "machine": json.loads(row["machine"])}
 
     def runs(self, bench: str) -> list[dict[str, Any]]:

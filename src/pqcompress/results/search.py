@@ -1,80 +1,19 @@
-"""The search tables of a results store (SQLite): one row per real evaluation, one per
-iteration of an algorithm, one per study. Shares the file with sweeps (other tables)."""
+"""SearchStore: the search studies in the results store: one row per real evaluation, one per
+iteration of an algorithm, one per study (tables ``search_*`` of ``results.schema``)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from pqcompress.errors import ConfigError
-from pqcompress.storedb import open_tables
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS search_studies (
-    study TEXT PRIMARY KEY,
-    spec TEXT NOT NULL,
-    reference TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS search_evals (
-    study TEXT NOT NULL,
-    algorithm TEXT NOT NULL,
-    repeat INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    iteration INTEGER NOT NULL,
-    variables TEXT NOT NULL,
-    objectives TEXT NOT NULL,
-    constraints TEXT NOT NULL,
-    feasible INTEGER NOT NULL,
-    wall_s REAL NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (study, algorithm, repeat, key)
-);
-CREATE TABLE IF NOT EXISTS search_runs (
-    study TEXT NOT NULL,
-    algorithm TEXT NOT NULL,
-    repeat INTEGER NOT NULL,
-    evaluations INTEGER NOT NULL,
-    hypervolume REAL NOT NULL,
-    wall_s REAL NOT NULL,
-    finished_at REAL NOT NULL,
-    PRIMARY KEY (study, algorithm, repeat)
-);
-CREATE TABLE IF NOT EXISTS search_iterations (
-    study TEXT NOT NULL,
-    algorithm TEXT NOT NULL,
-    repeat INTEGER NOT NULL,
-    iteration INTEGER NOT NULL,
-    evaluations INTEGER NOT NULL,
-    hypervolume REAL NOT NULL,
-    fit_s REAL,
-    optimize_s REAL,
-    picks TEXT,
-    PRIMARY KEY (study, algorithm, repeat, iteration)
-);
-"""
+from pqcompress.results.db import Store
 
 
-class SearchStore:
-    """Read and write one study's rows; every write is its own committed transaction."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.db = open_tables(self.path, SCHEMA, ConfigError)
-
-    def close(self) -> None:
-        self.db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self.db:
-            yield self.db
+class SearchStore(Store):
+    """Read and write the studies' rows; every write is its own committed transaction."""
 
     # ------------------------------------------------------------------ studies
     def study(self, study: str) -> dict[str, Any] | None:
@@ -84,7 +23,7 @@ class SearchStore:
         return {"spec": json.loads(row["spec"]), "reference": json.loads(row["reference"])}
 
     def add_study(self, study: str, spec: Mapping[str, Any], reference: Mapping[str, Any]) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO search_studies VALUES (?, ?, ?, ?)",
                 (study, json.dumps(spec, sort_keys=True), json.dumps(reference), time.time()),
@@ -108,7 +47,7 @@ class SearchStore:
         return [_eval(r) for r in rows]
 
     def add_evaluation(self, study: str, row: Mapping[str, Any]) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO search_evals VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -136,7 +75,7 @@ class SearchStore:
         return dict(row) if row is not None else None
 
     def finish(self, study: str, algorithm: str, repeat: int, **values: float) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO search_runs VALUES (?,?,?,?,?,?,?)",
                 (
@@ -152,7 +91,7 @@ class SearchStore:
 
     # ------------------------------------------------------------------ iterations
     def add_iteration(self, study: str, row: Mapping[str, Any]) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO search_iterations VALUES (?,?,?,?,?,?,?,?,?)",
                 (
