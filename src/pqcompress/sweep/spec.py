@@ -8,16 +8,12 @@ import hashlib
 import itertools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pqcompress.config import (
-    CompressionConfig,
-    DataConfig,
     ExperimentConfig,
-    TrainConfig,
-    dump_yaml,
     from_dict,
     non_default_dict,
     set_dotted,
@@ -49,8 +45,18 @@ AXIS_ALIASES: dict[str, str] = {
     "batch_size": "train.batch_size",
     "optimizer": "train.optimizer",
 }
-_TOP_KEYS = ("model", "dataset", "model_args", "data", "train", "compression", "init_from")
+_TOP_KEYS = tuple(f.name for f in fields(ExperimentConfig) if f.name != "version")
+_SPEC_KEYS = ("name", "grid", "include")
 RUN_ID_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class _SpecKeys:
+    """A sweep file's own keys (the rest is the base experiment)."""
+
+    name: str | None = None
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    include: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,25 +76,20 @@ class SweepPoint:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A sweep: the base experiment (ExperimentConfig's keys), ``grid`` axes and ``include`` points.
+    """A sweep: the ``base`` experiment, ``grid`` axes and ``include`` points.
 
     ``grid`` maps an axis (a short name from ``AXIS_ALIASES`` or any dotted config path such
     as ``train.momentum``) to its list of values; the points are the cartesian product in axis
     order, followed by the ``include`` points (mappings axis -> value applied to the base).
-    Points with identical full configs are collapsed into the first.
+    Points with identical full configs are collapsed into the first. In a sweep file the base
+    experiment's keys (those of a recipe) sit at the top level beside ``name``, ``grid`` and
+    ``include``.
     """
 
     name: str | None = None
-    model: str = "cnn5"
-    dataset: str = "digits"
-    model_args: dict[str, Any] = field(default_factory=dict)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    compression: CompressionConfig | None = None
-    init_from: str | None = None
+    base: ExperimentConfig = field(default_factory=ExperimentConfig)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     include: tuple[dict[str, Any], ...] = ()
-    version: int = 1
 
     def __post_init__(self) -> None:
         for axis, values in self.grid.items():
@@ -105,13 +106,28 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, default_name: str = "sweep") -> SweepSpec:
-        """Strictly build a spec (unknown keys are errors); ``name`` defaults to ``default_name``."""
-        spec = from_dict(cls, data)
-        if not spec.name:
-            spec = _replace(spec, name=default_name)
-        check_component(str(spec.name), "sweep name")  # the runs' directory under --runs-dir
-        spec.base()  # validate the base experiment up front
-        return spec
+        """Strictly build a spec from a sweep file's mapping (unknown keys are errors, every
+        one named); ``name`` defaults to ``default_name``. The base experiment is read by
+        ``ExperimentConfig.from_dict``, as a recipe is."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a sweep must be a mapping, got {type(data).__name__}")
+        accepted = sorted({*_SPEC_KEYS, *(f.name for f in fields(ExperimentConfig))})
+        unknown = [k for k in data if k not in accepted]
+        if unknown:
+            hints = []
+            for k in unknown:
+                close = difflib.get_close_matches(str(k), accepted, n=1)
+                hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            what = (
+                f"unknown key {hints[0]}"
+                if len(hints) == 1
+                else (f"{len(hints)} unknown keys: {'; '.join(hints)}")
+            )
+            raise ConfigError(f"{what}; a sweep accepts {', '.join(accepted)}")
+        own = from_dict(_SpecKeys, {k: data[k] for k in _SPEC_KEYS if k in data})
+        check_component(str(own.name or default_name), "sweep name")  # the runs' directory
+        base = ExperimentConfig.from_dict({k: v for k, v in data.items() if k not in _SPEC_KEYS})
+        return cls(name=own.name or default_name, base=base, grid=own.grid, include=own.include)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SweepSpec:
@@ -125,19 +141,20 @@ class SweepSpec:
         return cls.from_dict(data, default_name=p.stem)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+        """The sweep file's mapping: name, the base experiment's keys, grid, include."""
+        return {
+            "name": self.name,
+            **self.base.to_dict(),
+            "grid": to_dict(self.grid),
+            "include": to_dict(self.include),
+        }
 
     def to_yaml(self) -> str:
-        return dump_yaml(self)
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     # ---------------------------------------------------------------- expansion
-
-    def base_dict(self) -> dict[str, Any]:
-        """The base experiment as plain data (ExperimentConfig keys)."""
-        return {key: to_dict(getattr(self, key)) for key in _TOP_KEYS}
-
-    def base(self) -> ExperimentConfig:
-        return ExperimentConfig.from_dict(self.base_dict())
 
     def points(self) -> list[SweepPoint]:
         """Every point, validated: the grid's cartesian product in axis order, then ``include``.
@@ -146,7 +163,7 @@ class SweepSpec:
 
         Raises ConfigError naming the axis, the value and the point when a value is rejected.
         """
-        base = self.base_dict()
+        base = self.base.to_dict()
         for axis, values in self.grid.items():  # name the axis of a bad value precisely
             for value in values:
                 _build(base, {axis: value}, f"grid axis '{axis}' value {value!r}")
@@ -211,12 +228,6 @@ def _build(base: dict[str, Any], params: Mapping[str, Any], where: str) -> Exper
         return ExperimentConfig.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"sweep {where}: {exc}") from None
-
-
-def _replace(spec: SweepSpec, **changes: Any) -> SweepSpec:
-    import dataclasses
-
-    return dataclasses.replace(spec, **changes)
 
 
 def _fmt(value: Any) -> str:
