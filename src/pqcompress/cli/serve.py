@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pqcompress.cli.options import add_factory
-from pqcompress.serve.settings import LOG_LEVELS, RUNTIMES
+from pqcompress.serve.choices import LOG_LEVELS, RUNTIMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from pqcompress.errors import ConfigError
 from pqcompress.loadtest import monitor
 from pqcompress.loadtest.errors import LoadTestError, check_keys
 from pqcompress.loadtest.payloads import Payload, dataset_payloads, file_payload
@@ -216,7 +217,7 @@ class Service:
                 port=CONTAINER_PORT if docker else port,
                 **variant.serve,
             )
-        except TypeError as exc:
+        except ConfigError as exc:
             raise LoadTestError(f"variant {variant.name}: serve settings: {exc}") from None
         self.settings_env = inside.to_env()
         self.model = model

@@ -47,7 +47,7 @@ def test_int8_with_the_torch_runtime_is_refused_and_auto_threads_parse():
         ({"PQC_INT8": "maybe"}, "PQC_INT8"),
         ({"PQC_RUNTIME": "tensorflow"}, "runtime='tensorflow' is not accepted"),
         ({"PQC_MAX_IN_FLIGHT": "0"}, "max_in_flight=0 must be >= 1"),
-        ({"PQC_REQUEST_TIMEOUT_S": "0"}, "request_timeout_s=0.0 must be > 0"),
+        ({"PQC_REQUEST_TIMEOUT_S": "0"}, "request_timeout_s=0 must be > 0"),
         ({"PQC_PORT": "70000"}, "port=70000"),
     ],
 )
@@ -59,3 +59,27 @@ def test_bad_values_are_refused_with_what_is_expected(env, message):
 def test_a_model_is_required():
     with pytest.raises(ConfigError, match="no model"):
         ServeSettings.from_env({})
+
+
+def test_the_process_environment_is_read_and_named_in_errors(monkeypatch):
+    monkeypatch.setenv("PQC_MODEL", "env.pqz")
+    monkeypatch.setenv("PQC_MAX_BATCH", "4")
+    monkeypatch.setenv("PQC_MEMORY_LIMIT_BYTES", "auto")
+    s = ServeSettings.from_env(port=9001)
+    assert (s.model, s.max_batch, s.port, s.memory_limit_bytes) == ("env.pqz", 4, 9001, None)
+    monkeypatch.setenv("PQC_THREADS", "two")
+    with pytest.raises(ConfigError, match="PQC_THREADS='two' is not a valid int for 'threads'"):
+        ServeSettings.from_env()
+    monkeypatch.delenv("PQC_THREADS")
+    monkeypatch.setenv("PQC_REQUEST_MEMORY_BYTES", "1000")
+    with pytest.raises(ConfigError, match=r"request_memory_bytes=1000 must be >= 1048576 or auto"):
+        ServeSettings.from_env()
+
+
+def test_unknown_settings_and_an_empty_model_are_refused():
+    with pytest.raises(ConfigError, match="unknown serve setting 'max_batches'"):
+        ServeSettings(model="m.pqz", max_batches=3)
+    with pytest.raises(ConfigError, match=r"model: a \.pqz or \.onnx path is required"):
+        ServeSettings(model="")
+    with pytest.raises(ConfigError, match="log_level='loud' is not accepted; use critical, error"):
+        ServeSettings(model="m.pqz", log_level="loud")
