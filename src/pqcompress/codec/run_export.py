@@ -94,6 +94,18 @@ def export_run(
     )
 
 
+def export_best(run_dir: str | Path, pqz: str | Path, **options: Any) -> Path:
+    """``run_dir``'s best epoch as ``pqz``: exported (``export_run(..., which="best",
+    **options)``) unless ``pqz`` exists and is newer than ``best.pt``, so a rerun of a
+    finished sweep point or study stage reuses its file. The one rule for "export again?"."""
+    run_dir, pqz = Path(run_dir), Path(pqz)
+    best = run_dir / "best.pt"
+    if not (pqz.is_file() and best.is_file() and pqz.stat().st_mtime >= best.stat().st_mtime):
+        pqz.parent.mkdir(parents=True, exist_ok=True)
+        export_run(run_dir, pqz, which="best", **options)
+    return pqz
+
+
 def _read_checkpoint(ckpt_path: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """(checkpoint, ExperimentConfig, its dict) from the checkpoint or the config.yaml beside it."""
     from pqcompress.checkpoint import load_checkpoint, read_run_config

@@ -323,10 +323,7 @@ class DistillationRun:
     def _export(self, run_dir: Path, pqz: Path) -> nn.Module:
         from pqcompress import codec
 
-        pqz.parent.mkdir(parents=True, exist_ok=True)
-        if not pqz.is_file() or pqz.stat().st_mtime < (run_dir / "best.pt").stat().st_mtime:
-            codec.export_run(run_dir, pqz, which="best", onnx="none")
-        return codec.load(pqz).eval()
+        return codec.load(codec.export_best(run_dir, pqz, onnx="none")).eval()
 
     def _teacher_rows(self, ensemble: TeacherEnsemble, files: list[str]) -> None:
         b = self._bundle

@@ -160,12 +160,9 @@ def run_values(result: dict[str, Any]) -> dict[str, Any]:
 
 def export_point(run_dir: Path) -> dict[str, Any]:
     """Export the best epoch to ``<run_dir>/model.pqz`` (kept when newer than best.pt)."""
-    from pqcompress.codec import export_run, inspect
+    from pqcompress.codec import export_best, inspect
 
-    best = run_dir / "best.pt"
-    pqz = run_dir / PQZ_NAME
-    if not (pqz.is_file() and pqz.stat().st_mtime >= best.stat().st_mtime):
-        export_run(run_dir, pqz, which="best")
+    pqz = export_best(run_dir, run_dir / PQZ_NAME)
     totals = inspect(pqz, baseline=False)["totals"]
     dense = totals.get("unshrunk_float32_bytes") or totals["float32_bytes"]
     return {

@@ -223,3 +223,16 @@ def test_readme_save_and_load_of_a_registry_model_round_trip(tmp_path):
     assert type(loaded).__name__ == type(model).__name__
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(loaded.eval()(x), model.eval()(x))
+
+
+def test_export_best_exports_again_only_when_the_best_epoch_is_newer(run_dir, tmp_path):
+    import os
+
+    pqz = codec.export_best(run_dir, tmp_path / "sub" / "m.pqz", onnx="none")
+    first = pqz.stat().st_mtime_ns
+    assert codec.load(pqz) is not None
+    assert codec.export_best(run_dir, pqz, onnx="none").stat().st_mtime_ns == first  # reused
+    best = run_dir / "best.pt"
+    later = first + 10**9
+    os.utime(best, ns=(later, later))  # a newer best epoch
+    assert codec.export_best(run_dir, pqz, onnx="none").stat().st_mtime_ns != first
