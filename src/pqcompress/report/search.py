@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from pqcompress.atomic import write_text_atomic
-from pqcompress.report.errors import ReportError
+from pqcompress.report.errors import choose
 from pqcompress.report.published import published
 from pqcompress.report.table_format import Table, mean_sd, num
 from pqcompress.results.db import table_rows
@@ -34,17 +34,7 @@ def _load(path: Path, study: str | None) -> tuple[str, list[dict], list[dict], d
 
     store = SearchStore(path, readonly=True)
     try:
-        studies = store.studies()
-        if not studies:
-            raise ReportError(f"{path} holds no search study")
-        if study is None:
-            if len(studies) > 1:
-                raise ReportError(
-                    f"{path} holds several studies ({', '.join(studies)}); pass --search NAME"
-                )
-            study = studies[0]
-        if study not in studies:
-            raise ReportError(f"no search study '{study}' in {path}; it holds {', '.join(studies)}")
+        study = choose(store.studies(), study, what="search study", where=path, option="--search")
         runs = [
             dict(r)
             for r in store.db.execute(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pqcompress.atomic import write_text_atomic
-from pqcompress.report.errors import ReportError
+from pqcompress.report.errors import ReportError, choose
 from pqcompress.report.published import published
 from pqcompress.report.table_format import Table, mean_sd_or_none, num
 
@@ -412,13 +412,7 @@ def build_serving_report(
     if not is_serving_store(path):
         raise ReportError(f"{path} holds no serving bench (pqcompress bench-serving)")
     with ServingStore(path, readonly=True) as store:
-        names = store.benches()
-        if bench is None:
-            if len(names) != 1:
-                raise ReportError(
-                    f"{path} holds several serving benches ({', '.join(names)}); pick one"
-                )
-            bench = names[0]
+        bench = choose(store.benches(), bench, what="serving bench", where=path, option="--bench")
         meta = store.spec(bench)
         runs, ready = store.runs(bench), store.ready(bench)
     spec = meta["spec"]

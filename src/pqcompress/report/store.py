@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pqcompress.report.errors import ReportError
+from pqcompress.report.errors import ReportError, choose
 from pqcompress.results import StoreError, open_store
 from pqcompress.results.schema import FINISHED_STATUSES
 
@@ -282,17 +282,7 @@ def read_sweep(path: str | Path, sweep: str | None = None) -> Sweep:
     try:
         meta = {row["key"]: row["value"] for row in con.execute("SELECT key, value FROM meta")}
         names = [row[0] for row in con.execute("SELECT DISTINCT sweep FROM runs ORDER BY sweep")]
-        if not names:
-            raise ReportError(f"results store '{path}' holds no runs; nothing to report")
-        if sweep is None:
-            if len(names) > 1:
-                raise ReportError(
-                    f"results store '{path}' holds {len(names)} sweeps ({', '.join(names)}); "
-                    "choose one with --sweep NAME"
-                )
-            sweep = names[0]
-        elif sweep not in names:
-            raise ReportError(f"sweep '{sweep}' is not in '{path}'; it holds: {', '.join(names)}")
+        sweep = choose(names, sweep, what="sweep", where=path, option="--sweep")
         epochs: dict[str, list[Epoch]] = {}
         for row in con.execute(
             "SELECT e.* FROM epochs e JOIN runs r ON r.run_id = e.run_id "
