@@ -133,7 +133,7 @@ def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
     store = write_store(tmp_path / "r.db", [])
-    with pytest.raises(ReportError, match="holds no runs"):
+    with pytest.raises(ReportError, match="holds no sweep; nothing to report"):
         build_report(store, tmp_path / "rep", NO_PLOTS)
     assert not (tmp_path / "rep").exists()
 
@@ -142,7 +142,7 @@ def test_unknown_or_ambiguous_sweep_names_the_sweeps(tmp_path: Path) -> None:
     rows = [run_row(0, alpha=0, bits=32), run_row(1, alpha=0, bits=32, sweep="other")]
     rows[1]["run_id"] = "x" * 64
     store = write_store(tmp_path / "r.db", rows)
-    with pytest.raises(ReportError, match=r"sweep 'nope' is not in .*grid, other"):
+    with pytest.raises(ReportError, match=r"no sweep 'nope' in .*it holds: grid, other"):
         build_report(store, tmp_path / "rep", ReportOptions(sweep="nope", plots=False))
     with pytest.raises(ReportError, match=r"2 sweeps .*--sweep"):
         build_report(store, tmp_path / "rep", NO_PLOTS)
