@@ -350,6 +350,16 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"unknown key '{where}'{hint}; accepted: {', '.join(sorted(names))}")
         kwargs[key] = _coerce(hints[key], value, where)
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.init
+        and f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{path or cls.__name__} needs {' and '.join(missing)}")
     try:
         return cls(**kwargs)
     except ConfigError as exc:

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ import httpx
 
 from pqcompress.errors import ConfigError
 from pqcompress.loadtest import monitor
-from pqcompress.loadtest.errors import LoadTestError, check_keys
+from pqcompress.loadtest.errors import LoadTestError, read_config
 from pqcompress.loadtest.payloads import Payload, dataset_payloads, file_payload
 from pqcompress.loadtest.profiles import Profile, profile_from_dict
 from pqcompress.loadtest.runner import run_loadtest
@@ -64,6 +64,14 @@ class VariantSpec:
     alpha: float | None = None
     form: str | None = None
     baseline: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "variant name")
+        for fixed in ("model", "host", "port"):
+            if fixed in self.serve:
+                raise LoadTestError(
+                    f"variant {self.name}: serve.{fixed} is set by the bench; remove it"
+                )
 
 
 @dataclass(frozen=True)
@@ -115,21 +123,15 @@ class BenchSpec:
     ) -> BenchSpec:
         if not isinstance(data, Mapping):
             raise LoadTestError(f"a bench spec must be a mapping, got {type(data).__name__}")
-        check_keys(data, cls.__dataclass_fields__, "the bench spec")
-        values = dict(data)
-        values.setdefault("name", default_name)
-        values["variants"] = tuple(_variant(v, i) for i, v in enumerate(_list(data, "variants")))
-        values["profiles"] = tuple(_profile(p, i) for i, p in enumerate(_list(data, "profiles")))
+        profiles = tuple(_profile(p, i) for i, p in enumerate(_list(data, "profiles")))
+        _list(data, "variants")
         if "payloads" not in data or not isinstance(data["payloads"], Mapping):
             raise LoadTestError(
                 "the bench spec needs payloads: {dataset: NAME, count: N} or {file: PATH}"
             )
-        values["payloads"] = dict(data["payloads"])
-        values["env"] = {str(k): str(v) for k, v in (data.get("env") or {}).items()}
-        try:
-            spec = cls(**values)
-        except TypeError as exc:
-            raise LoadTestError(f"bench spec: {exc}") from None
+        env = {str(k): str(v) for k, v in (data.get("env") or {}).items()}
+        values = {"name": default_name, **data, "profiles": [], "env": env}
+        spec = replace(read_config(cls, values, "bench spec"), profiles=profiles)
         spec.check()
         return spec
 
@@ -168,22 +170,6 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise LoadTestError(f"the bench spec needs a non-empty list '{key}'")
     return value
-
-
-def _variant(data: Any, i: int) -> VariantSpec:
-    if not isinstance(data, Mapping):
-        raise LoadTestError(f"variants[{i}] must be a mapping")
-    check_keys(data, VariantSpec.__dataclass_fields__, f"variants[{i}]")
-    if "name" not in data or "model" not in data:
-        raise LoadTestError(f"variants[{i}]: needs name and model")
-    _check_name(data["name"], f"variants[{i}].name")
-    serve = data.get("serve") or {}
-    if not isinstance(serve, Mapping):
-        raise LoadTestError(f"variants[{i}].serve must be a mapping of serve settings")
-    for fixed in ("model", "host", "port"):
-        if fixed in serve:
-            raise LoadTestError(f"variants[{i}].serve.{fixed} is set by the bench; remove it")
-    return VariantSpec(**{**data, "serve": dict(serve), "model": str(data["model"])})
 
 
 def _profile(data: Any, i: int) -> ProfileSpec:

@@ -1,23 +1,24 @@
-"""The load test's own error class, and its one check of a mapping's keys."""
+"""The load test's own error class, and its one reader of typed settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from pqcompress.errors import PQCError
+from pqcompress.config import from_dict
+from pqcompress.errors import ConfigError, PQCError
+
+T = TypeVar("T")
 
 
 class LoadTestError(PQCError):
     """A load profile, target, payload or monitor that cannot be used, or a run that failed."""
 
 
-def check_keys(data: Mapping[str, Any], accepted: Iterable[str], where: str) -> None:
-    """LoadTestError naming the keys of ``data`` that ``where`` does not accept, and those
-    it does."""
-    known = set(accepted)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise LoadTestError(
-            f"unknown key(s) {', '.join(unknown)} in {where}; accepted: {', '.join(sorted(known))}"
-        )
+def read_config(cls: type[T], data: Any, where: str) -> T:
+    """``cls`` (a dataclass) from ``data`` through ``pqcompress.config.from_dict``, the one
+    reader of typed settings (unknown keys named with a close match, types checked, ``1e-3``
+    a number); its refusal becomes one LoadTestError saying where."""
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise LoadTestError(f"{where}: {exc}") from None

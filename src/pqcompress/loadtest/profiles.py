@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pqcompress.loadtest.errors import LoadTestError, check_keys
+from pqcompress.loadtest.errors import LoadTestError, read_config
 
 MAX_DURATION_S = 24 * 3600.0
 MAX_USERS = 10_000
@@ -141,8 +141,4 @@ def profile_from_dict(data: dict[str, Any]) -> Profile:
         cls = RateProfile
     else:
         raise LoadTestError(f"profile kind {kind!r} is not known; expected 'ramp' or 'rate'")
-    check_keys(data, cls.__dataclass_fields__, f"a {kind} profile")
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise LoadTestError(f"{kind} profile: {exc}") from None
+    return read_config(cls, data, f"{kind} profile")

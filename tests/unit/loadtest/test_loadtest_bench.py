@@ -57,13 +57,21 @@ def test_spec_reads_and_names_its_baseline():
     [
         ({"warmup": 3}, "unknown key"),
         ({"variants": []}, "non-empty list 'variants'"),
-        ({"variants": [{"name": "x"}]}, "needs name and model"),
+        ({"variants": [{"name": "x"}]}, r"bench spec: variants\[0\] needs model"),
         ({"variants": [{"name": "x", "model": "m", "serve": {"port": 1}}]}, "set by the bench"),
         ({"variants": [{"name": "x", "model": "m"}, {"name": "x", "model": "n"}]}, "unique"),
         ({"profiles": [{"name": "p", "kind": "rate", "rps": 0, "duration_s": 1}]}, "rps"),
         ({"payloads": None}, "payloads"),
         ({"repeats": 0}, "repeats"),
         ({"name": "bad name"}, "bench name"),
+        (
+            {"variants": [{"name": "x", "model": "m", "bits": "8"}]},
+            r"variants\[0\].bits' must be an integer",
+        ),
+        (
+            {"profiles": [{"name": "p", "kind": "rate", "rps": 2, "duraton_s": 1}]},
+            "did you mean 'duration_s'",
+        ),
     ],
 )
 def test_bad_specs_are_refused_in_one_line(changes, message):
