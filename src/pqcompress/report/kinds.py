@@ -9,7 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pqcompress.report.build import ReportOptions, build_report
+from pqcompress.report.distillation import build_distillation_report, is_distillation_folder
 from pqcompress.report.errors import ReportError
+from pqcompress.report.search import build_search_report, is_search_store
+from pqcompress.report.serving import build_serving_report, is_serving_store
 
 
 @dataclass(frozen=True)
@@ -62,47 +66,33 @@ def build_any(store: str | Path, out_dir: str | Path, request: ReportRequest) ->
 
 
 def _distillation_claims(path: Path, request: ReportRequest) -> bool:
-    from pqcompress.report.distillation import is_distillation_folder
-
     return is_distillation_folder(path)
 
 
 def _distillation_build(path: Path, out: Path, request: ReportRequest) -> ReportOutput:
-    from pqcompress.report.distillation import build_distillation_report
-
     files = build_distillation_report(path, out)
     return ReportOutput(files, f"the distillation study's Tables I-IV, {len(files) - 1} files")
 
 
 def _serving_claims(path: Path, request: ReportRequest) -> bool:
-    from pqcompress.report.serving import is_serving_store
-
     return bool(request.bench) or (is_serving_store(path) and not request.sweep)
 
 
 def _serving_build(path: Path, out: Path, request: ReportRequest) -> ReportOutput:
-    from pqcompress.report.serving import build_serving_report
-
     files = build_serving_report(path, out, bench=request.bench, plots=request.plots)
     return ReportOutput(files, f"the serving study's tables and plots, {len(files) - 1} files")
 
 
 def _search_claims(path: Path, request: ReportRequest) -> bool:
-    from pqcompress.report.search import is_search_store
-
     return bool(request.search) or is_search_store(path)
 
 
 def _search_build(path: Path, out: Path, request: ReportRequest) -> ReportOutput:
-    from pqcompress.report.search import build_search_report
-
     files = build_search_report(path, out, study=request.search, plots=request.plots)
     return ReportOutput(files, f"the search study's tables and plots, {len(files) - 1} files")
 
 
 def _grid_build(path: Path, out: Path, request: ReportRequest) -> ReportOutput:
-    from pqcompress.report.build import ReportOptions, build_report
-
     options = ReportOptions(
         sweep=request.sweep, layer=request.layer, rhos=request.rhos, plots=request.plots
     )

@@ -11,9 +11,13 @@ from pathlib import Path
 
 from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import choose
+from pqcompress.report.plots import _figure, _save
 from pqcompress.report.published import published
 from pqcompress.report.table_format import Table, mean_sd, num
 from pqcompress.results.db import table_rows
+from pqcompress.results.search import SearchStore
+from pqcompress.search.pareto import Normaliser, feasible_front
+from pqcompress.search.spec import SearchSpec
 
 # theirs (report/published/search_vgg16.yaml, VGG16 on CIFAR-10): hypervolume mean, sd
 _THEIRS = published("search_vgg16")
@@ -30,7 +34,6 @@ def is_search_store(path: str | Path) -> bool:
 
 def _load(path: Path, study: str | None) -> tuple[str, list[dict], list[dict], dict, list[dict]]:
     """(study name, finished runs, iterations, study record, every evaluation) from one open store."""
-    from pqcompress.results.search import SearchStore
 
     store = SearchStore(path, readonly=True)
     try:
@@ -162,9 +165,6 @@ def _plots(
 
     if importlib.util.find_spec("matplotlib") is None:
         return []
-    from pqcompress.report.plots import _figure, _save
-    from pqcompress.search.pareto import Normaliser, feasible_front
-    from pqcompress.search.spec import SearchSpec
 
     written: list[Path] = []
     algos = sorted({r["algorithm"] for r in runs})

@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from pqcompress.atomic import write_text_atomic
+from pqcompress.loadtest.profiles import profile_from_dict
+from pqcompress.report import plots
 from pqcompress.report.errors import ReportError, choose
 from pqcompress.report.published import published
+from pqcompress.report.store import list_sweeps, read_sweep
 from pqcompress.report.table_format import Table, mean_sd_or_none, num
+from pqcompress.results.serving import ServingStore, has_serving_tables
 
 # theirs (docs/method.md §6; report/published/serving_vgg16.yaml): per peak users,
 # (bits, alpha) -> (p95 ms, p95 sd ms, memory MiB, CPU millicores)
@@ -39,8 +43,6 @@ THEIRS_TRAINED: dict[tuple[int, float], tuple[float, float | None, float]] = {
 
 
 def is_serving_store(path: str | Path) -> bool:
-    from pqcompress.results.serving import has_serving_tables
-
     return has_serving_tables(path)
 
 
@@ -100,8 +102,6 @@ def _cells(
 
 
 def _peak_rps(profile: dict[str, Any]) -> float:
-    from pqcompress.loadtest.profiles import profile_from_dict
-
     return profile_from_dict({k: v for k, v in profile.items() if k != "name"}).peak_rps()
 
 
@@ -289,7 +289,6 @@ def ready_table(spec: dict[str, Any], ready: list[dict[str, Any]]) -> Table:
 def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
     """Tables II-IV (accuracy, sparsity, file MB per bits x alpha), when the store also holds
     the training sweep of the variants (the finished runs of its only sweep)."""
-    from pqcompress.report.store import list_sweeps, read_sweep
 
     try:
         sweeps = list_sweeps(store)
@@ -345,8 +344,6 @@ def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
 
 
 def _plots(spec: dict[str, Any], runs: list[dict[str, Any]], out: Path) -> list[Path]:
-    from pqcompress.report import plots
-
     plots.require_matplotlib()
     files: list[Path] = []
     grouped = _group(runs)
@@ -406,7 +403,6 @@ def build_serving_report(
 ) -> list[Path]:
     """Write Tables V/VI, the ready-time table (and Tables II-IV when the store holds the
     training sweep), plots and ``serving_report.md`` into ``out_dir``."""
-    from pqcompress.results.serving import ServingStore
 
     path, out = Path(path), Path(out_dir)
     if not is_serving_store(path):

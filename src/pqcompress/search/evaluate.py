@@ -26,9 +26,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from pqcompress.config import DataConfig
+from pqcompress import codec
+from pqcompress.codec.sources import load_model
+from pqcompress.config import DataConfig, from_dict
+from pqcompress.data.batches import evaluation_view
+from pqcompress.data.loader import make_loader
+from pqcompress.data.registry import build_dataset
 from pqcompress.errors import ConfigError
 from pqcompress.execute import Job
+from pqcompress.posttrain import PostTrainConfig, apply_posttrain
+from pqcompress.posttrain.quantize import quantize_dynamic_int8
 
 OBJECTIVES = ("accuracy", "nonzero", "size", "latency")
 
@@ -51,8 +58,6 @@ class EvalSettings:
 
 
 def _load(source: str, factory: str | None = None) -> nn.Module:
-    from pqcompress.codec.sources import load_model
-
     model, _ = load_model(source, model=factory)
     return model.eval()
 
@@ -77,9 +82,6 @@ class PostTrainEvaluator:
     """Evaluates PostTrainConfig settings on one trained model (loaded once)."""
 
     def __init__(self, settings: EvalSettings) -> None:
-        from pqcompress.config import from_dict
-        from pqcompress.data.registry import build_dataset
-
         bad = [o for o in settings.objectives if o not in OBJECTIVES]
         if bad:
             raise ConfigError(f"objectives {bad} are not accepted; use any of {OBJECTIVES}")
@@ -96,8 +98,6 @@ class PostTrainEvaluator:
             g = torch.Generator().manual_seed(settings.seed)
             idx = torch.randperm(n, generator=g)[: settings.subset].sort().values
             split = split.select(idx) if hasattr(split, "select") else split
-        from pqcompress.data.batches import evaluation_view
-        from pqcompress.data.loader import make_loader
 
         self.batches = [
             (b[0], b[1]) for b in make_loader(evaluation_view(split), 500, shuffle=False)
@@ -119,9 +119,6 @@ class PostTrainEvaluator:
         return out
 
     def __call__(self, config: Mapping[str, Any]) -> dict[str, float]:
-        from pqcompress.posttrain import PostTrainConfig, apply_posttrain
-        from pqcompress.posttrain.quantize import quantize_dynamic_int8
-
         fields = {**self.settings.fixed, **dict(config)}
         cfg = PostTrainConfig(**fields)
         pruned = apply_posttrain(self.model, dataclasses.replace(cfg, dynamic_int8=False))
@@ -144,7 +141,6 @@ def _saved_bytes(model: nn.Module, torch_int8: bool) -> int:
         buf = io.BytesIO()
         torch.save(model.state_dict(), buf)
         return len(zlib.compress(buf.getvalue(), 6))
-    from pqcompress import codec
 
     with tempfile.TemporaryDirectory(prefix="pqc-search-") as tmp:
         path = codec.save(model, Path(tmp) / "m.pqz")

@@ -31,8 +31,25 @@ from typing import Any
 
 import torch
 
+from pqcompress import codec
+from pqcompress.codec import portable
+from pqcompress.codec.sources import load_model, run_factory
+from pqcompress.config import (
+    CompressionConfig,
+    DataConfig,
+    ExperimentConfig,
+    LayerOverride,
+    TrainConfig,
+    from_dict,
+)
+from pqcompress.data.batches import evaluation_view, input_batches
+from pqcompress.data.loader import make_loader
+from pqcompress.data.registry import build_dataset
 from pqcompress.errors import ConfigError
+from pqcompress.inputspec import example_arrays
+from pqcompress.metrics.classification import evaluate_model
 from pqcompress.search.space import Space, Variable
+from pqcompress.train.trainer import Trainer
 
 DEFAULTS: dict[str, Any] = {
     "steps": 50,
@@ -90,14 +107,9 @@ class PQEvaluator:
     def __init__(self, settings: Any) -> None:
         import dataclasses
 
-        from pqcompress.codec.sources import load_model
-        from pqcompress.config import DataConfig, from_dict
-        from pqcompress.data.registry import build_dataset
-
         self.settings = settings
         self.options = pq_options(settings.fixed.get("pq") or {})
         self.space = pq_space(self.options)
-        from pqcompress.codec.sources import run_factory
 
         self.model, self.manifest = load_model(settings.model, model=settings.factory)
         spec = self.manifest.get("model") or {}
@@ -123,21 +135,14 @@ class PQEvaluator:
         self.reference = self._accuracy(self.model)
 
     def _accuracy(self, model: torch.nn.Module) -> float:
-        from pqcompress.data.batches import evaluation_view
-        from pqcompress.data.loader import make_loader
-        from pqcompress.metrics.classification import evaluate_model
-
         loader = make_loader(evaluation_view(self.bundle.test), 500, shuffle=False)
         return float(evaluate_model(model, loader, "cpu")["accuracy"])
 
     def _latency(self, pqz: Path) -> float:
         import onnxruntime as ort
 
-        from pqcompress.codec import portable
-
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-        from pqcompress.inputspec import example_arrays
 
         session = ort.InferenceSession(portable.onnx_model_bytes(pqz), opts)
         used = {i.name for i in session.get_inputs()}
@@ -156,8 +161,6 @@ class PQEvaluator:
         return statistics.median(times)
 
     def reference_measures(self) -> dict[str, float]:
-        from pqcompress import codec
-
         with tempfile.TemporaryDirectory(prefix="pqc-pq-") as tmp:
             path = Path(tmp) / "ref.pqz"
             spec = self.manifest.get("model") or {}
@@ -176,8 +179,6 @@ class PQEvaluator:
 
     def compression(self, config: Mapping[str, Any]) -> Any:
         from fnmatch import fnmatchcase
-
-        from pqcompress.config import CompressionConfig, LayerOverride
 
         c = {**self.space.fixed, **dict(config)}
         linear = [n for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear)]
@@ -201,10 +202,6 @@ class PQEvaluator:
 
     def __call__(self, config: Mapping[str, Any]) -> dict[str, float]:
         import copy
-
-        from pqcompress import codec
-        from pqcompress.config import TrainConfig
-        from pqcompress.train.trainer import Trainer
 
         o = self.options
         comp = self.compression(config)
@@ -240,8 +237,6 @@ class PQEvaluator:
             }
 
     def _experiment(self, train_cfg: Any, comp: Any) -> dict[str, Any]:
-        from pqcompress.config import DataConfig, ExperimentConfig, from_dict
-
         spec = self.manifest.get("model") or {}
         return ExperimentConfig(
             model=str(spec["name"]),
@@ -253,8 +248,5 @@ class PQEvaluator:
         ).to_dict()
 
     def _calibration(self) -> list[torch.Tensor]:
-        from pqcompress.data.batches import evaluation_view, input_batches
-        from pqcompress.data.loader import make_loader
-
         loader = make_loader(evaluation_view(self.bundle.train), 32, shuffle=True, seed=0)
         return input_batches(loader, 4)

@@ -31,12 +31,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from pqcompress import codec
 from pqcompress.atomic import write_json_atomic, write_text_atomic
+from pqcompress.codec.sources import load_model, save_pqz
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, dump_yaml, to_dict
 from pqcompress.data.arrays import ArrayDataset
 from pqcompress.data.batches import evaluation_view, input_batches
 from pqcompress.data.bundle import DataBundle
 from pqcompress.data.loader import make_loader
+from pqcompress.data.registry import build_dataset
 from pqcompress.distill import (
     DistillationCriterion,
     DistillationLoss,
@@ -45,7 +48,12 @@ from pqcompress.distill import (
 )
 from pqcompress.errors import ConfigError, PQCError
 from pqcompress.metrics.classification import classification_report, evaluate_model
+from pqcompress.models.registry import build_model
+from pqcompress.models.torchvision_zoo import torchvision_teacher
+from pqcompress.posttrain import prune_std, select_tensors
 from pqcompress.studies.distill_recipe import DistillRecipe, TeacherSpec
+from pqcompress.train.rundir import RunDir, check_same_config, config_differences
+from pqcompress.train.trainer import Trainer
 
 ROW_KEYS = ("accuracy", "precision", "recall", "f1", "bytes", "file")
 SUMMARY = "summary.json"
@@ -88,7 +96,6 @@ def accuracy_on(model: nn.Module, dataset: Any) -> float:
 
 def weight_density(model: nn.Module) -> float:
     """Nonzero share of all conv/linear weights."""
-    from pqcompress.posttrain import select_tensors
 
     tensors = select_tensors(model, "both", "weights").values()
     total = sum(t.numel() for t in tensors)
@@ -149,7 +156,6 @@ class DistillationRun:
     def run(self) -> dict[str, dict[str, Any]]:
         """Every stage; returns (and writes to ``summary.json``) the rows keyed by model."""
         self._claim_folder()
-        from pqcompress.data.registry import build_dataset
 
         r = self.recipe
         self.bundle = build_dataset(r.dataset, r.data, seed=r.seed)
@@ -192,7 +198,6 @@ class DistillationRun:
         training, seed) must match; the cheap stages after them (``prune``, ``quantize``)
         and the P->Q candidates (``compression``, ``pq``: each run has its own folder) may
         change between runs, e.g. to add candidates."""
-        from pqcompress.train.rundir import config_differences
 
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "recipe.yaml"
@@ -270,8 +275,6 @@ class DistillationRun:
         return f"loaded from {spec.run or spec.pqz}"
 
     def _teacher(self, spec: TeacherSpec) -> tuple[nn.Module, Path]:
-        from pqcompress import codec
-
         if spec.pqz:
             path = Path(spec.pqz)
             if not path.is_file():
@@ -303,9 +306,6 @@ class DistillationRun:
         return self._export(run_dir, run_dir / "model.pqz"), run_dir / "model.pqz"
 
     def _train_torchvision(self, spec: TeacherSpec, cfg: TrainConfig, run_dir: Path) -> None:
-        from pqcompress.models.torchvision_zoo import torchvision_teacher
-        from pqcompress.train.trainer import Trainer
-
         b = self._bundle
         torch.manual_seed(cfg.seed)
         assert spec.torchvision is not None
@@ -321,8 +321,6 @@ class DistillationRun:
         torch.save(model.state_dict(), run_dir / "weights.pt")
 
     def _export(self, run_dir: Path, pqz: Path) -> nn.Module:
-        from pqcompress import codec
-
         return codec.load(codec.export_best(run_dir, pqz, onnx="none")).eval()
 
     def _teacher_rows(self, ensemble: TeacherEnsemble, files: list[str]) -> None:
@@ -370,10 +368,6 @@ class DistillationRun:
         bundle: DataBundle | None = None,
         run_dir: Path | None = None,
     ) -> dict[str, Any]:
-        from pqcompress.models.registry import build_model
-        from pqcompress.train.rundir import RunDir, check_same_config
-        from pqcompress.train.trainer import Trainer
-
         r = self.recipe
         b = bundle or self._bundle
         cfg = r.student_train_config()
@@ -425,10 +419,6 @@ class DistillationRun:
         return b.test
 
     def _prune(self) -> nn.Module:
-        from pqcompress import codec
-        from pqcompress.codec.sources import load_model, save_pqz
-        from pqcompress.posttrain import prune_std
-
         p = self.recipe.prune
         source = self._models_dir() / "distilled.pqz"
         base, manifest = load_model(source)
@@ -473,9 +463,6 @@ class DistillationRun:
     # ------------------------------------------------------------------ quantization
 
     def _quantize(self, kind: str, model: nn.Module) -> None:
-        from pqcompress import codec
-        from pqcompress.codec.sources import save_pqz
-
         b = self._bundle
         models = self._models_dir()
         shape = tuple(b.input_shape)
