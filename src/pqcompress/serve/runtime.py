@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,7 +19,9 @@ from pqcompress.errors import PQCError
 from pqcompress.inputspec import InputSpec, as_specs, example_arrays
 from pqcompress.serve.errors import ModelLoadError
 from pqcompress.serve.preprocess import Preprocessing
-from pqcompress.serve.settings import ServeSettings
+
+if TYPE_CHECKING:  # annotations only: the settings model needs pydantic-settings
+    from pqcompress.serve.settings import ServeSettings
 
 METADATA_KEY = "pqcompress.manifest"  # ONNX custom metadata: JSON model summary (optional)
 QDQ_OP = b"DequantizeLinear"

@@ -13,7 +13,6 @@ import pytest
 
 from pqcompress.serve.preprocess import Preprocessing
 from pqcompress.serve.runtime import ServedModel
-from pqcompress.serve.settings import ServeSettings
 
 # every test here builds the app (fastapi, prometheus_client) or talks to it through
 # starlette's TestClient (httpx): each is skipped on its own when one is missing, so the app's
@@ -44,6 +43,7 @@ def _openapi_spec() -> dict:
 @pytest.fixture
 def client():
     from pqcompress.serve.app import create_app
+    from pqcompress.serve.settings import ServeSettings
 
     with warnings.catch_warnings():  # starlette asks for httpx2, which is not needed here
         warnings.simplefilter("ignore")

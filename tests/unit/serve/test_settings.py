@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pqcompress.errors import ConfigError
-from pqcompress.serve.settings import ServeSettings
+
+# the settings model is pydantic-settings (the serve extra): each test imports it
+pytestmark = pytest.mark.requires("pydantic_settings")
 
 
 def test_env_is_parsed_and_flags_win():
+    from pqcompress.serve.settings import ServeSettings
+
     env = {
         "PQC_MODEL": "m.pqz",
         "PQC_PORT": "9000",
@@ -25,6 +29,8 @@ def test_env_is_parsed_and_flags_win():
 
 
 def test_to_env_round_trips():
+    from pqcompress.serve.settings import ServeSettings
+
     s = ServeSettings(model="m.pqz", runtime="torch", int8=False, workers=3, debug_delay_s=0.5)
     assert ServeSettings.from_env(s.to_env()) == s
     s = ServeSettings(model="m.pqz", int8=True, inference_threads=2)
@@ -32,6 +38,8 @@ def test_to_env_round_trips():
 
 
 def test_int8_with_the_torch_runtime_is_refused_and_auto_threads_parse():
+    from pqcompress.serve.settings import ServeSettings
+
     with pytest.raises(ConfigError, match=r"int8=true .* needs runtime onnxruntime"):
         ServeSettings(model="m.pqz", runtime="torch", int8=True)
     env = {"PQC_MODEL": "m.pqz", "PQC_INFERENCE_THREADS": "auto"}
@@ -52,16 +60,22 @@ def test_int8_with_the_torch_runtime_is_refused_and_auto_threads_parse():
     ],
 )
 def test_bad_values_are_refused_with_what_is_expected(env, message):
+    from pqcompress.serve.settings import ServeSettings
+
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         ServeSettings.from_env({"PQC_MODEL": "m.pqz", **env})
 
 
 def test_a_model_is_required():
+    from pqcompress.serve.settings import ServeSettings
+
     with pytest.raises(ConfigError, match="no model"):
         ServeSettings.from_env({})
 
 
 def test_the_process_environment_is_read_and_named_in_errors(monkeypatch):
+    from pqcompress.serve.settings import ServeSettings
+
     monkeypatch.setenv("PQC_MODEL", "env.pqz")
     monkeypatch.setenv("PQC_MAX_BATCH", "4")
     monkeypatch.setenv("PQC_MEMORY_LIMIT_BYTES", "auto")
@@ -77,6 +91,8 @@ def test_the_process_environment_is_read_and_named_in_errors(monkeypatch):
 
 
 def test_unknown_settings_and_an_empty_model_are_refused():
+    from pqcompress.serve.settings import ServeSettings
+
     with pytest.raises(ConfigError, match="unknown serve setting 'max_batches'"):
         ServeSettings(model="m.pqz", max_batches=3)
     with pytest.raises(ConfigError, match=r"model: a \.pqz or \.onnx path is required"):
