@@ -1,14 +1,17 @@
 """Cost of the compressor pass relative to a training step (batch 64), same process, same model.
 
-For each model: median over interleaved rounds of (a) a plain SGD training step and (b) one
-``Compressor.step()`` after it, for the fused numba backend, the eager torch backend, and a
-naive per-layer Python loop with ``.item()`` calls (the baseline the issue names); and (c) a
-whole step with ``PQSGD`` (SGD fused with the compressor, what the Trainer uses with SGD),
-whose cost is the median over rounds of (PQSGD's optimizer step, P->Q included) minus (torch
-SGD's optimizer step), both on the same gradients in the same round. Reports each as a percentage of the plain
-step.
+For each model and optimizer: median over interleaved rounds of (a) a plain training step and
+(b) one ``Compressor.step()`` after it -- the user's own loop, ``opt.step(); comp.step()`` --
+for the default backend (numba kernels on the CPU, the device-resident path on CUDA), the
+eager torch backend, and a naive per-layer Python loop with ``.item()`` calls (the baseline
+the issue names); and, with SGD, (c) a whole step with ``PQSGD`` (SGD fused with the
+compressor, what the Trainer uses with SGD), whose cost is the median over rounds of (PQSGD's
+optimizer step, P->Q included) minus (torch SGD's optimizer step), both on the same gradients
+in the same round. Reports each as a percentage of the plain step.
 
     python benchmarks/pq_overhead.py --models vgg16_cifar cnn5 --rounds 15
+    python benchmarks/pq_overhead.py --models vgg16_cifar --optimizers adam adamw
+    python benchmarks/pq_overhead.py --device cuda --models vgg16_cifar resnet50 --batch 128
 """
 
 from __future__ import annotations
@@ -43,25 +46,50 @@ def naive_pq_(model: torch.nn.Module, alpha: float, bits: int) -> None:
                 w.copy_(torch.where(keep, torch.sign(w) * mag, torch.zeros_like(w)))
 
 
-def bench_model(name: str, rounds: int, batch: int, alpha: float, bits: int, update: str) -> dict:
+OPTIMIZERS = {
+    "sgd": lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.9),
+    "adam": lambda params: torch.optim.Adam(params, lr=1e-3),
+    "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01),
+}
+
+
+def bench_model(
+    name: str,
+    rounds: int,
+    batch: int,
+    alpha: float,
+    bits: int,
+    update: str,
+    optimizer: str = "sgd",
+    device: str = "cpu",
+) -> dict:
     torch.manual_seed(0)
-    model = build_model(name, num_classes=10, input_shape=(3, 32, 32))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    dev = torch.device(device)
+    model = build_model(name, num_classes=10, input_shape=(3, 32, 32)).to(dev)
+    opt = OPTIMIZERS[optimizer](model.parameters())
+    x = torch.randn(batch, 3, 32, 32, device=dev)
+    y = torch.randint(0, 10, (batch,), device=dev)
+    default = "numba" if dev.type == "cpu" else "auto"  # CUDA: the device-resident path
     comps = {
         backend: Compressor(
             model, CompressionConfig(alpha=alpha, bits=bits, update=update, backend=backend)
         )
-        for backend in ("numba", "torch")
+        for backend in (default, "torch")
     }
-    fused_comp = Compressor(model, CompressionConfig(alpha=alpha, bits=bits, update=update))
-    fused_opt = PQSGD(model.parameters(), fused_comp, lr=0.01, momentum=0.9)
+    where = "numba" if dev.type == "cpu" else "device-resident"
     passes = {
-        "numba pass after SGD": comps["numba"].step,
+        f"{where} pass after {optimizer} (user loop)": comps[default].step,
         "eager torch ops": comps["torch"].step,
         "naive loop with .item()": lambda: naive_pq_(model, alpha, bits),
     }
+    fused_opt = fused_comp = None
+    if optimizer == "sgd" and dev.type == "cpu":
+        fused_comp = Compressor(model, CompressionConfig(alpha=alpha, bits=bits, update=update))
+        fused_opt = PQSGD(model.parameters(), fused_comp, lr=0.01, momentum=0.9)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     def train_step(optimizer: torch.optim.Optimizer = opt) -> None:
         loss = F.cross_entropy(model(x), y)
@@ -69,28 +97,31 @@ def bench_model(name: str, rounds: int, batch: int, alpha: float, bits: int, upd
         loss.backward()
         optimizer.step()
 
-    def fused_step() -> None:
-        train_step(fused_opt)
-        fused_comp.step()
-
     for _ in range(2):  # warm-up, numba compilation
         train_step()
         for fn in passes.values():
             fn()
-        fused_step()
+        if fused_opt is not None:
+            train_step(fused_opt)
+            fused_comp.step()
     steps: list[float] = []
     fused: list[float] = []
     paired: list[float] = []
     times: dict[str, list[float]] = {k: [] for k in passes}
     for _ in range(rounds):
         for label, fn in passes.items():
+            sync()
             t0 = time.perf_counter()
             train_step()
+            sync()
             t1 = time.perf_counter()
             fn()
+            sync()
             t2 = time.perf_counter()
             steps.append(t1 - t0)
             times[label].append(t2 - t1)
+        if fused_opt is None:
+            continue
         # the optimizer steps alone, on the same gradients: torch's SGD, then PQSGD (its
         # update and the P->Q application); forward and backward, identical for both, are
         # left out so their spread does not drown the difference
@@ -106,21 +137,28 @@ def bench_model(name: str, rounds: int, batch: int, alpha: float, bits: int, upd
         fused.append(t2 - t1)
         paired.append((t2 - t1) - (t1 - t0))  # PQSGD's step minus SGD's, same gradients
     step = statistics.median(steps)
-    extra = statistics.median(paired)
     params = sum(p.numel() for p in model.parameters())
+    fused_row = {}
+    if paired:
+        extra = statistics.median(paired)
+        fused_row = {
+            "PQSGD (SGD fused with P->Q; Trainer default)": {
+                "ms": 1000 * extra,
+                "pct_of_step": 100 * extra / step,
+                "pqsgd_step_ms": 1000 * statistics.median(fused),
+            }
+        }
     return {
         "model": name,
         "params": params,
         "batch": batch,
         "rounds": rounds,
         "update": update,
+        "optimizer": optimizer,
+        "device": str(dev),
         "step_ms": 1000 * step,
         "passes": {
-            "PQSGD (SGD fused with P->Q; Trainer default)": {
-                "ms": 1000 * extra,
-                "pct_of_step": 100 * extra / step,
-                "pqsgd_step_ms": 1000 * statistics.median(fused),
-            },
+            **fused_row,
             **{
                 k: {
                     "ms": 1000 * statistics.median(v),
@@ -144,6 +182,8 @@ def main() -> None:
     ap.add_argument(
         "--update", choices=["inplace", "latent"], nargs="+", default=["inplace", "latent"]
     )
+    ap.add_argument("--optimizers", nargs="+", choices=sorted(OPTIMIZERS), default=["sgd"])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     rows = []
@@ -151,15 +191,20 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
     for name in args.models:
-        for update in args.update:
-            r = bench_model(name, args.rounds, args.batch, args.alpha, args.bits, update)
-            rows.append(r)
-            print(
-                f"\n{name} ({r['params']:,} params), batch {r['batch']}, update={update}: "
-                f"train step {r['step_ms']:.1f} ms (median of {r['rounds']})"
-            )
-            for label, v in r["passes"].items():
-                print(f"  {label:<46} {v['ms']:8.2f} ms  {v['pct_of_step']:6.2f}% of a step")
+        for optimizer in args.optimizers:
+            for update in args.update:
+                r = bench_model(
+                    name, args.rounds, args.batch, args.alpha, args.bits, update, optimizer,
+                    args.device,
+                )  # fmt: skip
+                rows.append(r)
+                print(
+                    f"\n{name} ({r['params']:,} params) on {r['device']}, batch {r['batch']}, "
+                    f"{optimizer}, update={update}: train step {r['step_ms']:.1f} ms "
+                    f"(median of {r['rounds']})"
+                )
+                for label, v in r["passes"].items():
+                    print(f"  {label:<46} {v['ms']:8.2f} ms  {v['pct_of_step']:6.2f}% of a step")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
