@@ -253,3 +253,25 @@ def test_pq_space_on_a_users_own_token_model(tmp_path) -> None:
     assert all(r["objectives"]["latency"] > 0 for r in rows)
     with pytest.raises(ConfigError, match="factory="):
         SearchSpec.from_dict(spec_dict(tmp_path / "run", factory="not a path"))
+
+
+def test_local_workers_measure_what_the_inline_search_measures(tiny_run, tmp_path) -> None:
+    """The search's evaluations on two local worker processes (each builds its evaluator
+    once from the fork server) equal the inline ones, point for point."""
+    spec = SearchSpec.from_dict(spec_dict(tiny_run, algorithms=["random"]))
+    inline = run_search(spec, tmp_path / "inline.db")
+    local = run_search(spec, tmp_path / "local.db", executor="local", workers=2)
+    assert [e["hypervolume"] for e in local] == [e["hypervolume"] for e in inline]
+    stores = [SearchStore(tmp_path / f"{n}.db", readonly=True) for n in ("inline", "local")]
+    try:
+        rows = [
+            {
+                r["key"]: r["objectives"]["accuracy"]
+                for r in s.all_evaluations(spec.name or "search")
+            }
+            for s in stores
+        ]
+    finally:
+        for s in stores:
+            s.close()
+    assert rows[0] == rows[1] and len(rows[0]) > 1
