@@ -47,6 +47,7 @@ from pqcompress.distill import (
     TeacherEnsemble,
 )
 from pqcompress.errors import ConfigError, PQCError
+from pqcompress.export.point import run_point
 from pqcompress.metrics.classification import classification_report, evaluate_model
 from pqcompress.models.registry import build_model
 from pqcompress.models.torchvision_zoo import torchvision_teacher
@@ -294,15 +295,18 @@ class DistillationRun:
         if spec.torchvision:
             self._train_torchvision(spec, cfg, run_dir)
         else:
-            from pqcompress.train.trainer import train
-
             assert spec.model is not None
-            train(
+            point = run_point(
                 self._experiment(spec.model, spec.model_args, cfg, None),
                 run_dir,
-                resume=True,
                 progress=self.progress,
+                onnx="none",
             )
+            if point.pqz is None:
+                raise DistillationError(
+                    f"teacher {spec.label}: its run in {run_dir} ended {point.result.get('status')}"
+                )
+            return codec.load(point.pqz).eval(), point.pqz
         return self._export(run_dir, run_dir / "model.pqz"), run_dir / "model.pqz"
 
     def _train_torchvision(self, spec: TeacherSpec, cfg: TrainConfig, run_dir: Path) -> None:

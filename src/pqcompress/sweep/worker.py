@@ -1,18 +1,17 @@
-"""One sweep point in a worker: train (or pick up a finished run), export .pqz, return the row."""
+"""One sweep point in a worker: ``export.point.run_point`` (train or pick up, export .pqz,
+measure), returned as the row of the results store."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from pqcompress.results.schema import FINISHED_STATUSES
+from pqcompress.config import ExperimentConfig
 
-PQZ_NAME = "model.pqz"
 LOG_NAME = "sweep.log"
 TRACEBACK_FRAMES = 4
 
@@ -49,7 +48,7 @@ def execute_point(task: dict[str, Any]) -> dict[str, Any]:
             except BaseException as exc:  # isolate every failure of a point
                 out["ok"], out["status"] = False, "failed"
                 out["error"] = format_error(exc)
-                out["epochs"] = _read_metrics(run_dir / "metrics.jsonl")
+                out["epochs"] = _metrics(run_dir)
                 print(out["error"], flush=True)
                 if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                     out["status"] = "interrupted"
@@ -72,52 +71,35 @@ def point_failed(task: dict[str, Any], why: str) -> dict[str, Any]:
 
 
 def _run(task: dict[str, Any], run_dir: Path, out: dict[str, Any]) -> None:
-    from pqcompress.config import ExperimentConfig
+    # lazy: the sweep's driver imports this module, and only its workers need torch
+    from pqcompress.export.point import PointExportError, finished_result, run_point
     from pqcompress.train.rundir import RunDir
 
     config = ExperimentConfig.from_dict(task["config"])
-    rd = RunDir(run_dir)
-    stored = _finished_result(rd)
-    if stored is None:
-        from pqcompress.train.trainer import train
-
-        result = train(config, run_dir, resume=True, progress=False).to_dict()
-    else:
+    try:
+        point = run_point(config, run_dir)
+    except PointExportError as exc:  # trained, not exported: the row says so
+        out["values"] = run_values(finished_result(RunDir(run_dir)) or {"status": "failed"})
+        out["epochs"] = _metrics(run_dir)
+        out["status"], out["error"] = "failed", format_error(exc)
+        return
+    if point.picked_up:
         print(f"picked up the finished run in {run_dir}", flush=True)
-        result = stored
-    history = result.pop("history", None) or _read_metrics(rd.metrics)
-    out["epochs"] = history
+    result = dict(point.result)
+    out["epochs"] = result.pop("history", None) or _metrics(run_dir)
     out["values"] = run_values(result)
     out["status"] = result["status"]
-    if result["status"] in FINISHED_STATUSES and result.get("best_epoch"):
-        try:
-            out["values"].update(export_point(run_dir))
-        except Exception as exc:
-            out["status"] = "failed"
-            out["error"] = f"export to .pqz failed: {format_error(exc)}"
-            return
+    if point.pqz is not None:
+        out["values"].update(
+            pqz_path=str(point.pqz), pqz_bytes=point.pqz_bytes, float32_bytes=point.float32_bytes
+        )
     out["ok"] = True
 
 
-def _finished_result(rd: Any) -> dict[str, Any] | None:
-    try:
-        stored = rd.read_result()
-    except Exception:
-        return None
-    if stored and stored.get("status") in FINISHED_STATUSES and rd.best.is_file():
-        return stored
-    return None
+def _metrics(run_dir: Path) -> list[dict[str, Any]]:
+    from pqcompress.export.point import read_metrics  # lazy, as in _run
 
-
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
+    return read_metrics(run_dir / "metrics.jsonl")
 
 
 def run_values(result: dict[str, Any]) -> dict[str, Any]:
@@ -155,20 +137,6 @@ def run_values(result: dict[str, Any]) -> dict[str, Any]:
         "epochs_run": result.get("epochs_run"),
         "wall_time_s": result.get("wall_time_s"),
         "result": {k: v for k, v in result.items() if k != "history"},
-    }
-
-
-def export_point(run_dir: Path) -> dict[str, Any]:
-    """Export the best epoch to ``<run_dir>/model.pqz`` (kept when newer than best.pt)."""
-    from pqcompress.codec import export_best, inspect
-
-    pqz = export_best(run_dir, run_dir / PQZ_NAME)
-    totals = inspect(pqz, baseline=False)["totals"]
-    dense = totals.get("unshrunk_float32_bytes") or totals["float32_bytes"]
-    return {
-        "pqz_path": str(pqz),
-        "pqz_bytes": int(pqz.stat().st_size),
-        "float32_bytes": int(dense),  # of the model as trained (a shrunk file: before shrinking)
     }
 
 

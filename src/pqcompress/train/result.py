@@ -9,6 +9,8 @@ from typing import Any, Literal
 from torch import nn
 
 Status = Literal["completed", "early_stopped", "interrupted"]
+FINISHED: tuple[Status, ...] = ("completed", "early_stopped")
+"""The statuses of a run that is done: a rerun picks it up instead of training."""
 
 
 @dataclass

@@ -1,0 +1,43 @@
+"""run_point: train a config, export its best epoch, measure the file; a rerun picks the
+finished run up without training, and an export that fails is one PointExportError."""
+
+from __future__ import annotations
+
+import pytest
+
+from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig
+from pqcompress.export.point import PointExportError, run_point
+
+
+def _config() -> ExperimentConfig:
+    return ExperimentConfig(
+        model="cnn5",
+        model_args={"width": 0.25},
+        dataset="digits",
+        train=TrainConfig(epochs=2, batch_size=32, lr=0.05, max_steps_per_epoch=2, threads=1),
+        compression=CompressionConfig(alpha=0.5, bits=4),
+    )
+
+
+def test_a_point_is_trained_exported_measured_and_then_picked_up(tmp_path) -> None:
+    first = run_point(_config(), tmp_path / "p")
+    assert not first.picked_up and first.result["status"] == "completed"
+    assert first.pqz == tmp_path / "p" / "model.pqz" and first.pqz.is_file()
+    assert first.pqz_bytes == first.pqz.stat().st_size
+    assert first.float32_bytes is not None and first.float32_bytes > first.pqz_bytes
+    assert [row["epoch"] for row in first.result["history"]] == [1, 2]
+    stamp = first.pqz.stat().st_mtime_ns
+    again = run_point(_config(), tmp_path / "p")
+    assert again.picked_up and again.pqz_bytes == first.pqz_bytes
+    assert again.pqz.stat().st_mtime_ns == stamp  # neither trained nor exported again
+    assert [row["epoch"] for row in again.result["history"]] == [1, 2]
+
+
+def test_an_export_that_fails_is_one_error_and_keeps_the_run(tmp_path) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "model.pqz").mkdir()  # the file's place is taken: the export fails
+    with pytest.raises(PointExportError, match=r"export to \.pqz failed"):
+        run_point(_config(), tmp_path / "p")
+    assert (tmp_path / "p" / "best.pt").is_file()
+    unexported = run_point(_config(), tmp_path / "p", export=False)
+    assert unexported.picked_up and unexported.pqz is None
