@@ -59,7 +59,8 @@ def make_executor(
     """The backend registered as ``name`` running ``job``; unknown names, ``--ray-address``
     without ray, inline with several workers and a missing Ray each raise one error here,
     before any work starts."""
-    return EXECUTORS.get(name)(job, workers, ray_address)
+    executor: Executor = EXECUTORS.get(name)(job, workers, ray_address)
+    return executor
 
 
 def available_executors() -> list[str]:

@@ -76,7 +76,7 @@ class LocalExecutor(Executor):
         if gpus is not None and len(gpus) < workers:
             raise ExecutorError(f"{workers} workers need {workers} GPUs, got {gpus}")
         self.workers = workers
-        self.threads = threads or max(1, cpu_count() // workers)
+        self.threads: int = threads or max(1, cpu_count() // workers)
         self.gpus = gpus
         self._slots: list[_Worker | None] = [None] * workers
 
@@ -249,7 +249,7 @@ def _set_threads(threads: int) -> None:
         with contextlib.suppress(Exception):
             import numba
 
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 def die_with_parent(driver_pid: int) -> None:
