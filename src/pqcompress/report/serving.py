@@ -288,31 +288,38 @@ def ready_table(spec: dict[str, Any], ready: list[dict[str, Any]]) -> Table:
 
 def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
     """Tables II-IV (accuracy, sparsity, file MB per bits x alpha), when the store also holds
-    the training sweep of the variants (the finished runs of its only sweep)."""
+    the training sweeps of the variants (the finished runs of every sweep in it: the study's
+    variants, and channel-pruned ones beside them)."""
 
     try:
-        sweeps = list_sweeps(store)
+        sweeps = [read_sweep(store, name) for name in list_sweeps(store)]
     except ReportError:  # a store with serving tables only
         return None
-    if len(sweeps) != 1:
-        return None
-    sweep = read_sweep(store, sweeps[0])
+    runs = [run for sweep in sweeps for run in sweep.runs]
     body, records = [], []
-    for run in sorted(sweep.runs, key=lambda r: (-r.bits, r.alpha, str(r.compression))):
+    for run in sorted(runs, key=lambda r: (-r.bits, r.alpha, str(r.compression))):
         if not run.finished or run.headline_acc is None:
             continue
         comp = run.compression or {}
         form = comp.get("form", "-")
-        theirs = THEIRS_TRAINED.get((run.bits, run.alpha)) if form == "exact" else None
+        pruned = "weights"
+        if comp.get("granularity") == "channel":
+            flops = comp.get("target_flops")
+            pruned = f"channels, {flops:.0%} MACs" if flops else "channels"
+        theirs = (
+            THEIRS_TRAINED.get((run.bits, run.alpha))
+            if pruned == "weights" and form == "exact"
+            else None
+        )
         sparsity = None if run.density_at_best is None else 100 * (1 - run.density_at_best)
         mb = None if run.pqz_bytes is None else run.pqz_bytes / 1e6
         body.append((
-            str(run.bits), f"{run.alpha:g}", form, f"{100 * run.headline_acc:.2f}",
+            str(run.bits), f"{run.alpha:g}", form, pruned, f"{100 * run.headline_acc:.2f}",
             num(sparsity, ".2f"), num(mb, ".2f"),
             f"{theirs[0]:.2f} / {num(theirs[1], '.2f')} / {theirs[2]:.2f}" if theirs else "-",
         ))  # fmt: skip
         records.append({
-            "bits": run.bits, "alpha": run.alpha, "form": form,
+            "bits": run.bits, "alpha": run.alpha, "form": form, "pruned": pruned,
             "accuracy_pct": 100 * run.headline_acc, "sparsity_pct": sparsity, "file_mb": mb,
             "theirs_accuracy_pct": theirs[0] if theirs else None,
             "theirs_sparsity_pct": theirs[1] if theirs else None,
@@ -322,12 +329,13 @@ def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
         return None
     return Table(
         name="tables_ii_iv_trained",
-        title=f"Tables II-IV: test accuracy, sparsity and file size of the variants "
-        f"(sweep {sweep.name})",
+        title="Tables II-IV: test accuracy, sparsity and file size of the variants "
+        f"(sweeps {', '.join(s.name for s in sweeps)})",
         header=(
             "bits",
             "alpha",
             "form",
+            "pruned",
             "acc %",
             "sparsity %",
             ".pqz MB",
@@ -338,7 +346,9 @@ def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
         records=tuple(records),
         notes=(
             "Best epoch chosen on validation accuracy; test accuracy on the 10,000 test "
-            "images. Sparsity = share of compressed-layer weights that are zero.",
+            "images. Sparsity = share of compressed-layer weights that are zero (a channel "
+            "point: before shrinking; its file holds the shrunk model). Pruned: single weights "
+            "(alpha * std), or whole channels until the share of the dense MACs is kept.",
         ),
     )
 
