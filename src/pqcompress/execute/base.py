@@ -12,6 +12,7 @@ call raises) yields ``job.failure(item, why)``; a job without ``failure`` gets o
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,17 @@ class Executor:
         on_start: OnStart | None = None,
         on_result: OnResult | None = None,
     ) -> None:
+        """``job.fn`` over ``items``: ``on_start(i, item)`` just before item ``i`` is sent
+        (False skips it), ``on_result(i, outcome)`` as each finishes. An interruption or a
+        callback's error ends the workers (``close``) and propagates."""
+        try:
+            self._run(deque(enumerate(items)), on_start or _accept, on_result or _ignore)
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, queue: deque[tuple[int, Any]], on_start: OnStart, on_result: OnResult) -> None:
+        """The backend's loop over ``(index, item)`` pairs."""
         raise NotImplementedError
 
     def map(self, items: Sequence[Any]) -> list[Any]:
@@ -83,6 +95,14 @@ class Executor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _accept(_index: int, _item: Any) -> bool:
+    return True
+
+
+def _ignore(_index: int, _outcome: Any) -> None:
+    return None
 
 
 def cpu_count() -> int:

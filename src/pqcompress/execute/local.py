@@ -80,49 +80,38 @@ class LocalExecutor(Executor):
         self.gpus = gpus
         self._slots: list[_Worker | None] = [None] * workers
 
-    def run(
-        self,
-        items: Sequence[Any],
-        on_start: OnStart | None = None,
-        on_result: OnResult | None = None,
-    ) -> None:
-        queue = deque(enumerate(items))
+    def _run(self, queue: deque[tuple[int, Any]], on_start: OnStart, on_result: OnResult) -> None:
         start_forkserver(self.threads, self.job.preload)
         ctx = mp.get_context("forkserver")
         slots = self._slots
-        try:
-            while queue or any(w is not None and w.busy for w in slots):
-                for i, w in enumerate(slots):
-                    while queue and (w is None or not w.busy):
-                        index, item = queue.popleft()
-                        if on_start is not None and on_start(index, item) is False:
-                            continue  # declined (e.g. claimed elsewhere): next one
-                        if w is None:
-                            w = slots[i] = _Worker(ctx, self.job, self.threads, self._gpu(i))
-                        w.send(index, item)
-                busy = [w for w in slots if w is not None and w.busy]
-                if not busy:
+        while queue or any(w is not None and w.busy for w in slots):
+            for i, w in enumerate(slots):
+                while queue and (w is None or not w.busy):
+                    index, item = queue.popleft()
+                    if on_start(index, item) is False:
+                        continue  # declined (e.g. claimed elsewhere): next one
+                    if w is None:
+                        w = slots[i] = _Worker(ctx, self.job, self.threads, self._gpu(i))
+                    w.send(index, item)
+            busy = [w for w in slots if w is not None and w.busy]
+            if not busy:
+                continue
+            wait([x for w in busy for x in (w.conn, w.process.sentinel)])
+            for i, w in enumerate(slots):
+                if w is None or not w.busy:
                     continue
-                wait([x for w in busy for x in (w.conn, w.process.sentinel)])
-                for i, w in enumerate(slots):
-                    if w is None or not w.busy:
-                        continue
-                    got = w.poll()
-                    if got is not None:
-                        index, outcome, startup = got
-                        if self.startup_s is None and startup is not None:
-                            self.startup_s = startup
-                    elif not w.process.is_alive():
-                        index, item, why = w.died()
-                        slots[i] = None
-                        outcome = self.job.failed(item, why)
-                    else:
-                        continue
-                    if on_result is not None:
-                        on_result(index, outcome)
-        except BaseException:
-            self.close()  # an interruption or a callback's error ends the workers
-            raise
+                got = w.poll()
+                if got is not None:
+                    index, outcome, startup = got
+                    if self.startup_s is None and startup is not None:
+                        self.startup_s = startup
+                elif not w.process.is_alive():
+                    index, item, why = w.died()
+                    slots[i] = None
+                    outcome = self.job.failed(item, why)
+                else:
+                    continue
+                on_result(index, outcome)
 
     def close(self) -> None:
         for i, w in enumerate(self._slots):
@@ -304,16 +293,11 @@ class InlineExecutor(Executor):
         self.threads = threads
         self._ready = False
 
-    def run(
-        self,
-        items: Sequence[Any],
-        on_start: OnStart | None = None,
-        on_result: OnResult | None = None,
-    ) -> None:
+    def _run(self, queue: deque[tuple[int, Any]], on_start: OnStart, on_result: OnResult) -> None:
         import torch
 
-        for index, item in enumerate(items):
-            if on_start is not None and on_start(index, item) is False:
+        for index, item in queue:
+            if on_start(index, item) is False:
                 continue  # declined (e.g. claimed by another process)
             saved = torch.get_num_threads()
             try:
@@ -326,5 +310,4 @@ class InlineExecutor(Executor):
                 outcome = self.job.fn(item)
             finally:
                 torch.set_num_threads(saved)
-            if on_result is not None:
-                on_result(index, outcome)
+            on_result(index, outcome)

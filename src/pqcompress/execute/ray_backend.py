@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 from pqcompress.execute.base import Executor, ExecutorError, Job, OnResult, OnStart, cpu_count
@@ -116,40 +115,29 @@ class RayExecutor(Executor):
             self._actors[slot] = self._actor_class.remote(self.job, self.threads)
         return self._actors[slot]
 
-    def run(
-        self,
-        items: Sequence[Any],
-        on_start: OnStart | None = None,
-        on_result: OnResult | None = None,
-    ) -> None:
+    def _run(self, queue: deque[tuple[int, Any]], on_start: OnStart, on_result: OnResult) -> None:
         ray = self._start()
-        queue = deque(enumerate(items))
         free = list(range(len(self._actors)))
         inflight: dict[Any, tuple[int, int, Any]] = {}
-        try:
-            while queue or inflight:
-                while queue and free:
-                    index, item = queue.popleft()
-                    if on_start is not None and on_start(index, item) is False:
-                        continue  # declined (e.g. claimed by another process)
-                    slot = free.pop()
-                    inflight[self._actor(slot).run.remote(item)] = (slot, index, item)
-                if not inflight:
-                    continue
-                done, _ = ray.wait(list(inflight), num_returns=1)
-                for ref in done:
-                    slot, index, item = inflight.pop(ref)
-                    try:
-                        outcome = ray.get(ref)
-                    except Exception as exc:  # the call raised, or its actor died
-                        self._drop(slot)
-                        outcome = self.job.failed(item, f"{type(exc).__name__}: {exc}"[:4000])
-                    free.append(slot)
-                    if on_result is not None:
-                        on_result(index, outcome)
-        except BaseException:
-            self.close()
-            raise
+        while queue or inflight:
+            while queue and free:
+                index, item = queue.popleft()
+                if on_start(index, item) is False:
+                    continue  # declined (e.g. claimed by another process)
+                slot = free.pop()
+                inflight[self._actor(slot).run.remote(item)] = (slot, index, item)
+            if not inflight:
+                continue
+            done, _ = ray.wait(list(inflight), num_returns=1)
+            for ref in done:
+                slot, index, item = inflight.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # the call raised, or its actor died
+                    self._drop(slot)
+                    outcome = self.job.failed(item, f"{type(exc).__name__}: {exc}"[:4000])
+                free.append(slot)
+                on_result(index, outcome)
 
     def _drop(self, slot: int) -> None:
         actor, self._actors[slot] = self._actors[slot], None
