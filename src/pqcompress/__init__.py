@@ -18,6 +18,7 @@ _EXPORTS = {
     "preset_compression": "pqcompress.presets",
     "Compressor": "pqcompress.aware.compressor",
     "LayerStats": "pqcompress.aware.compressor",
+    "fuse": "pqcompress.aware.fused_optim",
     "build_model": "pqcompress.models.registry",
     "available_models": "pqcompress.models.registry",
     "build_dataset": "pqcompress.data.registry",

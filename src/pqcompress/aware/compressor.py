@@ -39,14 +39,7 @@ from pqcompress.config import CompressionConfig
 from pqcompress.cpus import cpu_budget
 from pqcompress.errors import ConfigError, DivergedError
 from pqcompress.ops.device import DeviceApplied
-from pqcompress.ops.fused import (
-    Applied,
-    NonFiniteError,
-    SGDTerms,
-    compress_,
-    numba_eligible,
-    sgd_compress_,
-)
+from pqcompress.ops.fused import Applied, FusedUpdate, NonFiniteError, compress_, numba_eligible
 from pqcompress.ops.pq import PQResult, codes_from_values
 from pqcompress.ops.prune import alpha_for_density, cubic_ramp, layer_std
 from pqcompress.unwrap import unwrap
@@ -159,7 +152,7 @@ class Compressor:
         self.solved_alpha: float | None = None
         self._layer_alphas: dict[str, float] = {}  # allocation="magnitude": per solved tensor
         self._solved_at: int | None = None
-        self._fused_step = False  # a fused optimizer (PQSGD) compressed this step already
+        self._fused_step = False  # a fused optimizer (PQSGD, PQAdam) compressed this step already
         self.steps = 0
         self.epochs = 0
         self.applications = 0
@@ -175,7 +168,8 @@ class Compressor:
     # ------------------------------------------------------------------ schedule
     def step(self) -> None:
         """Call after every optimizer step; compresses when ``schedule == "step"`` (unless a
-        fused optimizer, ``pqcompress.aware.PQSGD``, already did in its own step)."""
+        fused optimizer, ``pqcompress.aware.PQSGD`` or ``PQAdam``, already did in its own
+        step)."""
         if self._fused_step:
             self._fused_step = False
             return
@@ -183,10 +177,11 @@ class Compressor:
         if self.config.schedule == "step":
             self._apply()
 
-    # ------------------------------------------------------------------ fused SGD
-    def can_fuse_sgd(self) -> bool:
-        """Whether an SGD step can be fused with this compressor's application: every-step
-        schedule, free mask, numba backend allowed, and every compressed tensor (and its
+    # ------------------------------------------------------------------ fused optimizers
+    def can_fuse(self) -> bool:
+        """Whether an optimizer step can be fused with this compressor's application
+        (``pqcompress.aware.PQSGD``, ``PQAdam``, ``PQAdamW``): every-step schedule, free mask,
+        element granularity, numba backend allowed, and every compressed tensor (and its
         latent residual) a contiguous float32 CPU tensor."""
         cfg = self.config
         if cfg.schedule != "step" or self.sticky or cfg.backend == "torch" or self.granular:
@@ -202,14 +197,12 @@ class Compressor:
         """The targets a fused optimizer updates itself (those that are compressed)."""
         return [t for t in self.targets if t.spec.kind != "none"]
 
-    def step_fused(
-        self, updates: dict[str, tuple[torch.Tensor, torch.Tensor | None, bool, SGDTerms]]
-    ) -> None:
-        """One optimizer step and application at once: ``updates`` maps a target name to
-        (gradient, momentum buffer or None, first step?, SGD terms); targets without an entry
-        are compressed as they are. The next :meth:`step` call only closes the step."""
-        if not self.can_fuse_sgd():
-            raise ConfigError("this compressor cannot fuse SGD steps (see can_fuse_sgd)")
+    def step_fused(self, updates: dict[str, FusedUpdate]) -> None:
+        """One optimizer step and application at once: ``updates`` maps a target name to its
+        optimizer update (``ops.fused.SGDUpdate`` or ``AdamUpdate``); targets without an
+        entry are compressed as they are. The next :meth:`step` call only closes the step."""
+        if not self.can_fuse():
+            raise ConfigError("this compressor cannot fuse optimizer steps (see can_fuse)")
         self.steps += 1
         self._apply(updates)
         self._fused_step = True
@@ -306,7 +299,7 @@ class Compressor:
 
     def _apply(
         self,
-        updates: dict[str, tuple[torch.Tensor, torch.Tensor | None, bool, SGDTerms]] | None = None,
+        updates: dict[str, FusedUpdate] | None = None,
     ) -> None:
         start = time.perf_counter()
         _kernel_threads(self.threads)
@@ -335,10 +328,7 @@ class Compressor:
             seed = _mix(cfg.seed, self.applications, index)
             try:
                 if update is not None:
-                    grad, buf, first, terms = update
-                    applied = sgd_compress_(
-                        target.param.data, residual, grad, buf, first, terms, spec, seed=seed
-                    )
+                    applied = update(target.param.data, residual, spec, seed)
                 else:
                     applied = compress_(
                         target.param.data,

@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
-    g.add_argument("--optimizer", choices=["sgd", "adam"])
+    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     g.add_argument("--lr", type=float)
     g.add_argument("--momentum", type=float)
     g.add_argument("--weight-decay", type=float)

@@ -45,6 +45,58 @@ class SGDTerms:
     nesterov: bool = False
 
 
+@dataclass(frozen=True)
+class AdamTerms:
+    """The hyperparameters of one ``torch.optim.Adam`` / ``AdamW`` step of one tensor;
+    ``step`` is the tensor's step count after this step (1 on the first)."""
+
+    lr: float
+    step: int
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    decoupled: bool = False  # AdamW: the decay shrinks the weights instead of joining the gradient
+
+
+@dataclass(frozen=True)
+class SGDUpdate:
+    """One tensor's SGD step, to fuse with its compression (``momentum_buffer`` is None
+    without momentum; ``first`` marks the step that creates it)."""
+
+    grad: torch.Tensor
+    momentum_buffer: torch.Tensor | None
+    first: bool
+    terms: SGDTerms
+
+    def __call__(
+        self, p: torch.Tensor, residual: torch.Tensor | None, spec: PQSpec, seed: int
+    ) -> Applied:
+        return sgd_compress_(
+            p, residual, self.grad, self.momentum_buffer, self.first, self.terms, spec, seed=seed
+        )
+
+
+@dataclass(frozen=True)
+class AdamUpdate:
+    """One tensor's Adam or AdamW step, to fuse with its compression."""
+
+    grad: torch.Tensor
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    terms: AdamTerms
+
+    def __call__(
+        self, p: torch.Tensor, residual: torch.Tensor | None, spec: PQSpec, seed: int
+    ) -> Applied:
+        return adam_compress_(
+            p, residual, self.grad, self.exp_avg, self.exp_avg_sq, self.terms, spec, seed=seed
+        )
+
+
+FusedUpdate = SGDUpdate | AdamUpdate
+
+
 def numba_eligible(p: torch.Tensor) -> bool:
     return p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
 
@@ -111,6 +163,18 @@ def _applied(result: tuple[Any, ...]) -> Applied:
     return Applied(float(beta), float(scale), float(std), float(maxabs))
 
 
+def _fused_applied(
+    result: tuple[Any, ...], p: torch.Tensor, residual: torch.Tensor | None
+) -> Applied:
+    """``_applied`` of a fused update. When the weights were not finite, a latent kernel left
+    them in the residual; they move to ``p`` (residual zero) so that ``p + residual`` are the
+    updated float weights either way and ``p`` holds them, as in place."""
+    if not result[-1] and residual is not None:
+        p.copy_(residual)
+        residual.zero_()
+    return _applied(result)
+
+
 def sgd_compress_(
     p: torch.Tensor,
     residual: torch.Tensor | None,
@@ -127,7 +191,8 @@ def sgd_compress_(
 
     ``momentum_buffer`` (needed when momentum is nonzero, None otherwise) is updated in place;
     ``first`` marks the first step, on which torch sets the buffer to the gradient. Raises
-    NonFiniteError if the updated weights are not finite (``p`` then holds them uncompressed).
+    NonFiniteError if the updated weights are not finite (``p`` then holds them uncompressed,
+    and a residual is zero).
     """
     from pqcompress.ops import kernels
 
@@ -141,7 +206,7 @@ def sgd_compress_(
     flat = p.detach().view(-1).numpy()
     res = residual.detach().view(-1).numpy() if residual is not None else flat
     buf = flat if momentum_buffer is None else momentum_buffer.detach().view(-1).numpy()
-    return _applied(
+    return _fused_applied(
         kernels.sgd_compress_flat(
             flat,
             res,
@@ -155,7 +220,59 @@ def sgd_compress_(
             float(sgd.weight_decay),
             bool(sgd.nesterov),
             *_kernel_args(spec, seed),
-        )
+        ),
+        p,
+        residual,
+    )
+
+
+def adam_compress_(
+    p: torch.Tensor,
+    residual: torch.Tensor | None,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    adam: AdamTerms,
+    spec: PQSpec,
+    *,
+    seed: int = 0,
+) -> Applied:
+    """One Adam or AdamW step of ``p`` (torch's single-tensor update, in float32; ``exp_avg``
+    and ``exp_avg_sq`` are updated in place) fused with one ``compress_`` of the result, as
+    :func:`sgd_compress_`: numba, contiguous float32 CPU tensors only."""
+    from pqcompress.ops import kernels
+
+    tensors = [p, grad, exp_avg, exp_avg_sq] + ([residual] if residual is not None else [])
+    if not all(numba_eligible(t) for t in tensors):
+        raise ValueError("the fused Adam step needs contiguous float32 CPU tensors")
+    if adam.step < 1:
+        raise ValueError(f"Adam's step count starts at 1, got {adam.step}")
+    # torch's scalars, in float64 before they meet float32 tensors
+    bias1 = 1.0 - adam.beta1**adam.step
+    bias2 = 1.0 - adam.beta2**adam.step
+    flat = p.detach().view(-1).numpy()
+    res = residual.detach().view(-1).numpy() if residual is not None else flat
+    return _fused_applied(
+        kernels.adam_compress_flat(
+            flat,
+            res,
+            residual is not None,
+            grad.detach().view(-1).numpy(),
+            exp_avg.detach().view(-1).numpy(),
+            exp_avg_sq.detach().view(-1).numpy(),
+            1.0 - adam.beta1,
+            float(adam.beta2),
+            1.0 - adam.beta2,
+            float(adam.eps),
+            bias2**0.5,
+            adam.lr / bias1,
+            float(adam.weight_decay),
+            1.0 - adam.lr * adam.weight_decay,
+            bool(adam.decoupled),
+            *_kernel_args(spec, seed),
+        ),
+        p,
+        residual,
     )
 
 

@@ -23,35 +23,43 @@ _params = nb.njit(cache=True)(compute_params)
 
 @nb.njit(cache=True, inline="always", fastmath={"reassoc", "nsz"})
 def _stats_of(q):
-    """(sum, sum of squares, max |x|) of one chunk: float64 sums, each loop vectorized."""
+    """(sum, sum of squares, max |x|) of one chunk: float64 sums, each loop vectorized.
+
+    max |x| is taken on the bit patterns with the sign bit cleared: for floats of one sign
+    their order is the integers' order, and an integer max vectorizes where a float max
+    (which must honour NaN) does not; that made this the pass's costliest loop (3x). A NaN
+    pattern is above every finite one, so a NaN still ends as a non-finite max.
+    """
     a = 0.0
     for i in range(q.size):
         a += q[i]
     b = 0.0
     for i in range(q.size):
         b += np.float64(q[i]) * q[i]
-    m = np.float32(0.0)
-    for i in range(q.size):
-        x = abs(q[i])
+    bits = q.view(np.uint32)
+    m = np.uint32(0)
+    for i in range(bits.size):
+        x = bits[i] & np.uint32(0x7FFFFFFF)
         m = x if x > m else m
-    return a, b, m
+    return a, b, np.array([m], np.uint32).view(np.float32)[0]
 
 
 @nb.njit(cache=True, inline="always", fastmath={"reassoc", "nsz"})
 def _stats_of_sum(q, r):
-    """``_stats_of(q + r)`` without materialising the sum (no temporary per chunk)."""
-    a = 0.0
+    """``_stats_of(q + r)``, the sum held in a chunk-sized temporary."""
+    w = np.empty(q.size, np.float32)
     for i in range(q.size):
-        a += q[i] + r[i]
-    b = 0.0
-    for i in range(q.size):
-        w = q[i] + r[i]
-        b += np.float64(w) * w
-    m = np.float32(0.0)
-    for i in range(q.size):
-        x = abs(q[i] + r[i])
-        m = x if x > m else m
-    return a, b, m
+        w[i] = q[i] + r[i]
+    return _stats_of(w)
+
+
+@nb.njit(cache=True, inline="always", fastmath={"reassoc", "nsz"})
+def _latent_stats(updated, r):
+    """A fused update's latent chunk: ``r <- updated + r`` (the float weights), and their
+    statistics while the chunk is in cache."""
+    for i in range(r.size):
+        r[i] = updated[i] + r[i]
+    return _stats_of(r)
 
 
 @nb.njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
@@ -116,13 +124,23 @@ def _grid(w, beta, off, scale, top, e_pos, e_neg, d):
 
 
 @nb.njit(cache=True, parallel=True, fastmath={"nsz"})
-def _compress(p, r, use_r, stochastic, beta, off, scale, top, e_pos, e_neg, d, seed):
+def _compress(p, r, use_r, r_is_w, stochastic, beta, off, scale, top, e_pos, e_neg, d, seed):
+    """Latent (``use_r``): the float weights are ``p + r``, or ``r`` itself when ``r_is_w``
+    (a fused update left them there); afterwards ``p = C(w)`` and ``r = w - C(w)``."""
     n = p.size
     for c in nb.prange((n + CHUNK - 1) // CHUNK):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         q = p[lo:hi]
-        if use_r:
+        if use_r and r_is_w:
+            rr = r[lo:hi]
+            for i in range(q.size):
+                w = rr[i]
+                dd = _uniform01(seed, lo + i) if stochastic else d
+                v = _grid(w, beta, off, scale, top, e_pos, e_neg, dd)
+                q[i] = v
+                rr[i] = w - v
+        elif use_r:
             rr = r[lo:hi]
             for i in range(q.size):
                 w = q[i] + rr[i]
@@ -139,7 +157,7 @@ def _compress(p, r, use_r, stochastic, beta, off, scale, top, e_pos, e_neg, d, s
 
 
 @nb.njit(cache=True, parallel=True)
-def _prune(p, r, use_r, beta):
+def _prune(p, r, use_r, r_is_w, beta):
     n = p.size
     for c in nb.prange((n + CHUNK - 1) // CHUNK):
         lo = c * CHUNK
@@ -148,7 +166,7 @@ def _prune(p, r, use_r, beta):
         if use_r:
             rr = r[lo:hi]
             for i in range(q.size):
-                w = q[i] + rr[i]
+                w = rr[i] if r_is_w else q[i] + rr[i]
                 v = w if abs(w) >= beta else np.float32(0.0)
                 q[i] = v
                 rr[i] = w - v
@@ -156,6 +174,40 @@ def _prune(p, r, use_r, beta):
             for i in range(q.size):
                 w = q[i]
                 q[i] = w if abs(w) >= beta else np.float32(0.0)
+
+
+@nb.njit(cache=True, inline="always", fastmath={"reassoc", "nsz"})
+def _sgd_update(q, out, gg, bb, first, lr, mom, damp, wd, nesterov):
+    """torch.optim.SGD's update of one chunk ``q`` into ``out`` (``q`` itself in place; a
+    fresh temporary for latent weights), ``bb`` (momentum) in place. Called with ``out`` the
+    same array or a new one, so the compiler knows which it is and vectorizes each loop."""
+    one = np.float32(1.0)
+    # loop-invariant cases outside the loops, so each inner loop vectorizes
+    if mom == 0:
+        for i in range(q.size):
+            out[i] = q[i] - lr * (gg[i] + wd * q[i])
+    elif first and nesterov:
+        for i in range(q.size):
+            d = gg[i] + wd * q[i]
+            bb[i] = d
+            out[i] = q[i] - lr * (d + mom * d)
+    elif first:
+        for i in range(q.size):
+            d = gg[i] + wd * q[i]
+            bb[i] = d
+            out[i] = q[i] - lr * d
+    elif nesterov:
+        for i in range(q.size):
+            d = gg[i] + wd * q[i]
+            b = mom * bb[i] + (one - damp) * d
+            bb[i] = b
+            out[i] = q[i] - lr * (d + mom * b)
+    else:
+        for i in range(q.size):
+            d = gg[i] + wd * q[i]
+            b = mom * bb[i] + (one - damp) * d
+            bb[i] = b
+            out[i] = q[i] - lr * b
 
 
 @nb.njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
@@ -167,45 +219,126 @@ def _sgd_chunk_stats(p, r, use_r, g, buf, first, lr, mom, damp, wd, nesterov, s1
     one chain of dependent operations): ``d = g + wd * p``; ``buf = d`` on the first step, else
     ``mom * buf + (1 - damp) * d``; ``d = d + mom * buf`` (Nesterov) or ``buf``;
     ``p = p - lr * d``.
+
+    Latent (``use_r``): the updated weights are not stored in ``p`` (the compress pass writes
+    it anyway) but added to the residual at once, so ``r`` leaves holding the float weights
+    ``w = (p - lr * d) + r`` (the same two roundings as storing ``p`` first) and the compress
+    pass runs in ``r_is_w`` mode: one read and one write of the weights fewer.
     """
     n = p.size
-    one = np.float32(1.0)
     for c in nb.prange(s1.size):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         q = p[lo:hi]
         gg = g[lo:hi]
         bb = buf[lo:hi]
-        # loop-invariant cases outside the loops, so each inner loop vectorizes
-        if mom == 0:
-            for i in range(q.size):
-                q[i] = q[i] - lr * (gg[i] + wd * q[i])
-        elif first and nesterov:
-            for i in range(q.size):
-                d = gg[i] + wd * q[i]
-                bb[i] = d
-                q[i] = q[i] - lr * (d + mom * d)
-        elif first:
-            for i in range(q.size):
-                d = gg[i] + wd * q[i]
-                bb[i] = d
-                q[i] = q[i] - lr * d
-        elif nesterov:
-            for i in range(q.size):
-                d = gg[i] + wd * q[i]
-                b = mom * bb[i] + (one - damp) * d
-                bb[i] = b
-                q[i] = q[i] - lr * (d + mom * b)
-        else:
-            for i in range(q.size):
-                d = gg[i] + wd * q[i]
-                b = mom * bb[i] + (one - damp) * d
-                bb[i] = b
-                q[i] = q[i] - lr * b
         if use_r:
-            s1[c], s2[c], mx[c] = _stats_of_sum(q, r[lo:hi])
+            tmp = np.empty(q.size, np.float32)
+            _sgd_update(q, tmp, gg, bb, first, lr, mom, damp, wd, nesterov)
+            s1[c], s2[c], mx[c] = _latent_stats(tmp, r[lo:hi])
         else:
+            _sgd_update(q, q, gg, bb, first, lr, mom, damp, wd, nesterov)
             s1[c], s2[c], mx[c] = _stats_of(q)
+
+
+@nb.njit(cache=True, inline="always", fastmath={"reassoc", "nsz"})
+def _adam_update(q, out, gg, mm, vv, w1, beta2, w2, eps, bc2_sqrt, step_size, wd, shrink,
+                 decoupled):  # fmt: skip
+    """torch.optim.Adam's (AdamW's) update of one chunk ``q`` into ``out``, as ``_sgd_update``."""
+    if decoupled:
+        for i in range(q.size):
+            x = q[i] * shrink
+            gi = gg[i]
+            a = mm[i] + w1 * (gi - mm[i])
+            b = vv[i] * beta2 + w2 * gi * gi
+            mm[i] = a
+            vv[i] = b
+            out[i] = x - step_size * (a / (np.sqrt(b) / bc2_sqrt + eps))
+    else:
+        for i in range(q.size):
+            x = q[i]
+            gi = gg[i] + wd * x
+            a = mm[i] + w1 * (gi - mm[i])
+            b = vv[i] * beta2 + w2 * gi * gi
+            mm[i] = a
+            vv[i] = b
+            out[i] = x - step_size * (a / (np.sqrt(b) / bc2_sqrt + eps))
+
+
+@nb.njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
+def _adam_chunk_stats(p, r, use_r, g, m, v, w1, beta2, w2, eps, bc2_sqrt, step_size, wd, shrink,
+                      decoupled, s1, s2, mx):  # fmt: skip
+    """torch.optim.Adam's (and AdamW's) update of ``p``, ``m`` and ``v``, chunk by chunk, then
+    the compressor's statistics of the chunk while it is in cache (as ``_sgd_chunk_stats``,
+    latent weights included).
+
+    Element by element in float32, torch's single-tensor formula: weight decay either
+    ``p *= shrink`` (decoupled, AdamW: ``shrink = 1 - lr * wd``) or ``g += wd * p``;
+    ``m += w1 * (g - m)`` (``lerp``, ``w1 = 1 - beta1``); ``v = v * beta2 + w2 * g * g``
+    (``w2 = 1 - beta2``); ``p -= step_size * m / (sqrt(v) / bc2_sqrt + eps)``. The scalars
+    are computed once per step by the caller, in float64 like torch, then rounded to float32.
+    """
+    n = p.size
+    for c in nb.prange(s1.size):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, n)
+        q = p[lo:hi]
+        gg = g[lo:hi]
+        mm = m[lo:hi]
+        vv = v[lo:hi]
+        if use_r:
+            tmp = np.empty(q.size, np.float32)
+            _adam_update(q, tmp, gg, mm, vv, w1, beta2, w2, eps, bc2_sqrt, step_size, wd, shrink,
+                         decoupled)  # fmt: skip
+            s1[c], s2[c], mx[c] = _latent_stats(tmp, r[lo:hi])
+        else:
+            _adam_update(q, q, gg, mm, vv, w1, beta2, w2, eps, bc2_sqrt, step_size, wd, shrink,
+                         decoupled)  # fmt: skip
+            s1[c], s2[c], mx[c] = _stats_of(q)
+
+
+@nb.njit(cache=True)
+def adam_compress_flat(
+    p,
+    r,
+    use_r,
+    g,
+    m,
+    v,
+    w1,
+    beta2,
+    w2,
+    eps,
+    bc2_sqrt,
+    step_size,
+    wd,
+    shrink,
+    decoupled,
+    kind,
+    alpha,
+    bits,
+    e_pos,
+    e_neg,
+    d,
+    stochastic,
+    offset_is_beta,
+    top,
+    seed,
+):
+    """One Adam/AdamW step of ``p`` fused with its P->Q application, as ``sgd_compress_flat``."""
+    n = p.size
+    nch = (n + CHUNK - 1) // CHUNK
+    s1 = np.empty(nch, np.float64)
+    s2 = np.empty(nch, np.float64)
+    mx = np.empty(nch, np.float32)
+    f32 = np.float32
+    _adam_chunk_stats(p, r, use_r, g, m, v, f32(w1), f32(beta2), f32(w2), f32(eps),
+                      f32(bc2_sqrt), f32(step_size), f32(wd), f32(shrink), decoupled, s1, s2,
+                      mx)  # fmt: skip
+    return _finish(
+        p, r, use_r, use_r, n, s1, s2, mx, kind, alpha, bits, e_pos, e_neg, d, stochastic,
+        offset_is_beta, top, seed,
+    )  # fmt: skip
 
 
 @nb.njit(cache=True)
@@ -235,7 +368,8 @@ def sgd_compress_flat(
     """One SGD step of ``p`` fused with its P->Q application (``compress_flat``): the update
     and the statistics share one pass, so the weights, gradient and momentum are read once
     for the optimizer and the statistics, and once more to compress. Same returns as
-    ``compress_flat``; when not finite, ``p`` holds the updated, uncompressed weights."""
+    ``compress_flat``; when not finite, nothing is compressed: in place ``p`` holds the
+    updated weights, latent ``r`` does (``p`` keeps the last compressed ones)."""
     n = p.size
     nch = (n + CHUNK - 1) // CHUNK
     s1 = np.empty(nch, np.float64)
@@ -260,6 +394,7 @@ def sgd_compress_flat(
     return _finish(
         p,
         r,
+        use_r,
         use_r,
         n,
         s1,
@@ -296,6 +431,7 @@ def compress_flat(
         p,
         r,
         use_r,
+        False,
         n,
         s1,
         s2,
@@ -318,6 +454,7 @@ def _finish(
     p,
     r,
     use_r,
+    r_is_w,
     n,
     s1,
     s2,
@@ -333,7 +470,9 @@ def _finish(
     top,
     seed,
 ):
-    """From the chunk statistics: the parameters, then the read-write compress pass."""
+    """From the chunk statistics: the parameters, then the read-write compress pass (latent
+    with ``r_is_w``: ``r`` holds the float weights, as a fused update leaves them). Nothing is
+    written when not finite."""
     e_pos = np.float32(e_pos)  # keep every element operation in float32, like the reference
     e_neg = np.float32(e_neg)
     d = np.float32(d)
@@ -343,14 +482,26 @@ def _finish(
         return np.float32(0.0), np.float32(0.0), std, amax, False
     beta, scale = _params(std, float(amax), alpha, bits, kind)
     if kind == PRUNE:
-        _prune(p, r, use_r, beta)
+        _prune(p, r, use_r, r_is_w, beta)
         return beta, scale, std, amax, True
     off = beta if offset_is_beta else np.float32(0.0)
     if scale > 0:
-        _compress(p, r, use_r, stochastic, beta, off, scale, top, e_pos, e_neg, d, seed)
+        _compress(p, r, use_r, r_is_w, stochastic, beta, off, scale, top, e_pos, e_neg, d, seed)
     else:  # every survivor maps to magnitude `off` (m = 0): scale 0 means max|W| == beta
         _compress(
-            p, r, use_r, False, beta, off, np.float32(1.0), np.float32(0.0), e_pos, e_neg, d, seed
+            p,
+            r,
+            use_r,
+            r_is_w,
+            False,
+            beta,
+            off,
+            np.float32(1.0),
+            np.float32(0.0),
+            e_pos,
+            e_neg,
+            d,
+            seed,
         )
     return beta, scale, std, amax, True
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from pqcompress.aware.compressor import Compressor
+from pqcompress.aware.fused_optim import fuse
 from pqcompress.config import TrainConfig
 from pqcompress.errors import ConfigError
 
@@ -15,40 +17,35 @@ from pqcompress.errors import ConfigError
 def build_optimizer(
     params: Iterable[torch.nn.Parameter], cfg: TrainConfig, compressor: Any = None
 ) -> torch.optim.Optimizer:
-    """SGD (momentum, nesterov, weight decay) or Adam (weight decay as L2) from ``cfg``.
+    """SGD (momentum, nesterov, weight decay), Adam (weight decay as L2) or AdamW (decoupled
+    weight decay) from ``cfg``.
 
-    With a ``compressor``, SGD is ``pqcompress.aware.PQSGD``: the same update, fused with the
-    compressor's every-step application (plain SGD whenever the compressor cannot fuse).
+    With a ``compressor``, the optimizer is its fused counterpart (``pqcompress.aware.PQSGD``,
+    ``PQAdam``, ``PQAdamW``): the same update, fused with the compressor's every-step
+    application (the plain update whenever the compressor cannot fuse).
     """
     params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "sgd":
         if cfg.nesterov and cfg.momentum <= 0:
             raise ConfigError("train.nesterov=true needs train.momentum > 0")
-        from pqcompress.aware.compressor import Compressor
-
-        if isinstance(compressor, Compressor):
-            from pqcompress.aware.fused_sgd import PQSGD
-
-            return PQSGD(
-                params,
-                compressor,
-                lr=cfg.lr,
-                momentum=cfg.momentum,
-                nesterov=cfg.nesterov,
-                weight_decay=cfg.weight_decay,
-            )
-        return torch.optim.SGD(
+        opt: torch.optim.Optimizer = torch.optim.SGD(
             params,
             lr=cfg.lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov,
             weight_decay=cfg.weight_decay,
         )
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ConfigError(
-        f"train.optimizer={cfg.optimizer!r} is not accepted; expected 'sgd' or 'adam'"
-    )
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        raise ConfigError(
+            f"train.optimizer={cfg.optimizer!r} is not accepted; expected 'sgd', 'adam' or 'adamw'"
+        )
+    if isinstance(compressor, Compressor):
+        return fuse(opt, compressor)
+    return opt
 
 
 ONECYCLE_START_DIV = 25.0  # onecycle starts at lr / 25 (torch's OneCycleLR div_factor)

@@ -43,7 +43,7 @@ def test_torch_backend_on_cpu_matches_the_numba_kernels(update, form):
     kw = {"alpha": 0.5, "bits": 4, "form": form, "update": update}
     torch_model, torch_comp = train("cpu", CompressionConfig(backend="torch", **kw))
     numba_model, _ = train("cpu", CompressionConfig(backend="numba", **kw))
-    assert not torch_comp.can_fuse_sgd()
+    assert not torch_comp.can_fuse()
     for t in torch_comp.targets:
         res = torch_comp.compressed(t.name)
         assert torch.equal(res.decode(), t.param.detach())

@@ -202,6 +202,23 @@ def test_kernel_statistics_do_not_depend_on_thread_count():
     assert one[0] == pytest.approx(float(np.std(x.astype(np.float64))), rel=1e-9)
 
 
+@pytest.mark.parametrize("spot", [0, 17_000, 299_999])  # first chunk, a middle one, the tail
+def test_kernel_max_abs_is_exact_and_flags_nan_and_inf(spot):
+    """max |x| is taken on bit patterns (integer max): exact for either sign, and a NaN or an
+    inf anywhere leaves the statistics non-finite."""
+    from pqcompress.ops import kernels
+
+    x = (np.random.default_rng(1).standard_normal(300_000) * 0.1).astype(np.float32)
+    x[spot] = -7.25
+    x[spot - 1 if spot else 1] = -0.0
+    _, maxabs, finite = kernels.tensor_stats(x)
+    assert finite and maxabs == np.float32(7.25) == np.abs(x).max()
+    for bad in (np.nan, -np.inf, np.inf):
+        y = x.copy()
+        y[spot] = bad
+        assert not kernels.tensor_stats(y)[2]
+
+
 def test_stochastic_kernel_is_reproducible_and_unbiased():
     w = torch.full((100_000,), 0.3)
     w[0] = 127.0

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from pqcompress.atomic import append_line_synced, atomic_write, write_json_atomic
+from pqcompress.aware import PQSGD, Compressor, PQAdam, PQAdamW
 from pqcompress.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from pqcompress.config import TrainConfig
+from pqcompress.config import CompressionConfig, TrainConfig
 from pqcompress.errors import CheckpointError, ConfigError
 from pqcompress.train.checkpoint import capture_rng, restore_rng
 from pqcompress.train.history import MetricsLog
@@ -127,8 +128,18 @@ def test_optimizers_follow_config():
     assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.8, True, 1e-4)
     adam = build_optimizer(params, TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-3))
     assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["weight_decay"] == 1e-3
+    adamw = build_optimizer(params, TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=0.05))
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.param_groups[0]["weight_decay"] == 0.05
     with pytest.raises(ConfigError, match="nesterov"):
         build_optimizer(params, TrainConfig(momentum=0.0, nesterov=True))
+
+
+@pytest.mark.parametrize(("name", "fused"), [("sgd", PQSGD), ("adam", PQAdam), ("adamw", PQAdamW)])
+def test_with_a_compressor_every_optimizer_is_its_fused_counterpart(name, fused):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    comp = Compressor(model, CompressionConfig(bits=4))
+    opt = build_optimizer(model.parameters(), TrainConfig(optimizer=name, lr=1e-3), comp)
+    assert type(opt) is fused and opt.compressor is comp
 
 
 def test_checkpoint_round_trip_and_format_checks(tmp_path):

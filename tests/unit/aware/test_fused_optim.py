@@ -1,0 +1,198 @@
+"""The fused optimizers (PQSGD, PQAdam, PQAdamW, ``fuse``) match the torch optimizer followed by
+Compressor.step()."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pqcompress import CompressionConfig, Compressor
+from pqcompress.aware import PQSGD, PQAdam, PQAdamW, fuse
+from pqcompress.errors import ConfigError
+from pqcompress.ops import decode
+
+from .aware_support import batches as _batches
+from .aware_support import fit, net
+
+
+def batches(n: int = 8):
+    return _batches(n)
+
+
+def run(cfg: CompressionConfig, fused: bool, sgd: dict, data) -> tuple[nn.Module, Compressor]:
+    model = net()
+    comp = Compressor(model, cfg)
+    opt_cls = PQSGD if fused else torch.optim.SGD
+    opt = opt_cls(model.parameters(), comp, **sgd) if fused else opt_cls(model.parameters(), **sgd)
+    fit(model, opt, comp, data)
+    return model, comp
+
+
+SGD_SETTINGS = [
+    {"lr": 0.05},
+    {"lr": 0.05, "momentum": 0.9},
+    {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+    {"lr": 0.02, "momentum": 0.8, "dampening": 0.1, "weight_decay": 1e-3},
+]
+
+
+def assert_same_run(
+    plain: nn.Module, fused: nn.Module, pc: Compressor, fc: Compressor, skip: tuple[str, ...] = ()
+) -> None:
+    """Same method: at most last-bit differences (fused multiply-add, vectorised kernels), and
+    every fused tensor exactly on its grid."""
+    assert fc.steps == pc.steps and fc.applications == pc.applications
+    for (name, a), b in zip(plain.named_parameters(), fused.parameters()):
+        if name in skip:
+            continue
+        diff = (a - b).abs()
+        close = diff <= 1e-5 * a.abs().clamp_min(1e-3)
+        assert float(close.float().mean()) > 0.995, name
+    for t in fc.targets:
+        res = fc.compressed(t.name)
+        assert torch.equal(
+            decode(res.codes, res.kind, res.scale, res.threshold, bits=res.bits), t.param.detach()
+        )
+
+
+@pytest.mark.parametrize("sgd", SGD_SETTINGS)
+@pytest.mark.parametrize("update", ["latent", "inplace"])
+@pytest.mark.parametrize("form", ["exact", "uniform"])
+def test_fused_step_matches_sgd_then_compressor(sgd, update, form):
+    data = batches()
+    cfg = CompressionConfig(alpha=0.5, bits=4, form=form, update=update)
+    plain, pc = run(cfg, False, sgd, data)
+    fused, fc = run(cfg, True, sgd, data)
+    assert fc.steps == len(data)
+    assert_same_run(plain, fused, pc, fc)
+
+
+ADAM_SETTINGS = [
+    (torch.optim.Adam, {"lr": 1e-3}),
+    (torch.optim.Adam, {"lr": 3e-3, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-3}),
+    (torch.optim.AdamW, {"lr": 1e-3}),
+    (torch.optim.AdamW, {"lr": 2e-3, "weight_decay": 0.05}),
+]
+
+
+@pytest.mark.parametrize(("cls", "kw"), ADAM_SETTINGS)
+@pytest.mark.parametrize("update", ["latent", "inplace"])
+def test_fused_adam_matches_adam_then_compressor(cls, kw, update):
+    data = batches()
+    cfg = CompressionConfig(alpha=0.5, bits=4, update=update)
+    plain = net()
+    pc = Compressor(plain, cfg)
+    fit(plain, cls(plain.parameters(), **kw), pc, data)
+    fused = net()
+    fc = Compressor(fused, cfg)
+    opt = fuse(cls(fused.parameters(), **kw), fc)
+    assert type(opt) is (PQAdamW if cls is torch.optim.AdamW else PQAdam)
+    fit(fused, opt, fc, data)
+    assert fc.steps == len(data)
+    # the conv bias feeds BatchNorm, so its true gradient is zero: what it gets is rounding
+    # noise, which Adam divides by its own size, so a last-bit difference elsewhere moves it
+    # by up to lr per step
+    assert_same_run(plain, fused, pc, fc, skip=("0.bias",))
+    # the state is Adam's, step counts included: it loads into the torch optimizer
+    back = cls(fused.parameters(), **kw)
+    back.load_state_dict(opt.state_dict())
+    assert all(int(s["step"]) == len(data) for s in back.state.values())
+
+
+def test_fuse_keeps_groups_and_state_and_the_loop_continues_identically():
+    """Fusing mid-training (groups with their own lr, momentum state) continues the run as
+    the torch optimizer would have."""
+    data = batches(6)
+    cfg = CompressionConfig(alpha=0.5, bits=8)
+    runs = []
+    for fused_after in (None, 3):
+        model = net()
+        comp = Compressor(model, cfg)
+        head = list(model[-1].parameters())
+        rest = [p for p in model.parameters() if all(p is not h for h in head)]
+        opt = torch.optim.SGD(
+            [{"params": rest}, {"params": head, "lr": 0.01}], lr=0.05, momentum=0.9
+        )
+        fit(model, opt, comp, data[:3])
+        if fused_after is not None:
+            opt = fuse(opt, comp)
+            assert isinstance(opt, PQSGD) and opt.param_groups[1]["lr"] == 0.01
+        fit(model, opt, comp, data[3:])
+        runs.append((model, comp))
+    (plain, pc), (fused, fc) = runs
+    assert_same_run(plain, fused, pc, fc)
+
+
+def test_fuse_refuses_what_it_cannot_fuse():
+    model = net()
+    comp = Compressor(model, CompressionConfig())
+    with pytest.raises(ConfigError, match=r"fuse\(\) accepts torch.optim.SGD"):
+        fuse(torch.optim.RMSprop(model.parameters()), comp)
+    fused = fuse(torch.optim.Adam(model.parameters()), comp)
+    assert fuse(fused, comp) is fused
+    with pytest.raises(ConfigError, match="another compressor"):
+        fuse(fused, Compressor(model, CompressionConfig()))
+
+
+def test_amsgrad_groups_take_torchs_step():
+    data = batches(4)
+    cfg = CompressionConfig(alpha=0.5, bits=4)
+    out = []
+    for fused in (False, True):
+        model = net()
+        comp = Compressor(model, cfg)
+        kw = {"lr": 1e-3, "amsgrad": True}
+        opt = (
+            PQAdam(model.parameters(), comp, **kw)
+            if fused
+            else torch.optim.Adam(model.parameters(), **kw)
+        )
+        fit(model, opt, comp, data)
+        out.append(model)
+    for a, b in zip(out[0].parameters(), out[1].parameters()):
+        assert torch.equal(a, b)
+
+
+def test_float_targets_and_other_parameters_take_plain_sgd():
+    data = batches(4)
+    cfg = CompressionConfig(alpha=0.0, bits=32)  # nothing compressed: every target is "none"
+    sgd = {"lr": 0.05, "momentum": 0.9}
+    plain, _ = run(cfg, False, sgd, data)
+    fused, _ = run(cfg, True, sgd, data)
+    for a, b in zip(plain.parameters(), fused.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "cfg", [CompressionConfig(schedule="epoch"), CompressionConfig(mask="sticky")]
+)
+def test_unfusable_compressors_fall_back_to_plain_sgd(cfg):
+    data = batches(4)
+    sgd = {"lr": 0.05, "momentum": 0.9}
+    plain, pc = run(cfg, False, sgd, data)
+    fused, fc = run(cfg, True, sgd, data)
+    assert not fc.can_fuse()
+    for a, b in zip(plain.parameters(), fused.parameters()):
+        assert torch.equal(a, b)
+    assert fc.applications == pc.applications
+
+
+def test_state_dict_is_sgds_so_checkpoints_move_between_them():
+    data = batches(6)
+    cfg = CompressionConfig(alpha=0.5, bits=8)
+    sgd = {"lr": 0.05, "momentum": 0.9, "nesterov": True}
+    model = net()
+    comp = Compressor(model, cfg)
+    opt = PQSGD(model.parameters(), comp, **sgd)
+    for x, y in data[:3]:
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        comp.step()
+        opt.zero_grad()
+    state = opt.state_dict()
+    plain = torch.optim.SGD(model.parameters(), **sgd)
+    plain.load_state_dict(state)
+    bufs = [plain.state[p]["momentum_buffer"] for p in model.parameters()]
+    assert all(b is not None and b.shape == p.shape for b, p in zip(bufs, model.parameters()))
