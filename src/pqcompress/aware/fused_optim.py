@@ -19,6 +19,8 @@ from pqcompress.ops.fused import (
     numba_eligible,
 )
 
+Params = Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
+
 
 class _Fused(torch.optim.Optimizer):
     """The step the fused optimizers share. For every compressed tensor with a dense
@@ -83,24 +85,10 @@ class PQSGD(_Fused, torch.optim.SGD):
     from torch's vectorised kernels in the last bit (fused multiply-add), not in the method.
     """
 
-    def __init__(
-        self,
-        params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
-        compressor: Compressor,
-        lr: float = 1e-3,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-        )
+    def __init__(self, params: Params, compressor: Compressor, **sgd: Any) -> None:
+        """``sgd``: ``torch.optim.SGD``'s keyword arguments (lr, momentum, dampening,
+        weight_decay, nesterov, ...)."""
+        super().__init__(params, **sgd)
         self.compressor = compressor
 
     def _fusable(self, group: dict[str, Any]) -> bool:
@@ -132,27 +120,10 @@ class PQAdam(_Fused, torch.optim.Adam):
     ``amsgrad``, ``maximize``, ``capturable``, ``differentiable`` or ``fused`` take torch's own
     step, and ``compressor.step()`` compresses their tensors as usual."""
 
-    def __init__(
-        self,
-        params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
-        compressor: Compressor,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsgrad: bool = False,
-        *,
-        decoupled_weight_decay: bool = False,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
+    def __init__(self, params: Params, compressor: Compressor, **adam: Any) -> None:
+        """``adam``: ``torch.optim.Adam``'s keyword arguments (lr, betas, eps, weight_decay,
+        amsgrad, decoupled_weight_decay, ...)."""
+        super().__init__(params, **adam)
         self.compressor = compressor
 
     def _fusable(self, group: dict[str, Any]) -> bool:
@@ -181,28 +152,11 @@ class PQAdam(_Fused, torch.optim.Adam):
 
 class PQAdamW(PQAdam):
     """``torch.optim.AdamW`` fused with the compressor: :class:`PQAdam` with decoupled weight
-    decay (torch's AdamW defaults: ``weight_decay=0.01``)."""
+    decay, and AdamW's default ``weight_decay=0.01``."""
 
-    def __init__(
-        self,
-        params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
-        compressor: Compressor,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.01,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(
-            params,
-            compressor,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            decoupled_weight_decay=True,
-        )
+    def __init__(self, params: Params, compressor: Compressor, **adamw: Any) -> None:
+        adamw.setdefault("weight_decay", 0.01)
+        super().__init__(params, compressor, decoupled_weight_decay=True, **adamw)
 
 
 # the torch optimizers with a fused counterpart (exact classes: a subclass may change the step)

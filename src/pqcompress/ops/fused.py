@@ -138,8 +138,8 @@ def compress_(
 
 
 def _kernel_args(spec: PQSpec, seed: int) -> tuple[Any, ...]:
-    """The compression arguments the numba kernels take after the tensors, from ``spec``:
-    (kind id, alpha, bits, e_pos, e_neg, d, stochastic, offset is beta, clamp, seed)."""
+    """The compression settings the numba kernels take as one tuple, from ``spec``: (kind id,
+    alpha, bits, e_pos, e_neg, d, stochastic, offset is beta, clamp, seed)."""
     e_pos, e_neg, d = rounding_terms(spec.rounding)
     top = grid_terms(spec.kind, spec.bits, 1.0)[1] if spec.kind not in ("prune", "none") else 0.0
     return (
@@ -196,34 +196,19 @@ def sgd_compress_(
     """
     from pqcompress.ops import kernels
 
-    tensors = [p, grad] + ([residual] if residual is not None else [])
-    if momentum_buffer is not None:
-        tensors.append(momentum_buffer)
-    if not all(numba_eligible(t) for t in tensors):
-        raise ValueError("the fused SGD step needs contiguous float32 CPU tensors")
     if (momentum_buffer is None) != (sgd.momentum == 0):
         raise ValueError("a momentum buffer is needed exactly when momentum is nonzero")
-    flat = p.detach().view(-1).numpy()
-    res = residual.detach().view(-1).numpy() if residual is not None else flat
-    buf = flat if momentum_buffer is None else momentum_buffer.detach().view(-1).numpy()
-    return _fused_applied(
-        kernels.sgd_compress_flat(
-            flat,
-            res,
-            residual is not None,
-            grad.detach().view(-1).numpy(),
-            buf,
-            bool(first),
-            float(sgd.lr),
-            float(sgd.momentum),
-            float(sgd.dampening),
-            float(sgd.weight_decay),
-            bool(sgd.nesterov),
-            *_kernel_args(spec, seed),
-        ),
-        p,
-        residual,
+    buf = p if momentum_buffer is None else momentum_buffer
+    flat, res, g, b = _flats("SGD", p, residual, grad, buf)
+    terms = (
+        *map(float, (sgd.lr, sgd.momentum, sgd.dampening, sgd.weight_decay)),
+        bool(sgd.nesterov),
     )
+    pq = _kernel_args(spec, seed)
+    result = kernels.sgd_compress_flat(
+        flat, res, residual is not None, g, b, bool(first), terms, pq
+    )
+    return _fused_applied(result, p, residual)
 
 
 def adam_compress_(
@@ -242,38 +227,37 @@ def adam_compress_(
     :func:`sgd_compress_`: numba, contiguous float32 CPU tensors only."""
     from pqcompress.ops import kernels
 
-    tensors = [p, grad, exp_avg, exp_avg_sq] + ([residual] if residual is not None else [])
-    if not all(numba_eligible(t) for t in tensors):
-        raise ValueError("the fused Adam step needs contiguous float32 CPU tensors")
     if adam.step < 1:
         raise ValueError(f"Adam's step count starts at 1, got {adam.step}")
+    flat, res, g, m, v = _flats("Adam", p, residual, grad, exp_avg, exp_avg_sq)
     # torch's scalars, in float64 before they meet float32 tensors
     bias1 = 1.0 - adam.beta1**adam.step
     bias2 = 1.0 - adam.beta2**adam.step
-    flat = p.detach().view(-1).numpy()
-    res = residual.detach().view(-1).numpy() if residual is not None else flat
-    return _fused_applied(
-        kernels.adam_compress_flat(
-            flat,
-            res,
-            residual is not None,
-            grad.detach().view(-1).numpy(),
-            exp_avg.detach().view(-1).numpy(),
-            exp_avg_sq.detach().view(-1).numpy(),
-            1.0 - adam.beta1,
-            float(adam.beta2),
-            1.0 - adam.beta2,
-            float(adam.eps),
-            bias2**0.5,
-            adam.lr / bias1,
-            float(adam.weight_decay),
-            1.0 - adam.lr * adam.weight_decay,
-            bool(adam.decoupled),
-            *_kernel_args(spec, seed),
-        ),
-        p,
-        residual,
+    scalars = (
+        1.0 - adam.beta1,
+        adam.beta2,
+        1.0 - adam.beta2,
+        adam.eps,
+        bias2**0.5,
+        adam.lr / bias1,
+        adam.weight_decay,
+        1.0 - adam.lr * adam.weight_decay,
     )
+    terms = (*map(float, scalars), bool(adam.decoupled))
+    pq = _kernel_args(spec, seed)
+    result = kernels.adam_compress_flat(flat, res, residual is not None, g, m, v, terms, pq)
+    return _fused_applied(result, p, residual)
+
+
+def _flats(
+    what: str, p: torch.Tensor, residual: torch.Tensor | None, *more: torch.Tensor
+) -> list[Any]:
+    """Flat numpy views of ``p``, the residual (``p`` again without one) and ``more``, for the
+    kernels; ValueError unless every tensor is a contiguous float32 CPU tensor."""
+    tensors = [p, p if residual is None else residual, *more]
+    if not all(numba_eligible(t) for t in tensors):
+        raise ValueError(f"the fused {what} step needs contiguous float32 CPU tensors")
+    return [t.detach().view(-1).numpy() for t in tensors]
 
 
 def _compress_numba(
@@ -286,5 +270,5 @@ def _compress_numba(
     flat = p.detach().view(-1).numpy()
     res = residual.detach().view(-1).numpy() if residual is not None else flat
     return _applied(
-        kernels.compress_flat(flat, res, residual is not None, *_kernel_args(spec, seed))
+        kernels.compress_flat(flat, res, residual is not None, _kernel_args(spec, seed))
     )

@@ -298,186 +298,66 @@ def _adam_chunk_stats(p, r, use_r, g, m, v, w1, beta2, w2, eps, bc2_sqrt, step_s
 
 
 @nb.njit(cache=True)
-def adam_compress_flat(
-    p,
-    r,
-    use_r,
-    g,
-    m,
-    v,
-    w1,
-    beta2,
-    w2,
-    eps,
-    bc2_sqrt,
-    step_size,
-    wd,
-    shrink,
-    decoupled,
-    kind,
-    alpha,
-    bits,
-    e_pos,
-    e_neg,
-    d,
-    stochastic,
-    offset_is_beta,
-    top,
-    seed,
-):
-    """One Adam/AdamW step of ``p`` fused with its P->Q application, as ``sgd_compress_flat``."""
-    n = p.size
-    nch = (n + CHUNK - 1) // CHUNK
-    s1 = np.empty(nch, np.float64)
-    s2 = np.empty(nch, np.float64)
-    mx = np.empty(nch, np.float32)
+def adam_compress_flat(p, r, use_r, g, m, v, adam, pq):
+    """One Adam/AdamW step of ``p`` fused with its P->Q application, as ``sgd_compress_flat``;
+    ``adam`` = (w1, beta2, w2, eps, bc2_sqrt, step_size, wd, shrink, decoupled), see
+    ``_adam_chunk_stats``."""
+    w1, beta2, w2, eps, bc2_sqrt, step_size, wd, shrink, decoupled = adam
+    s1, s2, mx = _chunk_arrays(p.size)
     f32 = np.float32
     _adam_chunk_stats(p, r, use_r, g, m, v, f32(w1), f32(beta2), f32(w2), f32(eps),
                       f32(bc2_sqrt), f32(step_size), f32(wd), f32(shrink), decoupled, s1, s2,
                       mx)  # fmt: skip
-    return _finish(
-        p, r, use_r, use_r, n, s1, s2, mx, kind, alpha, bits, e_pos, e_neg, d, stochastic,
-        offset_is_beta, top, seed,
-    )  # fmt: skip
+    return _finish(p, r, use_r, use_r, s1, s2, mx, pq)
 
 
 @nb.njit(cache=True)
-def sgd_compress_flat(
-    p,
-    r,
-    use_r,
-    g,
-    buf,
-    first,
-    lr,
-    mom,
-    damp,
-    wd,
-    nesterov,
-    kind,
-    alpha,
-    bits,
-    e_pos,
-    e_neg,
-    d,
-    stochastic,
-    offset_is_beta,
-    top,
-    seed,
-):
+def sgd_compress_flat(p, r, use_r, g, buf, first, sgd, pq):
     """One SGD step of ``p`` fused with its P->Q application (``compress_flat``): the update
     and the statistics share one pass, so the weights, gradient and momentum are read once
-    for the optimizer and the statistics, and once more to compress. Same returns as
-    ``compress_flat``; when not finite, nothing is compressed: in place ``p`` holds the
-    updated weights, latent ``r`` does (``p`` keeps the last compressed ones)."""
-    n = p.size
-    nch = (n + CHUNK - 1) // CHUNK
-    s1 = np.empty(nch, np.float64)
-    s2 = np.empty(nch, np.float64)
-    mx = np.empty(nch, np.float32)
-    _sgd_chunk_stats(
-        p,
-        r,
-        use_r,
-        g,
-        buf,
-        first,
-        np.float32(lr),
-        np.float32(mom),
-        np.float32(damp),
-        np.float32(wd),
-        nesterov,
-        s1,
-        s2,
-        mx,
-    )
-    return _finish(
-        p,
-        r,
-        use_r,
-        use_r,
-        n,
-        s1,
-        s2,
-        mx,
-        kind,
-        alpha,
-        bits,
-        e_pos,
-        e_neg,
-        d,
-        stochastic,
-        offset_is_beta,
-        top,
-        seed,
-    )
+    for the optimizer and the statistics, and once more to compress. ``sgd`` = (lr,
+    momentum, dampening, weight decay, nesterov). Same returns as ``compress_flat``; when not
+    finite, nothing is compressed: in place ``p`` holds the updated weights, latent ``r``
+    does (``p`` keeps the last compressed ones)."""
+    lr, mom, damp, wd, nesterov = sgd
+    s1, s2, mx = _chunk_arrays(p.size)
+    f32 = np.float32
+    _sgd_chunk_stats(p, r, use_r, g, buf, first, f32(lr), f32(mom), f32(damp), f32(wd), nesterov,
+                     s1, s2, mx)  # fmt: skip
+    return _finish(p, r, use_r, use_r, s1, s2, mx, pq)
 
 
 @nb.njit(cache=True)
-def compress_flat(
-    p, r, use_r, kind, alpha, bits, e_pos, e_neg, d, stochastic, offset_is_beta, top, seed
-):
+def compress_flat(p, r, use_r, pq):
     """Compress float32 vector ``p`` in place; latent: ``w = p + r`` and ``r <- w - C(w)``.
+    ``pq`` = (kind id, alpha, bits, e_pos, e_neg, d, stochastic, offset is beta, top, seed),
+    as ``ops.fused._kernel_args`` makes it.
 
     Returns (beta, scale, std, maxabs, finite). Nothing is written when not finite.
     """
-    n = p.size
-    nch = (n + CHUNK - 1) // CHUNK
-    s1 = np.empty(nch, np.float64)
-    s2 = np.empty(nch, np.float64)
-    mx = np.empty(nch, np.float32)
+    s1, s2, mx = _chunk_arrays(p.size)
     _chunk_stats(p, r, use_r, s1, s2, mx)
-    return _finish(
-        p,
-        r,
-        use_r,
-        False,
-        n,
-        s1,
-        s2,
-        mx,
-        kind,
-        alpha,
-        bits,
-        e_pos,
-        e_neg,
-        d,
-        stochastic,
-        offset_is_beta,
-        top,
-        seed,
-    )
+    return _finish(p, r, use_r, False, s1, s2, mx, pq)
 
 
 @nb.njit(cache=True)
-def _finish(
-    p,
-    r,
-    use_r,
-    r_is_w,
-    n,
-    s1,
-    s2,
-    mx,
-    kind,
-    alpha,
-    bits,
-    e_pos,
-    e_neg,
-    d,
-    stochastic,
-    offset_is_beta,
-    top,
-    seed,
-):
+def _chunk_arrays(n):
+    """Per-chunk (sum, sum of squares, max |x|) accumulators for ``n`` elements."""
+    nch = (n + CHUNK - 1) // CHUNK
+    return np.empty(nch, np.float64), np.empty(nch, np.float64), np.empty(nch, np.float32)
+
+
+@nb.njit(cache=True)
+def _finish(p, r, use_r, r_is_w, s1, s2, mx, pq):
     """From the chunk statistics: the parameters, then the read-write compress pass (latent
     with ``r_is_w``: ``r`` holds the float weights, as a fused update leaves them). Nothing is
     written when not finite."""
+    kind, alpha, bits, e_pos, e_neg, d, stochastic, offset_is_beta, top, seed = pq
     e_pos = np.float32(e_pos)  # keep every element operation in float32, like the reference
     e_neg = np.float32(e_neg)
     d = np.float32(d)
     top = np.float32(top)
-    std, amax, finite = _merge(n, s1, s2, mx)
+    std, amax, finite = _merge(p.size, s1, s2, mx)
     if not finite:
         return np.float32(0.0), np.float32(0.0), std, amax, False
     beta, scale = _params(std, float(amax), alpha, bits, kind)
@@ -488,31 +368,14 @@ def _finish(
     if scale > 0:
         _compress(p, r, use_r, r_is_w, stochastic, beta, off, scale, top, e_pos, e_neg, d, seed)
     else:  # every survivor maps to magnitude `off` (m = 0): scale 0 means max|W| == beta
-        _compress(
-            p,
-            r,
-            use_r,
-            r_is_w,
-            False,
-            beta,
-            off,
-            np.float32(1.0),
-            np.float32(0.0),
-            e_pos,
-            e_neg,
-            d,
-            seed,
-        )
+        one, zero = np.float32(1.0), np.float32(0.0)
+        _compress(p, r, use_r, r_is_w, False, beta, off, one, zero, e_pos, e_neg, d, seed)
     return beta, scale, std, amax, True
 
 
 @nb.njit(cache=True)
 def tensor_stats(p):
     """(std, maxabs, finite) of a float32 vector with the kernels' chunked reduction."""
-    n = p.size
-    nch = (n + CHUNK - 1) // CHUNK
-    s1 = np.empty(nch, np.float64)
-    s2 = np.empty(nch, np.float64)
-    mx = np.empty(nch, np.float32)
+    s1, s2, mx = _chunk_arrays(p.size)
     _chunk_stats(p, p, False, s1, s2, mx)
-    return _merge(n, s1, s2, mx)
+    return _merge(p.size, s1, s2, mx)
