@@ -217,6 +217,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     best_on: BestOn = "val"
     amp: Amp = "off"
+    channels_last: bool = False  # 4-D weights in the channels_last memory layout
 
     def __post_init__(self) -> None:
         _check_literal(self, "optimizer", "lr_schedule", "train_metric", "best_on", "amp")

@@ -182,13 +182,14 @@ class Compressor:
         """Whether an optimizer step can be fused with this compressor's application
         (``pqcompress.aware.PQSGD``, ``PQAdam``, ``PQAdamW``): every-step schedule, free mask,
         element granularity, numba backend allowed, and every compressed tensor (and its
-        latent residual) a contiguous float32 CPU tensor."""
+        latent residual) a dense float32 CPU tensor (``ops.fused.numba_eligible``)."""
         cfg = self.config
         if cfg.schedule != "step" or self.sticky or cfg.backend == "torch" or self.granular:
             return False
         return all(
-            numba_eligible(t.param.data)
-            and (t.name not in self.residuals or numba_eligible(self.residuals[t.name]))
+            numba_eligible(
+                t.param.data, *([self.residuals[t.name]] if t.name in self.residuals else [])
+            )
             for t in self.targets
             if t.spec.kind != "none"
         )

@@ -34,8 +34,18 @@ class _Fused(torch.optim.Optimizer):
         """Whether this param group's settings have a fused kernel."""
         raise NotImplementedError
 
-    def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]) -> FusedUpdate:
+    def _update(
+        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
+    ) -> FusedUpdate | None:
+        """The fused update of ``p`` (its state created or advanced), or None when its
+        tensors cannot go to the kernels together (``numba_eligible``: e.g. a momentum buffer
+        restored in another memory layout): torch's step takes it, then the compressor."""
         raise NotImplementedError
+
+    def _eligible(self, p: torch.Tensor, grad: torch.Tensor) -> bool:
+        """``p``, its gradient and the state tensors it already has, in one layout."""
+        state = [v for v in self.state[p].values() if isinstance(v, torch.Tensor) and v.dim()]
+        return numba_eligible(p, grad, *state)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -56,9 +66,12 @@ class _Fused(torch.optim.Optimizer):
             for p in group["params"]:
                 target = by_param.get(id(p))
                 grad = p.grad
-                if target is None or grad is None or grad.is_sparse or not numba_eligible(grad):
+                if target is None or grad is None or grad.is_sparse:
                     continue
-                updates[target.name] = self._update(p, grad, group)
+                update = self._update(p, grad, group)
+                if update is None:
+                    continue
+                updates[target.name] = update
                 hidden.append((p, grad))
                 p.grad = None  # torch's step skips parameters without a gradient
         try:
@@ -94,7 +107,11 @@ class PQSGD(_Fused, torch.optim.SGD):
     def _fusable(self, group: dict[str, Any]) -> bool:
         return not (group.get("maximize") or group.get("differentiable"))
 
-    def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]) -> SGDUpdate:
+    def _update(
+        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
+    ) -> SGDUpdate | None:
+        if not self._eligible(p, grad):
+            return None
         terms = SGDTerms(
             lr=float(group["lr"]),
             momentum=float(group["momentum"]),
@@ -106,7 +123,7 @@ class PQSGD(_Fused, torch.optim.SGD):
         buf = state.get("momentum_buffer")
         first = buf is None
         if terms.momentum != 0 and buf is None:
-            buf = torch.empty_like(p, memory_format=torch.contiguous_format)
+            buf = torch.empty_like(p)  # p's layout: the kernel pairs them in memory order
             state["momentum_buffer"] = buf
         return SGDUpdate(grad, buf if terms.momentum != 0 else None, first, terms)
 
@@ -130,7 +147,11 @@ class PQAdam(_Fused, torch.optim.Adam):
         off = ("amsgrad", "maximize", "capturable", "differentiable", "fused")
         return not any(group.get(k) for k in off)
 
-    def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]) -> AdamUpdate:
+    def _update(
+        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
+    ) -> AdamUpdate | None:
+        if not self._eligible(p, grad):
+            return None
         state = self.state[p]
         if not state:  # as torch.optim.Adam creates it
             state["step"] = torch.tensor(0.0, dtype=torch.float32)

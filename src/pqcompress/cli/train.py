@@ -43,6 +43,7 @@ _FLAG_KEYS = {
     "patience": "train.patience",
     "best_on": "train.best_on",
     "amp": "train.amp",
+    "channels_last": "train.channels_last",
     "seed": "train.seed",
     "device": "train.device",
     "threads": "train.threads",
@@ -146,6 +147,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["off", "bf16", "fp16"],
         help="mixed precision: the forward pass and loss under autocast (fp16 with a gradient "
         "scaler); weights, optimizer and P->Q stay float32",
+    )
+    g.add_argument(
+        "--channels-last",
+        action="store_true",
+        default=None,
+        help="keep 4-D weights (convolutions) in the channels_last memory layout, which "
+        "oneDNN and cuDNN run faster, with --amp bf16 above all",
     )
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--threads", type=int, help="torch CPU threads (per process)")

@@ -97,8 +97,31 @@ class AdamUpdate:
 FusedUpdate = SGDUpdate | AdamUpdate
 
 
-def numba_eligible(p: torch.Tensor) -> bool:
-    return p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
+def memory_flat(t: torch.Tensor) -> torch.Tensor | None:
+    """A 1-D view of ``t``'s elements in the order they lie in memory, when they fill a block
+    without gaps or overlaps (contiguous, channels_last, any permutation of a contiguous
+    layout); None otherwise. P->Q is element by element apart from whole-tensor statistics,
+    so the kernels may walk a tensor in memory order whatever its layout."""
+    if t.is_contiguous():
+        return t.view(-1)
+    order = sorted(range(t.dim()), key=lambda d: (t.stride(d), t.size(d)), reverse=True)
+    dense = t.permute(order)
+    return dense.view(-1) if dense.is_contiguous() else None
+
+
+def numba_eligible(p: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Whether the numba kernels can take ``p`` (a dense float32 CPU tensor, see
+    :func:`memory_flat`) together with ``others`` (residual, gradient, optimizer state), which
+    they pair element by element in memory order: the same shape and strides as ``p``."""
+    if p.device.type != "cpu" or p.dtype != torch.float32 or memory_flat(p) is None:
+        return False
+    return all(
+        o.device.type == "cpu"
+        and o.dtype == torch.float32
+        and o.shape == p.shape
+        and o.stride() == p.stride()
+        for o in others
+    )
 
 
 def compress_(
@@ -113,8 +136,9 @@ def compress_(
     """Compress ``p`` in place. With ``residual`` (latent mode) the float weights are
     ``w = p + residual``; afterwards ``p = C(w)`` and ``residual = w - C(w)``.
 
-    The numba kernels take contiguous float32 CPU tensors; everything else (a GPU, another
-    dtype, ``backend="torch"``) takes the device path (``ops.device``), which returns a
+    The numba kernels take dense float32 CPU tensors, contiguous or not (``numba_eligible``;
+    they walk memory order, so a stochastic rounding's random stream follows the layout);
+    everything else (a GPU, another dtype, ``backend="torch"``) takes the device path (``ops.device``), which returns a
     :class:`~pqcompress.ops.device.DeviceApplied` and reads nothing back to the host. Raises
     NonFiniteError (leaving ``p`` untouched) if the weights are not finite; on a GPU the
     returned ``finite`` flag stands in for the error (the compressor reads it every few
@@ -122,8 +146,9 @@ def compress_(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} unknown; expected one of {BACKENDS}")
-    use_numba = backend == "numba" or (backend == "auto" and numba_eligible(p))
-    if use_numba and residual is not None and not numba_eligible(residual):
+    together = (p,) if residual is None else (p, residual)
+    use_numba = backend == "numba" or (backend == "auto" and numba_eligible(*together))
+    if use_numba and residual is not None and not numba_eligible(*together):
         use_numba = False
     if use_numba:
         return _compress_numba(p, residual, spec, seed)
@@ -199,7 +224,7 @@ def sgd_compress_(
     if (momentum_buffer is None) != (sgd.momentum == 0):
         raise ValueError("a momentum buffer is needed exactly when momentum is nonzero")
     buf = p if momentum_buffer is None else momentum_buffer
-    flat, res, g, b = _flats("SGD", p, residual, grad, buf)
+    flat, res, g, b = _flats("the fused SGD step", p, residual, grad, buf)
     terms = (
         *map(float, (sgd.lr, sgd.momentum, sgd.dampening, sgd.weight_decay)),
         bool(sgd.nesterov),
@@ -229,7 +254,7 @@ def adam_compress_(
 
     if adam.step < 1:
         raise ValueError(f"Adam's step count starts at 1, got {adam.step}")
-    flat, res, g, m, v = _flats("Adam", p, residual, grad, exp_avg, exp_avg_sq)
+    flat, res, g, m, v = _flats("the fused Adam step", p, residual, grad, exp_avg, exp_avg_sq)
     # torch's scalars, in float64 before they meet float32 tensors
     bias1 = 1.0 - adam.beta1**adam.step
     bias2 = 1.0 - adam.beta2**adam.step
@@ -252,12 +277,18 @@ def adam_compress_(
 def _flats(
     what: str, p: torch.Tensor, residual: torch.Tensor | None, *more: torch.Tensor
 ) -> list[Any]:
-    """Flat numpy views of ``p``, the residual (``p`` again without one) and ``more``, for the
-    kernels; ValueError unless every tensor is a contiguous float32 CPU tensor."""
+    """Flat numpy views (memory order) of ``p``, the residual (``p`` again without one) and
+    ``more``, for the kernels; ValueError unless ``numba_eligible`` takes them together."""
     tensors = [p, p if residual is None else residual, *more]
-    if not all(numba_eligible(t) for t in tensors):
-        raise ValueError(f"the fused {what} step needs contiguous float32 CPU tensors")
-    return [t.detach().view(-1).numpy() for t in tensors]
+    if not numba_eligible(*tensors):
+        raise ValueError(f"{what} needs dense float32 CPU tensors of one layout (the same strides)")
+    return [_numpy(t) for t in tensors]
+
+
+def _numpy(t: torch.Tensor) -> Any:
+    flat = memory_flat(t.detach())
+    assert flat is not None  # numba_eligible checked it
+    return flat.numpy()
 
 
 def _compress_numba(
@@ -265,10 +296,7 @@ def _compress_numba(
 ) -> Applied:
     from pqcompress.ops import kernels
 
-    if not numba_eligible(p):
-        raise ValueError("the numba backend needs a contiguous float32 CPU tensor")
-    flat = p.detach().view(-1).numpy()
-    res = residual.detach().view(-1).numpy() if residual is not None else flat
+    flat, res = _flats("the numba backend", p, residual)
     return _applied(
         kernels.compress_flat(flat, res, residual is not None, _kernel_args(spec, seed))
     )

@@ -181,6 +181,8 @@ class Trainer:
         self.config: dict[str, Any] = copy.deepcopy(dict(config_dict))
         self.threads = apply_threads(_threads_per_process(train_cfg.threads, self.dist))
         self.model = model.to(self.device)
+        if train_cfg.channels_last:  # 4-D weights and buffers only; the kernels take any layout
+            self.model = self.model.to(memory_format=torch.channels_last)
         if self.dist is not None:  # every rank starts from rank 0's weights (and its copies)
             import torch.distributed as tdist
 

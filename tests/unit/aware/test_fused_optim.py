@@ -196,3 +196,56 @@ def test_state_dict_is_sgds_so_checkpoints_move_between_them():
     plain.load_state_dict(state)
     bufs = [plain.state[p]["momentum_buffer"] for p in model.parameters()]
     assert all(b is not None and b.shape == p.shape for b, p in zip(bufs, model.parameters()))
+
+
+def two_convs() -> nn.Module:
+    """A second conv with 8 input channels, whose weight channels_last really reorders."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 10),
+    )
+
+
+@pytest.mark.parametrize("update", ["latent", "inplace"])
+def test_a_channels_last_model_fuses_and_trains_like_a_contiguous_one(update):
+    data = batches(6)
+    cfg = CompressionConfig(alpha=0.5, bits=4, update=update)
+    sgd = {"lr": 0.05, "momentum": 0.9}
+    out = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        model = two_convs().to(memory_format=layout)
+        comp = Compressor(model, cfg)
+        assert comp.can_fuse()  # dense, if not contiguous: the kernels walk memory order
+        fit(model, fuse(torch.optim.SGD(model.parameters(), **sgd), comp), comp, data)
+        out.append((model, comp))
+    (plain, pc), (cl, cc) = out
+    assert cl[2].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not cl[2].weight.is_contiguous()
+    assert_same_run(plain, cl, pc, cc)
+
+
+def test_state_in_another_layout_takes_torchs_step_and_still_compresses():
+    """A momentum buffer restored in the contiguous layout beside a channels_last weight cannot
+    be paired in memory order: that tensor takes torch's step and the separate pass."""
+    data = batches(4)
+    cfg = CompressionConfig(alpha=0.5, bits=4)
+    runs = []
+    for fused in (False, True):
+        model = two_convs().to(memory_format=torch.channels_last)
+        comp = Compressor(model, cfg)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        w = model[2].weight
+        opt.state[w]["momentum_buffer"] = torch.zeros(w.shape)  # contiguous
+        if fused:
+            opt = fuse(opt, comp)
+        fit(model, opt, comp, data)
+        runs.append((model, comp))
+    (plain, pc), (fused, fc) = runs
+    assert_same_run(plain, fused, pc, fc)
+    assert fused[2].weight.is_contiguous(memory_format=torch.channels_last)

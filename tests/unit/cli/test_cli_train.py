@@ -185,6 +185,10 @@ def test_density_and_schedule_flags_reach_the_config():
     args = build_parser().parse_args(["train", "--no-nesterov", "--ramp-steps", "100"])
     cfg = config_from_args(args)
     assert cfg.train.nesterov is False and cfg.compression.ramp_steps == 100
+    args = build_parser().parse_args(["train", "--channels-last", "--optimizer", "adamw"])
+    cfg = config_from_args(args)
+    assert cfg.train.channels_last is True and cfg.train.optimizer == "adamw"
+    assert config_from_args(build_parser().parse_args(["train"])).train.channels_last is False
 
 
 def test_a_preset_sets_its_keys_and_explicit_flags_win(tmp_path):

@@ -101,3 +101,39 @@ def test_a_diverged_fused_update_leaves_the_updated_weights_in_p(latent):
         assert torch.equal(r, torch.zeros_like(r))
     assert torch.equal(p.isinf(), updated.isinf())
     assert torch.equal(p[~p.isinf()], updated[~updated.isinf()])
+
+
+def test_memory_flat_takes_any_dense_layout_and_refuses_gaps():
+    from pqcompress.ops.fused import memory_flat, numba_eligible
+
+    x = torch.randn(4, 3, 5, 5)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    flat = memory_flat(cl)
+    assert flat is not None and flat.data_ptr() == cl.data_ptr()
+    assert torch.equal(flat, x.permute(0, 2, 3, 1).reshape(-1))  # memory order: N, H, W, C
+    t = torch.randn(6, 7).t()
+    assert torch.equal(memory_flat(t), t.t().reshape(-1))
+    assert memory_flat(torch.randn(8, 8)[:, ::2]) is None  # gaps: not one block
+    assert numba_eligible(cl, torch.zeros_like(cl))  # zeros_like keeps the layout
+    assert not numba_eligible(cl, torch.zeros_like(cl, memory_format=torch.contiguous_format))
+    assert not numba_eligible(torch.randn(8, 8)[:, ::2])
+
+
+@pytest.mark.parametrize("latent", [False, True])
+def test_a_channels_last_tensor_compresses_like_its_contiguous_copy(latent):
+    """Element by element the same values: only the order of the statistics' sums differs,
+    which may move the threshold in its last bit (checked: it does not here)."""
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(16, 8, 3, 3, generator=g) * 0.05
+    r = torch.randn(w.shape, generator=g) * 0.002 if latent else None
+    spec = PQSpec("exact", 0.5, 4)
+    a, ra = w.clone(), None if r is None else r.clone()
+    b = w.contiguous(memory_format=torch.channels_last)
+    rb = None if r is None else r.contiguous(memory_format=torch.channels_last)
+    applied_a = compress_(a, ra, spec)
+    applied_b = compress_(b, rb, spec)
+    assert not b.is_contiguous() and b.is_contiguous(memory_format=torch.channels_last)
+    assert abs(applied_a.threshold - applied_b.threshold) <= 1e-7 * applied_a.threshold
+    assert float((a == b).float().mean()) > 0.999
+    if latent:
+        assert torch.allclose(a + ra, b + rb)
