@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pqcompress.atomic import write_text_atomic
@@ -119,18 +120,11 @@ def build_plan(
     return ET.ElementTree(root)
 
 
-def write_jmx(
-    out: str | Path,
-    profile: Profile,
-    url: str,
-    payload: Path,
-    content_type: str,
-    *,
-    path: str = "/v1/predict",
-    timeout_s: float = 10.0,
-) -> Path:
-    """Write the JMeter plan of ``profile`` to ``out`` (atomically) and return its path."""
-    tree = build_plan(profile, url, payload, content_type, path=path, timeout_s=timeout_s)
+def write_jmx(out: str | Path, profile: Profile, *plan: Any, **options: Any) -> Path:
+    """Write the JMeter plan of ``profile`` to ``out`` (atomically) and return its path;
+    ``plan`` and ``options`` are :func:`build_plan`'s (url, payload, content type; path,
+    timeout_s)."""
+    tree = build_plan(profile, *plan, **options)
     root = tree.getroot()
     assert root is not None
     text = ET.tostring(root, encoding="unicode", xml_declaration=False)

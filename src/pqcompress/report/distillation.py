@@ -59,16 +59,16 @@ def members_table(rows: dict[str, Any]) -> Table:
             {"model": key, "accuracy": pct_value(r["accuracy"]), "f1": r["f1"], "bytes": r["bytes"]}
         )
     theirs = ", ".join(f"{k} {v:.2f}" for k, v in THEIR_MEMBERS.items())
-    return Table(
+    return Table.of(
         "distill_members",
         "Table I: teacher ensemble members (test accuracy)",
         header,
-        tuple(body),
-        ("model", "accuracy", "f1", "bytes"),
-        tuple(records),
+        body,
+        records,
         (
             f"theirs (ImageNet-pretrained, chest X-ray 224 px): {theirs}; ensemble {THEIR_TEACHER_MB:g} MB",
         ),
+        empty=("model", "accuracy", "f1", "bytes"),
     )
 
 
@@ -106,17 +106,17 @@ def models_table(rows: dict[str, Any]) -> Table:
                 "their_accuracy": t[0] if t else None,
             }
         )
-    return Table(
+    return Table.of(
         "distill_models",
         "Table II: teacher, student alone, distilled, distilled + pruned (test)",
         header,
-        tuple(body),
-        ("model", "accuracy", "precision", "recall", "f1", "their_accuracy"),
-        tuple(records),
+        body,
+        records,
         (
             "precision / recall / F1 of the positive class (pneumonia); distilled_pq is ours "
             "(distillation with P->Q after every step), the study has no such row",
         ),
+        empty=("model", "accuracy", "precision", "recall", "f1", "their_accuracy"),
     )
 
 
@@ -203,18 +203,18 @@ def quantized_table(rows: dict[str, Any]) -> Table:
                 "vs_teacher": vs,
             }
         )
-    return Table(
+    return Table.of(
         "distill_quantized",
         "Table IV: post-training quantization of the distilled + pruned student (test)",
         header,
-        tuple(body),
-        ("model", "accuracy", "f1", "bytes", "ratio", "vs_teacher"),
-        tuple(records),
+        body,
+        records,
         (
             "ratio: bytes of distilled_pruned / bytes of the row; vs teacher: the ensemble's "
             f"bytes ({teacher:,}) / the row's; theirs are TFLite files, teacher ensemble "
             f"{THEIR_TEACHER_MB:g} MB",
         ),
+        empty=("model", "accuracy", "f1", "bytes", "ratio", "vs_teacher"),
     )
 
 

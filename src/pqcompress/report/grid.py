@@ -4,12 +4,15 @@ axes, its seeds averaged (mean ± sd), never the best seed."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pqcompress.metrics.efficiency import efficiency_score
 from pqcompress.report.settings import Setting, settings_of
 from pqcompress.report.store import Run, Sweep
+
+T = TypeVar("T")
 
 GRID_AXES = ("alpha", "bits")
 # how an unfinished cell is shown, most informative first
@@ -81,6 +84,17 @@ class Grid:
 
     def cell(self, alpha: float, bits: int) -> Cell | None:
         return self.cells.get((alpha, bits))
+
+    def matched(
+        self, theirs: Callable[[float, int], T | None]
+    ) -> Iterator[tuple[float, int, T, Cell]]:
+        """(alpha, bits, their figures, our cell) for every grid point where a study printed
+        figures (``theirs(alpha, bits)`` not None) and we have a cell, in grid order."""
+        for alpha in self.alphas:
+            for bits in self.bits:
+                figures, cell = theirs(alpha, bits), self.cell(alpha, bits)
+                if figures is not None and cell is not None:
+                    yield alpha, bits, figures, cell
 
     @property
     def baseline(self) -> Run | None:

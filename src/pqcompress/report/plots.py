@@ -66,11 +66,17 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
+    """``name``.png and ``name``.svg, byte for byte the same from the same data: no date in
+    the metadata, and the SVG's element ids salted with the name instead of at random."""
+    import matplotlib
+
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    for path, kw in zip(paths, ({"dpi": DPI, "format": "png"}, {"format": "svg"})):
-        buf = io.BytesIO()
-        fig.savefig(buf, **kw)
-        atomic_write(path, _writer(buf.getvalue()))  # replaced whole or left as it was
+    kinds = ({"dpi": DPI, "format": "png"}, {"format": "svg", "metadata": {"Date": None}})
+    with matplotlib.rc_context({"svg.hashsalt": name}):
+        for path, kw in zip(paths, kinds):
+            buf = io.BytesIO()
+            fig.savefig(buf, **kw)
+            atomic_write(path, _writer(buf.getvalue()))  # replaced whole or left as it was
     return paths
 
 
@@ -115,32 +121,40 @@ def _need(series: dict, what: str) -> None:
         raise PlotSkipped(f"{what}: no finished run yet")
 
 
-def accuracy_vs_bits(grid: Grid, out_dir: Path) -> list[Path]:
-    series = _series(grid, lambda c: None if c.acc is None else 100 * c.acc)
-    _need(series, "accuracy vs bits")
+def _per_alpha(grid: Grid, value, what: str) -> tuple[Any, Any, dict]:
+    """A figure with one line per pruning alpha of ``value(cell)`` against bits."""
+    series = _series(grid, value)
+    _need(series, what)
     colors = alpha_colors(grid.alphas)
     fig = _figure(6.4, 4.2)
     ax = fig.add_subplot()
     for alpha, (xs, ys) in series.items():
         ax.plot(xs, ys, marker="o", color=colors[alpha], label=f"{alpha:g}")
+    return fig, ax, series
+
+
+def _alpha_legend(ax: Any, series: dict) -> None:
+    ax.legend(title="α", loc="best", ncols=2 if len(series) > 5 else 1)
+
+
+def accuracy_vs_bits(grid: Grid, out_dir: Path) -> list[Path]:
+    fig, ax, series = _per_alpha(
+        grid, lambda c: None if c.acc is None else 100 * c.acc, "accuracy vs bits"
+    )
     base = grid.baseline_acc
     if base is not None:
         ax.axhline(100 * base, color=BASE_COLOR, ls="--", lw=1, label=f"baseline {100 * base:.2f}%")
     _bits_axis(ax, grid.bits)
     ax.set_ylabel("test accuracy at best epoch (%)")
     ax.set_title("Test accuracy vs bits, per pruning α (mean over seeds)")
-    ax.legend(title="α", loc="best", ncols=2 if len(series) > 5 else 1)
+    _alpha_legend(ax, series)
     return _save(fig, out_dir, "accuracy_vs_bits")
 
 
 def density_vs_bits(grid: Grid, out_dir: Path) -> list[Path]:
-    series = _series(grid, lambda c: None if c.density is None else 100 * c.density)
-    _need(series, "density vs bits")
-    colors = alpha_colors(grid.alphas)
-    fig = _figure(6.4, 4.2)
-    ax = fig.add_subplot()
-    for alpha, (xs, ys) in series.items():
-        ax.plot(xs, ys, marker="o", color=colors[alpha], label=f"{alpha:g}")
+    fig, ax, series = _per_alpha(
+        grid, lambda c: None if c.density is None else 100 * c.density, "density vs bits"
+    )
     _bits_axis(ax, grid.bits)
     ax.set_yscale("log")
     values = [y for _, ys in series.values() for y in ys]
@@ -152,7 +166,7 @@ def density_vs_bits(grid: Grid, out_dir: Path) -> list[Path]:
     ax.minorticks_off()
     ax.set_ylabel("density at best epoch (% nonzero, log scale)")
     ax.set_title("Density vs bits, per pruning α")
-    ax.legend(title="α", loc="best", ncols=2 if len(series) > 5 else 1)
+    _alpha_legend(ax, series)
     return _save(fig, out_dir, "density_vs_bits")
 
 

@@ -129,13 +129,12 @@ def latency_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
             "throughput_rps": _cell(rs, "throughput_rps"), "errors": errors, "shed": shed,
             "p50_ms": _cell(rs, "p50_ms"), "p99_ms": _cell(rs, "p99_ms"),
         })  # fmt: skip
-    return Table(
+    return Table.of(
         name="table_v_latency",
         title="Table V: p95 latency (ms, +- sd of the per-second p95) per variant and profile",
         header=header,
-        body=tuple(body),
-        columns=tuple(records[0]) if records else ("variant",),
-        records=tuple(records),
+        body=body,
+        records=records,
         notes=(
             f"vs base: the baseline variant's ({_baseline(spec)}) p95 divided by this one's "
             "(higher = faster).",
@@ -165,14 +164,13 @@ def resources_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table:
             "cpu_millicores": cpu, "theirs_memory_mib": theirs[2] if theirs else None,
             "theirs_cpu_millicores": theirs[3] if theirs else None, "errors": errors,
         })  # fmt: skip
-    return Table(
+    return Table.of(
         name="table_vi_resources",
         title="Table VI: memory (peak resident MiB) and CPU (mean millicores) per variant and "
         "profile, from Prometheus",
         header=header,
-        body=tuple(body),
-        columns=tuple(records[0]) if records else ("variant",),
-        records=tuple(records),
+        body=body,
+        records=records,
         notes=(
             f"vs base: the baseline variant ({_baseline(spec)}) divided by this one (higher = "
             "leaner).",
@@ -226,14 +224,13 @@ def service_table(spec: dict[str, Any], runs: list[dict[str, Any]]) -> Table | N
             "closed_loop_p50_ms": p50, "closed_loop_p95_ms": p95, "heaviest_profile": heaviest,
             "p95_ms": open_p95, "memory_mib": loaded, "peak_memory_mib": lifetime,
         })  # fmt: skip
-    return Table(
+    return Table.of(
         name="table_service",
         title="The service per variant: model size, closed-loop batch-1 latency, p95 under the "
         "heaviest profile, memory under load and lifetime peak",
         header=header,
-        body=tuple(body),
-        columns=tuple(records[0]) if records else ("variant",),
-        records=tuple(records),
+        body=body,
+        records=records,
         notes=(
             "Closed loop: 100 sequential batch-1 predictions after the warm-up, no queueing "
             "(the service's own cost). MiB under load: the peak resident memory Prometheus "
@@ -272,13 +269,12 @@ def ready_table(spec: dict[str, Any], ready: list[dict[str, Any]]) -> Table:
             "rss_ready_mib": rss, "theirs_ready_s": theirs[0] if theirs else None,
             "repeats": len(rs),
         })  # fmt: skip
-    return Table(
+    return Table.of(
         name="ready_time",
         title="Time from start to ready (/readyz 200), a new replica",
         header=("variant", "file MB", "ready s", "vs base", "RSS at ready MiB", "theirs s", "n"),
-        body=tuple(body),
-        columns=tuple(records[0]) if records else ("variant",),
-        records=tuple(records),
+        body=body,
+        records=records,
         notes=(
             "Ours: a local process started by bench-serving (Python start-up, imports, model "
             "decode, warm-up inference included); theirs: a new pod on MicroK8s.",
@@ -327,7 +323,7 @@ def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
         })  # fmt: skip
     if not records:
         return None
-    return Table(
+    return Table.of(
         name="tables_ii_iv_trained",
         title="Tables II-IV: test accuracy, sparsity and file size of the variants "
         f"(sweeps {', '.join(s.name for s in sweeps)})",
@@ -341,9 +337,8 @@ def trained_table(store: Path, spec: dict[str, Any]) -> Table | None:
             ".pqz MB",
             "theirs acc / sparsity / MB (Deflate)",
         ),
-        body=tuple(body),
-        columns=tuple(records[0]),
-        records=tuple(records),
+        body=body,
+        records=records,
         notes=(
             "Best epoch chosen on validation accuracy; test accuracy on the 10,000 test "
             "images. Sparsity = share of compressed-layer weights that are zero (a channel "

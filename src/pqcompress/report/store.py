@@ -16,6 +16,14 @@ from pqcompress.results.schema import FINISHED_STATUSES
 FINISHED = FINISHED_STATUSES
 
 
+# the runs table's columns that a Run holds as they are stored
+_AS_STORED = (
+    "status", "error", "run_dir", "best_epoch", "best_test_acc", "train_acc_at_best",
+    "density_at_best", "epochs_run", "pqz_path", "pqz_bytes", "float32_bytes", "wall_time_s",
+    "finished_at",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Epoch:
     """One metrics line of a run (accuracies and density are fractions)."""
@@ -121,27 +129,26 @@ class Run:
         comp = self.config.get("compression")
         return comp if isinstance(comp, dict) else None
 
+    def _setting(self, key: str, off_in: str) -> Any:
+        """``compression.<key>``, or None without compression or in mode ``off_in`` (where
+        the setting does nothing)."""
+        comp = self.compression
+        return None if comp is None or comp.get("mode") == off_in else comp.get(key)
+
     @property
     def alpha(self) -> float:
         """Pruning aggressiveness; 0 without compression or in quantize-only mode."""
-        comp = self.compression
-        if comp is None or comp.get("mode") == "quantize":
-            return 0.0
-        return float(comp.get("alpha", 0.0))
+        return float(self._setting("alpha", "quantize") or 0.0)
 
     @property
     def bits(self) -> int:
         """Bits per weight; 32 without compression or in prune-only mode."""
-        comp = self.compression
-        if comp is None or comp.get("mode") == "prune":
-            return 32
-        return int(comp.get("bits", 32))
+        return int(self._setting("bits", "prune") or 32)
 
     @property
     def target_density(self) -> float | None:
         """The density the run asked for (``compression.target_density``), or None."""
-        comp = self.compression
-        value = comp.get("target_density") if comp is not None else None
+        value = self._setting("target_density", "")
         return float(value) if value is not None else None
 
     @property
@@ -310,21 +317,9 @@ def read_sweep(path: str | Path, sweep: str | None = None) -> Sweep:
                     point_index=int(row["point_index"]),
                     params=_json(row["params"], "params", rid),
                     config=_json(row["config"], "config", rid),
-                    status=row["status"],
-                    error=row["error"],
-                    run_dir=row["run_dir"],
-                    best_epoch=row["best_epoch"],
-                    best_test_acc=row["best_test_acc"],
-                    train_acc_at_best=row["train_acc_at_best"],
-                    density_at_best=row["density_at_best"],
-                    epochs_run=row["epochs_run"],
-                    pqz_path=row["pqz_path"],
-                    pqz_bytes=row["pqz_bytes"],
-                    float32_bytes=row["float32_bytes"],
-                    wall_time_s=row["wall_time_s"],
-                    finished_at=row["finished_at"],
                     result=_json(row["result"], "result", rid),
                     epochs=tuple(epochs.get(rid, ())),
+                    **{k: row[k] for k in _AS_STORED},
                 )
             )
     except sqlite3.DatabaseError as exc:

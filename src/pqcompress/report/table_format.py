@@ -31,6 +31,23 @@ class Table:
     records: tuple[dict[str, Any], ...]
     notes: tuple[str, ...] = ()
 
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        title: str,
+        header: Sequence[str],
+        body: Sequence[Sequence[str]],
+        records: Sequence[dict[str, Any]],
+        notes: Sequence[str] = (),
+        *,
+        empty: Sequence[str] = ("variant",),
+    ) -> Table:
+        """A table whose CSV columns are its records' keys (``empty`` when it has none)."""
+        recs = tuple(records)
+        columns = tuple(recs[0]) if recs else tuple(empty)
+        return cls(name, title, tuple(header), tuple(map(tuple, body)), columns, recs, tuple(notes))
+
     def to_markdown(self) -> str:
         lines = [f"## {self.title}", ""]
         if self.body:

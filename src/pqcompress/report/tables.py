@@ -340,45 +340,40 @@ def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table
     )
     body, records = [], []
     base = grid.baseline
-    for alpha in grid.alphas:
-        for bits in grid.bits:
-            theirs = reference.acc_density(alpha, bits)
-            cell = grid.cell(alpha, bits)
-            if theirs is None or cell is None:
-                continue
-            ours_acc = 100 * cell.acc if cell.acc is not None else None
-            ours_sd = 100 * cell.acc_sd if cell.acc_sd is not None else None
-            ours_den = 100 * cell.density if cell.density is not None else None
-            delta = None if ours_acc is None else ours_acc - theirs[0]
-            rec: dict[str, Any] = {
-                "alpha": alpha,
-                "bits": bits,
-                "acc_pct_theirs": theirs[0],
-                "acc_pct_ours": None if ours_acc is None else round(ours_acc, 4),
-                "acc_sd_pct_ours": None if ours_sd is None else round(ours_sd, 4),
-                "seeds_ours": len(cell.seeds),
-                "delta_acc_pp": None if delta is None else round(delta, 4),
-                "density_pct_theirs": theirs[1],
-                "density_pct_ours": None if ours_den is None else round(ours_den, 4),
-                "status_ours": cell.status,
-            }
-            for rho in rhos:
-                rec[f"pe_rho{rho:g}_theirs"] = reference.efficiency(alpha, bits, rho)
-                rec[f"pe_rho{rho:g}_ours"] = scores.get((rho, alpha, bits))
-            records.append(rec)
-            body.append(
-                (
-                    f"{alpha:g}",
-                    str(bits),
-                    num(theirs[0]),
-                    _acc_text(cell) if ours_acc is not None else cell.status,
-                    num(delta, "+.2f"),
-                    num(theirs[1]),
-                    num(ours_den),
-                    num(reference.efficiency(alpha, bits, 1)),
-                    num(scores.get((1, alpha, bits))),
-                )
+    for alpha, bits, theirs, cell in grid.matched(reference.acc_density):
+        ours_acc = 100 * cell.acc if cell.acc is not None else None
+        ours_sd = 100 * cell.acc_sd if cell.acc_sd is not None else None
+        ours_den = 100 * cell.density if cell.density is not None else None
+        delta = None if ours_acc is None else ours_acc - theirs[0]
+        rec: dict[str, Any] = {
+            "alpha": alpha,
+            "bits": bits,
+            "acc_pct_theirs": theirs[0],
+            "acc_pct_ours": None if ours_acc is None else round(ours_acc, 4),
+            "acc_sd_pct_ours": None if ours_sd is None else round(ours_sd, 4),
+            "seeds_ours": len(cell.seeds),
+            "delta_acc_pp": None if delta is None else round(delta, 4),
+            "density_pct_theirs": theirs[1],
+            "density_pct_ours": None if ours_den is None else round(ours_den, 4),
+            "status_ours": cell.status,
+        }
+        for rho in rhos:
+            rec[f"pe_rho{rho:g}_theirs"] = reference.efficiency(alpha, bits, rho)
+            rec[f"pe_rho{rho:g}_ours"] = scores.get((rho, alpha, bits))
+        records.append(rec)
+        body.append(
+            (
+                f"{alpha:g}",
+                str(bits),
+                num(theirs[0]),
+                _acc_text(cell) if ours_acc is not None else cell.status,
+                num(delta, "+.2f"),
+                num(theirs[1]),
+                num(ours_den),
+                num(reference.efficiency(alpha, bits, 1)),
+                num(scores.get((1, alpha, bits))),
             )
+        )
     model, dataset = sweep.common("model"), sweep.common("dataset")
     notes = [
         f"Theirs: CNN5 on CIFAR-10, up to 200 epochs with early stopping, best over 6 learning "
@@ -424,49 +419,44 @@ def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
     base_cell = grid.cell(0.0, 32)
     base_bytes = base_cell.pqz_bytes if base_cell is not None else None
     body, records = [], []
-    for alpha in grid.alphas:
-        for bits in grid.bits:
-            theirs = reference.modulation_cell(alpha, bits)
-            cell = grid.cell(alpha, bits)
-            if theirs is None or cell is None:
-                continue
-            acc = 100 * cell.acc if cell.acc is not None else None
-            sparsity = 100 * (1 - cell.density) if cell.density is not None else None
-            pqz = cell.pqz_bytes
-            size = pqz / 1e6 if pqz else None
-            smaller = base_bytes / pqz if pqz and base_bytes else None
-            delta = None if acc is None else acc - float(theirs["accuracy"] or 0.0)
-            records.append(
-                {
-                    "alpha": alpha,
-                    "bits": bits,
-                    "acc_pct_theirs": theirs["accuracy"],
-                    "acc_pct_ours": acc,
-                    "acc_sd_pct_ours": pct_value(cell.acc_sd),
-                    "seeds_ours": len(cell.seeds),
-                    "delta_acc_pp": delta,
-                    "sparsity_pct_theirs": theirs["sparsity"],
-                    "sparsity_pct_ours": sparsity,
-                    "file_mb_theirs_as_printed": theirs["file_mb"],
-                    "pqz_mb_ours": size,
-                    "x_smaller_than_float32_pqz_ours": smaller,
-                    "status_ours": cell.status,
-                }
+    for alpha, bits, theirs, cell in grid.matched(reference.modulation_cell):
+        acc = 100 * cell.acc if cell.acc is not None else None
+        sparsity = 100 * (1 - cell.density) if cell.density is not None else None
+        pqz = cell.pqz_bytes
+        size = pqz / 1e6 if pqz else None
+        smaller = base_bytes / pqz if pqz and base_bytes else None
+        delta = None if acc is None else acc - float(theirs["accuracy"] or 0.0)
+        records.append(
+            {
+                "alpha": alpha,
+                "bits": bits,
+                "acc_pct_theirs": theirs["accuracy"],
+                "acc_pct_ours": acc,
+                "acc_sd_pct_ours": pct_value(cell.acc_sd),
+                "seeds_ours": len(cell.seeds),
+                "delta_acc_pp": delta,
+                "sparsity_pct_theirs": theirs["sparsity"],
+                "sparsity_pct_ours": sparsity,
+                "file_mb_theirs_as_printed": theirs["file_mb"],
+                "pqz_mb_ours": size,
+                "x_smaller_than_float32_pqz_ours": smaller,
+                "status_ours": cell.status,
+            }
+        )
+        body.append(
+            (
+                f"{alpha:g}",
+                str(bits),
+                num(theirs["accuracy"]),
+                _acc_text(cell) if acc is not None else cell.status,
+                num(delta, "+.2f"),
+                num(theirs["sparsity"]) if theirs["sparsity"] is not None else "-",
+                num(sparsity),
+                num(theirs["file_mb"]),
+                num(size, ".3f"),
+                num(smaller, ".1f"),
             )
-            body.append(
-                (
-                    f"{alpha:g}",
-                    str(bits),
-                    num(theirs["accuracy"]),
-                    _acc_text(cell) if acc is not None else cell.status,
-                    num(delta, "+.2f"),
-                    num(theirs["sparsity"]) if theirs["sparsity"] is not None else "-",
-                    num(sparsity),
-                    num(theirs["file_mb"]),
-                    num(size, ".3f"),
-                    num(smaller, ".1f"),
-                )
-            )
+        )
     notes = [
         "Theirs: AMC-1D on 7 classes of RadioML 2018.01A (SNR -20..30 dB), SGD lr 0.05 momentum "
         "0.9, batch 64, 70/30 split; sizes as the study prints them ('Mb'; its float32 file is "

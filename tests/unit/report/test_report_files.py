@@ -71,6 +71,19 @@ def test_every_table_and_plot_file_is_written(full_report) -> None:
 
 @pytest.mark.requires("matplotlib")  # the plots
 @pytest.mark.slow
+def test_rendering_again_gives_the_same_bytes(full_report, tmp_path: Path) -> None:
+    """A report re-rendered from the same store is the same files to the byte: tables, and
+    plots without a date or random SVG ids, so a committed report can be checked by diff."""
+    again = build_report(full_report.out_dir.parent / "results.db", tmp_path / "again")
+    first = {p.relative_to(full_report.out_dir): p.read_bytes() for p in full_report.files}
+    second = {p.relative_to(again.out_dir): p.read_bytes() for p in again.files}
+    assert first.keys() == second.keys() and len(first) > 20
+    different = [str(k) for k in first if first[k] != second[k]]
+    assert different == []
+
+
+@pytest.mark.requires("matplotlib")  # the plots
+@pytest.mark.slow
 def test_html_embeds_every_plot_and_links_only_existing_files(full_report) -> None:
     text = full_report.index_html.read_text(encoding="utf-8")
     refs = _Refs()
