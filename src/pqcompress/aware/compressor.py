@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from pqcompress.aware import channels as chan
+from pqcompress.aware.fused_optim import attach_step_hooks
 from pqcompress.aware.policy import Coverage, Target, coverage, select_targets
 from pqcompress.config import CompressionConfig
 from pqcompress.cpus import cpu_budget
@@ -92,10 +93,17 @@ class Compressor:
         config: CompressionConfig | None = None,
         *,
         example_inputs: Any = None,
+        fuse_steps: bool = True,
     ) -> None:
         """``example_inputs`` (a tensor, a tuple of inputs or a dict of keyword inputs) is
         what ``granularity="channel"`` traces the model with to find its coupled channels;
-        without it the first forward call's inputs are taken."""
+        without it the first forward call's inputs are taken.
+
+        ``fuse_steps`` (every-step schedule): the steps of a ``torch.optim.SGD``, ``Adam`` or
+        ``AdamW`` holding every compressed tensor run fused with the applications, through
+        torch's optimizer step hooks (``aware.fused_optim.attach_step_hooks``): the loop
+        ``opt.step(); comp.step()`` stays as it is, and ``comp.step()`` only closes the step.
+        ``False`` keeps the optimizer's own step and a separate pass."""
         self.model = unwrap(model)  # names of the plain model, whatever wraps it
         _refuse_sharded(self.model)
         self.config = config if config is not None else CompressionConfig()
@@ -158,6 +166,10 @@ class Compressor:
         self.applications = 0
         self.time_s = 0.0
         self._generator: torch.Generator | None = None
+        # the user's own optimizer, fused through torch's step hooks (held weakly, removed
+        # with this compressor or by unhook())
+        every_step = self.config.schedule == "step"
+        self._unhook = attach_step_hooks(self) if fuse_steps and every_step else None
 
     def coverage(self) -> list[Coverage]:
         """Every floating-point parameter of the model, compressed or left out and why (records
@@ -193,6 +205,17 @@ class Compressor:
             for t in self.targets
             if t.spec.kind != "none"
         )
+
+    def unhook(self) -> None:
+        """Stop fusing the user's optimizer steps (``fuse_steps``): remove the step hooks."""
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
+
+    @property
+    def fuses_steps(self) -> bool:
+        """Whether this compressor's step hooks fuse a torch SGD/Adam/AdamW step with it."""
+        return self._unhook is not None
 
     def fused_targets(self) -> list[Target]:
         """The targets a fused optimizer updates itself (those that are compressed)."""

@@ -1,14 +1,20 @@
-"""Optimizers whose step also applies the compressor, in one pass per tensor: PQSGD, PQAdam,
-PQAdamW, and :func:`fuse`, which turns a user's torch optimizer into its fused counterpart."""
+"""Optimizer steps fused with the compressor, one pass per tensor: the optimizers PQSGD, PQAdam
+and PQAdamW, :func:`fuse` (a user's torch optimizer -> its fused counterpart), and
+:func:`attach_step_hooks`, through which a compressor fuses the steps of a user's own
+``torch.optim.SGD``/``Adam``/``AdamW`` in the loop ``opt.step(); comp.step()`` unchanged."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 
-from pqcompress.aware.compressor import Compressor
 from pqcompress.errors import ConfigError
 from pqcompress.ops.fused import (
     AdamTerms,
@@ -19,33 +25,129 @@ from pqcompress.ops.fused import (
     numba_eligible,
 )
 
+if TYPE_CHECKING:  # the compressor imports this module to attach its hooks
+    from pqcompress.aware.compressor import Compressor
+
 Params = Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
+Hidden = list[tuple[torch.Tensor, torch.Tensor]]
 
 
+# ---------------------------------------------------------------- one kind of optimizer each
+def _eligible(opt: torch.optim.Optimizer, p: torch.Tensor, grad: torch.Tensor) -> bool:
+    """``p``, its gradient and the state tensors it already has, in one layout."""
+    state = [v for v in opt.state[p].values() if isinstance(v, torch.Tensor) and v.dim()]
+    return numba_eligible(p, grad, *state)
+
+
+def _sgd_fusable(group: dict[str, Any]) -> bool:
+    return not (group.get("maximize") or group.get("differentiable"))
+
+
+def _sgd_update(
+    opt: torch.optim.Optimizer, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
+) -> SGDUpdate | None:
+    """SGD's update of ``p`` (its momentum buffer created as torch would), or None when its
+    tensors cannot go to the kernels together (e.g. state restored in another memory layout):
+    torch's step takes it, then the compressor."""
+    if not _eligible(opt, p, grad):
+        return None
+    terms = SGDTerms(
+        lr=float(group["lr"]),
+        momentum=float(group["momentum"]),
+        dampening=float(group["dampening"]),
+        weight_decay=float(group["weight_decay"]),
+        nesterov=bool(group["nesterov"]),
+    )
+    state = opt.state[p]
+    buf = state.get("momentum_buffer")
+    first = buf is None
+    if terms.momentum != 0 and buf is None:
+        buf = torch.empty_like(p)  # p's layout: the kernel pairs them in memory order
+        state["momentum_buffer"] = buf
+    return SGDUpdate(grad, buf if terms.momentum != 0 else None, first, terms)
+
+
+def _adam_fusable(group: dict[str, Any]) -> bool:
+    off = ("amsgrad", "maximize", "capturable", "differentiable", "fused")
+    return not any(group.get(k) for k in off)
+
+
+def _adam_update(
+    opt: torch.optim.Optimizer, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
+) -> AdamUpdate | None:
+    """Adam's (AdamW's) update of ``p``, its state created and its step advanced as torch's."""
+    if not _eligible(opt, p, grad):
+        return None
+    state = opt.state[p]
+    if not state:  # as torch.optim.Adam creates it
+        state["step"] = torch.tensor(0.0, dtype=torch.float32)
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    state["step"] += 1
+    beta1, beta2 = group["betas"]
+    terms = AdamTerms(
+        lr=float(group["lr"]),
+        step=int(state["step"].item()),
+        beta1=float(beta1),
+        beta2=float(beta2),
+        eps=float(group["eps"]),
+        weight_decay=float(group["weight_decay"]),
+        decoupled=bool(group.get("decoupled_weight_decay", False)),
+    )
+    return AdamUpdate(grad, state["exp_avg"], state["exp_avg_sq"], terms)
+
+
+Kind = tuple[
+    Callable[[dict[str, Any]], bool],
+    Callable[[torch.optim.Optimizer, torch.Tensor, torch.Tensor, dict[str, Any]], Any],
+]
+# the torch optimizers with a fused kernel (exact classes: a subclass may change the step)
+KINDS: dict[type[torch.optim.Optimizer], Kind] = {
+    torch.optim.SGD: (_sgd_fusable, _sgd_update),
+    torch.optim.Adam: (_adam_fusable, _adam_update),
+    torch.optim.AdamW: (_adam_fusable, _adam_update),
+}
+
+
+def _take_updates(
+    opt: torch.optim.Optimizer, comp: Compressor, kind: Kind
+) -> tuple[dict[str, FusedUpdate], Hidden]:
+    """The fused update of every compressed tensor of ``opt`` with a dense gradient; their
+    gradients are hidden (``p.grad = None``) so that torch's step leaves them alone."""
+    fusable, make = kind
+    by_param = {id(t.param): t for t in comp.fused_targets()}
+    updates: dict[str, FusedUpdate] = {}
+    hidden: Hidden = []
+    for group in opt.param_groups:
+        if not fusable(group):
+            continue
+        for p in group["params"]:
+            target = by_param.get(id(p))
+            grad = p.grad
+            if target is None or grad is None or grad.is_sparse:
+                continue
+            update = make(opt, p, grad, group)
+            if update is None:
+                continue
+            updates[target.name] = update
+            hidden.append((p, grad))
+            p.grad = None
+    return updates, hidden
+
+
+def _restore(hidden: Hidden) -> None:
+    for p, grad in hidden:
+        p.grad = grad
+
+
+# ---------------------------------------------------------------- the fused optimizers
 class _Fused(torch.optim.Optimizer):
-    """The step the fused optimizers share. For every compressed tensor with a dense
-    gradient, :meth:`_update` builds the optimizer's update (creating its state as torch
-    would) and the gradient is hidden while the torch optimizer steps the other parameters;
-    then :meth:`Compressor.step_fused` runs each update fused with its P->Q application."""
+    """The step the fused optimizers share: every compressed tensor's update is taken out of
+    torch's step (its gradient hidden) and run fused with its P->Q application by
+    :meth:`Compressor.step_fused`; torch's step takes the other parameters."""
 
     compressor: Compressor
-
-    def _fusable(self, group: dict[str, Any]) -> bool:
-        """Whether this param group's settings have a fused kernel."""
-        raise NotImplementedError
-
-    def _update(
-        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
-    ) -> FusedUpdate | None:
-        """The fused update of ``p`` (its state created or advanced), or None when its
-        tensors cannot go to the kernels together (``numba_eligible``: e.g. a momentum buffer
-        restored in another memory layout): torch's step takes it, then the compressor."""
-        raise NotImplementedError
-
-    def _eligible(self, p: torch.Tensor, grad: torch.Tensor) -> bool:
-        """``p``, its gradient and the state tensors it already has, in one layout."""
-        state = [v for v in self.state[p].values() if isinstance(v, torch.Tensor) and v.dim()]
-        return numba_eligible(p, grad, *state)
+    kind: Kind
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -57,28 +159,11 @@ class _Fused(torch.optim.Optimizer):
         if not comp.can_fuse():
             super().step()
             return loss
-        by_param = {id(t.param): t for t in comp.fused_targets()}
-        updates: dict[str, FusedUpdate] = {}
-        hidden: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for group in self.param_groups:
-            if not self._fusable(group):
-                continue
-            for p in group["params"]:
-                target = by_param.get(id(p))
-                grad = p.grad
-                if target is None or grad is None or grad.is_sparse:
-                    continue
-                update = self._update(p, grad, group)
-                if update is None:
-                    continue
-                updates[target.name] = update
-                hidden.append((p, grad))
-                p.grad = None  # torch's step skips parameters without a gradient
+        updates, hidden = _take_updates(self, comp, self.kind)
         try:
             super().step()
         finally:
-            for p, grad in hidden:
-                p.grad = grad
+            _restore(hidden)
         comp.step_fused(updates)
         return loss
 
@@ -98,34 +183,13 @@ class PQSGD(_Fused, torch.optim.SGD):
     from torch's vectorised kernels in the last bit (fused multiply-add), not in the method.
     """
 
+    kind = KINDS[torch.optim.SGD]
+
     def __init__(self, params: Params, compressor: Compressor, **sgd: Any) -> None:
         """``sgd``: ``torch.optim.SGD``'s keyword arguments (lr, momentum, dampening,
         weight_decay, nesterov, ...)."""
         super().__init__(params, **sgd)
         self.compressor = compressor
-
-    def _fusable(self, group: dict[str, Any]) -> bool:
-        return not (group.get("maximize") or group.get("differentiable"))
-
-    def _update(
-        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
-    ) -> SGDUpdate | None:
-        if not self._eligible(p, grad):
-            return None
-        terms = SGDTerms(
-            lr=float(group["lr"]),
-            momentum=float(group["momentum"]),
-            dampening=float(group["dampening"]),
-            weight_decay=float(group["weight_decay"]),
-            nesterov=bool(group["nesterov"]),
-        )
-        state = self.state[p]
-        buf = state.get("momentum_buffer")
-        first = buf is None
-        if terms.momentum != 0 and buf is None:
-            buf = torch.empty_like(p)  # p's layout: the kernel pairs them in memory order
-            state["momentum_buffer"] = buf
-        return SGDUpdate(grad, buf if terms.momentum != 0 else None, first, terms)
 
 
 class PQAdam(_Fused, torch.optim.Adam):
@@ -137,38 +201,13 @@ class PQAdam(_Fused, torch.optim.Adam):
     ``amsgrad``, ``maximize``, ``capturable``, ``differentiable`` or ``fused`` take torch's own
     step, and ``compressor.step()`` compresses their tensors as usual."""
 
+    kind = KINDS[torch.optim.Adam]
+
     def __init__(self, params: Params, compressor: Compressor, **adam: Any) -> None:
         """``adam``: ``torch.optim.Adam``'s keyword arguments (lr, betas, eps, weight_decay,
         amsgrad, decoupled_weight_decay, ...)."""
         super().__init__(params, **adam)
         self.compressor = compressor
-
-    def _fusable(self, group: dict[str, Any]) -> bool:
-        off = ("amsgrad", "maximize", "capturable", "differentiable", "fused")
-        return not any(group.get(k) for k in off)
-
-    def _update(
-        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
-    ) -> AdamUpdate | None:
-        if not self._eligible(p, grad):
-            return None
-        state = self.state[p]
-        if not state:  # as torch.optim.Adam creates it
-            state["step"] = torch.tensor(0.0, dtype=torch.float32)
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["step"] += 1
-        beta1, beta2 = group["betas"]
-        terms = AdamTerms(
-            lr=float(group["lr"]),
-            step=int(state["step"].item()),
-            beta1=float(beta1),
-            beta2=float(beta2),
-            eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]),
-            decoupled=bool(group.get("decoupled_weight_decay", False)),
-        )
-        return AdamUpdate(grad, state["exp_avg"], state["exp_avg_sq"], terms)
 
 
 class PQAdamW(PQAdam):
@@ -180,7 +219,6 @@ class PQAdamW(PQAdam):
         super().__init__(params, compressor, decoupled_weight_decay=True, **adamw)
 
 
-# the torch optimizers with a fused counterpart (exact classes: a subclass may change the step)
 FUSED: dict[type[torch.optim.Optimizer], type[_Fused]] = {
     torch.optim.SGD: PQSGD,
     torch.optim.Adam: PQAdam,
@@ -213,3 +251,56 @@ def fuse(optimizer: torch.optim.Optimizer, compressor: Compressor) -> torch.opti
     fused.defaults = dict(optimizer.defaults)
     fused.load_state_dict(optimizer.state_dict())
     return fused
+
+
+# ---------------------------------------------------------------- the user's own optimizer
+def attach_step_hooks(comp: Compressor) -> Callable[[], None]:
+    """Fuse the steps of the user's own optimizer with ``comp``'s applications, leaving the
+    loop ``opt.step(); comp.step()`` as it is. torch's global optimizer step hooks run around
+    every ``step()``: before it, when the optimizer is exactly a ``torch.optim.SGD``, ``Adam``
+    or ``AdamW`` that holds every tensor ``comp`` compresses, is stepped without a closure and
+    ``comp`` can fuse, the compressed tensors' updates are taken out of torch's step (as the
+    fused optimizers do); after it, they run fused with P->Q and ``comp.step()`` only closes
+    the step. Any other optimizer, or one holding only some of the tensors, steps as it is
+    and ``comp.step()`` compresses after it. Returns the function that removes the hooks;
+    they hold ``comp`` weakly and go with it."""
+    ref = weakref.ref(comp)
+    pending: dict[int, tuple[dict[str, FusedUpdate], Hidden]] = {}
+
+    def before(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        comp = ref()
+        stale = pending.pop(id(opt), None)
+        if stale is not None:  # the last step raised between the hooks: give the grads back
+            _restore(stale[1])
+        kind = KINDS.get(type(opt))
+        closure = len(args) > 1 or kwargs  # args[0] is the optimizer itself
+        if comp is None or kind is None or closure or not comp.can_fuse():
+            return
+        held = {id(p) for g in opt.param_groups for p in g["params"]}
+        if not all(id(t.param) in held for t in comp.fused_targets()):
+            return  # a second optimizer owns some of them: one application per step stays
+        with torch.no_grad():
+            pending[id(opt)] = _take_updates(opt, comp, kind)
+
+    def after(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        taken = pending.pop(id(opt), None)
+        if taken is None:
+            return
+        updates, hidden = taken
+        _restore(hidden)
+        comp = ref()
+        if comp is not None:
+            with torch.no_grad():
+                comp.step_fused(updates)
+
+    handles = [
+        register_optimizer_step_pre_hook(before),
+        register_optimizer_step_post_hook(after),
+    ]
+
+    def remove() -> None:
+        for h in handles:
+            h.remove()
+
+    weakref.finalize(comp, remove)
+    return remove

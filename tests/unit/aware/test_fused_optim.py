@@ -3,6 +3,8 @@ Compressor.step()."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,7 +25,7 @@ def batches(n: int = 8):
 
 def run(cfg: CompressionConfig, fused: bool, sgd: dict, data) -> tuple[nn.Module, Compressor]:
     model = net()
-    comp = Compressor(model, cfg)
+    comp = Compressor(model, cfg, fuse_steps=False)  # plain: torch's step, a separate pass
     opt_cls = PQSGD if fused else torch.optim.SGD
     opt = opt_cls(model.parameters(), comp, **sgd) if fused else opt_cls(model.parameters(), **sgd)
     fit(model, opt, comp, data)
@@ -83,7 +85,7 @@ def test_fused_adam_matches_adam_then_compressor(cls, kw, update):
     data = batches()
     cfg = CompressionConfig(alpha=0.5, bits=4, update=update)
     plain = net()
-    pc = Compressor(plain, cfg)
+    pc = Compressor(plain, cfg, fuse_steps=False)
     fit(plain, cls(plain.parameters(), **kw), pc, data)
     fused = net()
     fc = Compressor(fused, cfg)
@@ -109,7 +111,7 @@ def test_fuse_keeps_groups_and_state_and_the_loop_continues_identically():
     runs = []
     for fused_after in (None, 3):
         model = net()
-        comp = Compressor(model, cfg)
+        comp = Compressor(model, cfg, fuse_steps=False)
         head = list(model[-1].parameters())
         rest = [p for p in model.parameters() if all(p is not h for h in head)]
         opt = torch.optim.SGD(
@@ -142,7 +144,7 @@ def test_amsgrad_groups_take_torchs_step():
     out = []
     for fused in (False, True):
         model = net()
-        comp = Compressor(model, cfg)
+        comp = Compressor(model, cfg, fuse_steps=False)
         kw = {"lr": 1e-3, "amsgrad": True}
         opt = (
             PQAdam(model.parameters(), comp, **kw)
@@ -220,7 +222,7 @@ def test_a_channels_last_model_fuses_and_trains_like_a_contiguous_one(update):
     out = []
     for layout in (torch.contiguous_format, torch.channels_last):
         model = two_convs().to(memory_format=layout)
-        comp = Compressor(model, cfg)
+        comp = Compressor(model, cfg, fuse_steps=False)
         assert comp.can_fuse()  # dense, if not contiguous: the kernels walk memory order
         fit(model, fuse(torch.optim.SGD(model.parameters(), **sgd), comp), comp, data)
         out.append((model, comp))
@@ -238,7 +240,7 @@ def test_state_in_another_layout_takes_torchs_step_and_still_compresses():
     runs = []
     for fused in (False, True):
         model = two_convs().to(memory_format=torch.channels_last)
-        comp = Compressor(model, cfg)
+        comp = Compressor(model, cfg, fuse_steps=False)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         w = model[2].weight
         opt.state[w]["momentum_buffer"] = torch.zeros(w.shape)  # contiguous
@@ -249,3 +251,99 @@ def test_state_in_another_layout_takes_torchs_step_and_still_compresses():
     (plain, pc), (fused, fc) = runs
     assert_same_run(plain, fused, pc, fc)
     assert fused[2].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def on_grid(model: nn.Module, comp: Compressor) -> bool:
+    """Whether every compressed tensor holds exactly its latest application's values."""
+    for t in comp.fused_targets():
+        try:
+            res = comp.compressed(t.name)
+        except ValueError:  # off the grid: the optimizer moved them since
+            return False
+        if not torch.equal(
+            decode(res.codes, res.kind, res.scale, res.threshold, bits=res.bits), t.param.detach()
+        ):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("make", [torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW])
+def test_the_users_own_optimizer_is_fused_through_step_hooks(make):
+    """The README loop unchanged: after ``opt.step()`` the weights are already compressed
+    (the hook ran the fused update), ``comp.step()`` only closes the step, and the run is
+    the unfused one but for last bits."""
+    data = batches(6)
+    cfg = CompressionConfig(alpha=0.5, bits=4)
+    kw = {"lr": 0.05, "momentum": 0.9} if make is torch.optim.SGD else {"lr": 1e-3}
+    runs = []
+    for hooked in (False, True):
+        model = net()
+        comp = Compressor(model, cfg, fuse_steps=hooked)
+        opt = make(model.parameters(), **kw)
+        for x, y in data:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            if comp.applications:
+                assert on_grid(model, comp) is hooked  # compressed inside opt.step()?
+            comp.step()
+        runs.append((model, comp))
+    (plain, pc), (fused, fc) = runs
+    assert fc.steps == pc.steps == len(data)
+    assert_same_run(plain, fused, pc, fc, skip=("0.bias",))
+
+
+def _loss_and_grad(model: nn.Module, opt: torch.optim.Optimizer, x, y) -> torch.Tensor:
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    return loss
+
+
+def test_hooks_leave_alone_what_they_cannot_fuse_whole():
+    """An optimizer holding only some compressed tensors (a second one owns the rest), a step
+    with a closure, an optimizer without a fused kernel: torch's step, then the pass."""
+    data = batches(3)
+    model = net()
+    comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
+    head = list(model[-1].parameters())
+    rest = [p for p in model.parameters() if all(p is not h for h in head)]
+    first, second = torch.optim.SGD(rest, lr=0.05), torch.optim.Adam(head, lr=1e-3)
+    rms = torch.optim.RMSprop(model.parameters(), lr=1e-3)
+    for x, y in data:
+        for opt in ((first, second), (rms,)):
+            for o in opt:
+                o.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            for o in opt:
+                o.step()
+            assert not comp._fused_step  # nothing was fused: comp.step() compresses
+            comp.step()
+        closure_opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        closure_opt.step(partial(_loss_and_grad, model, closure_opt, x, y))
+        assert not comp._fused_step
+        comp.step()
+    assert comp.steps == 3 * len(data)
+
+
+def test_hooks_go_with_the_compressor():
+    import gc
+
+    model = net()
+    comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
+    assert comp.fuses_steps
+    del comp
+    gc.collect()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = batches(1)[0]
+    F.cross_entropy(model(x), y).backward()
+    before = model[0].weight.detach().clone()
+    opt.step()  # no compressor left: a plain step, no error
+    assert not torch.equal(before, model[0].weight)
+    assert not Compressor(model, CompressionConfig(schedule="epoch")).fuses_steps
+    comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
+    comp.unhook()
+    assert not comp.fuses_steps
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    assert not comp._fused_step  # unhooked: the step was torch's alone
