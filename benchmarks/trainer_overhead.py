@@ -7,7 +7,8 @@ before every step. The Trainer's figure is its own ``train_time_s`` of the epoch
 loop, not the evaluation after it). Rounds alternate Trainer and plain loop; medians per step.
 
 Rows: float32 (no compression), and the default P->Q (alpha 0.5, 8 bits, latent) where the
-Trainer uses PQSGD and the plain loop calls ``Compressor.step()`` after ``torch.optim.SGD``.
+Trainer uses PQSGD and the plain loop calls ``Compressor.step()`` after ``torch.optim.SGD``
+(whose step the compressor's step hooks fuse, as in any user's loop since they exist).
 
     python benchmarks/trainer_overhead.py --steps 40 --rounds 5 --json benchmarks/results/trainer_overhead.json
 """
