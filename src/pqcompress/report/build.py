@@ -160,7 +160,8 @@ def build_report(
     """Write the report of one sweep into ``out_dir`` (created if needed) and return its files.
 
     Tables: ``accuracy_density``, ``efficiency_score``, ``table_i_comparison``, ``points``,
-    ``runs``, and ``modulation_comparison`` for AMC-1D sweeps
+    ``runs``, ``modulation_comparison`` for AMC-1D sweeps, and ``literature`` where published
+    figures exist for the sweep's model and dataset (``published/literature_*.yaml``)
     (.md, .csv, .json each). Plots (.png and .svg): see docs/report.md. ``index.html`` embeds
     every plot. ReportError for a missing/empty store, an unknown sweep or layer, or missing
     matplotlib (unless ``options.plots`` is False); plots the data cannot support yet (no
@@ -186,6 +187,9 @@ def build_report(
     ]
     if sweep.common("model") == reference.MODULATION_MODEL:
         made.insert(3, tables.modulation_comparison(grid, sweep))
+    literature = reference.literature(sweep.common("model"), sweep.common("dataset"))
+    if literature is not None:
+        made.insert(3, tables.literature_table(sweep, literature))
     table_files = {t.name: t.write(out) for t in made}
     say(f"wrote {len(made)} tables (Markdown, CSV, JSON)")
 

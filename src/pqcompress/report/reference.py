@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from importlib import resources
+from typing import Any
+
 from pqcompress.report.published import published
 
 _GRID = published("grid_cnn5_cifar10")
@@ -61,3 +65,14 @@ def modulation_cell(alpha: float, bits: int) -> dict[str, float | None] | None:
         return None
     i = MODULATION_BITS.index(bits)
     return {k: (v[i] if v is not None else None) for k, v in row.items()}
+
+
+def literature(model: object, dataset: object) -> dict[str, Any] | None:
+    """The published figures a sweep of ``model`` on ``dataset`` is set beside
+    (``published/literature_<model>_<dataset>.yaml``), or None when there are none."""
+    name = f"literature_{model}_{dataset}"
+    if not re.fullmatch(r"\w+", name):  # a mixed sweep ('a, b'), a factory path: none
+        return None
+    if not (resources.files("pqcompress.report") / "published" / f"{name}.yaml").is_file():
+        return None
+    return published(name)

@@ -324,6 +324,86 @@ def points_table(sweep: Sweep) -> Table:
     )
 
 
+def _plain_bits(st: Any) -> int | None:
+    """The bit width of a setting that only quantizes (no pruning, no density target, no
+    per-layer settings, whole-tensor elements; float32 when uncompressed): the settings the
+    literature's weight-quantization rows compare with; None for any other."""
+    run = st.first
+    comp = run.compression
+    if comp is None or (run.bits == 32 and run.alpha == 0):
+        return 32
+    plain = (
+        run.alpha == 0
+        and comp.get("target_density") is None
+        and comp.get("target_flops") is None
+        and comp.get("granularity", "element") == "element"
+        and not comp.get("overrides")
+    )
+    return run.bits if plain else None
+
+
+def literature_table(sweep: Sweep, published: dict[str, Any]) -> Table:
+    """Published accuracies at each bit width (``published``: a ``literature_*`` data file)
+    beside this sweep's settings that only quantize, at the same bit width: each side's
+    accuracy, its difference to its own float32 model, and our file's size."""
+    ours = {}
+    for st in group_settings(sweep):
+        bits = _plain_bits(st)
+        if bits is not None:
+            ours.setdefault(bits, st)
+    our_float = ours.get(32)
+    their_float = {r["method"]: float(r["acc"]) for r in published["rows"] if int(r["bits"]) == 32}
+    header = ("bits", "method", "their acc %", "their Δ vs float32", "our acc %",
+              "our Δ vs float32", "our .pqz bytes", "x smaller than float32 dense")  # fmt: skip
+    body, records = [], []
+    for row in published["rows"]:
+        bits, method, acc = int(row["bits"]), str(row["method"]), float(row["acc"])
+        theirs_delta = acc - their_float[method] if method in their_float and bits != 32 else None
+        st = ours.get(bits)
+        mine = 100 * st.acc if st is not None else None
+        mine_delta = (
+            100 * (st.acc - our_float.acc)
+            if st is not None and our_float is not None and bits != 32
+            else None
+        )
+        ratios = [x for x in (_ratio(r) for r in st.runs) if x] if st is not None else []
+        ratio = sum(ratios) / len(ratios) if ratios else None
+        body.append((
+            str(bits), method, num(acc), num(theirs_delta, "+.2f"),
+            _mean_sd_text(st) if st is not None else "-", num(mine_delta, "+.2f"),
+            f"{round(st.pqz_bytes):,}" if st is not None and st.pqz_bytes else "-",
+            num(ratio, ".1f"),
+        ))  # fmt: skip
+        records.append({
+            "bits": bits, "method": method, "their_acc_pct": acc,
+            "their_delta_points": theirs_delta, "our_acc_pct": mine,
+            "our_acc_sd_pct": 100 * st.acc_sd if st is not None and st.acc_sd else None,
+            "our_seeds": st.seeds if st is not None else 0, "our_delta_points": mine_delta,
+            "our_pqz_bytes": st.pqz_bytes if st is not None else None, "our_ratio": ratio,
+        })  # fmt: skip
+    sources = "; ".join(f"{k}: {v}" for k, v in published.get("sources", {}).items())
+    return Table.of(
+        "literature",
+        f"Beside the literature: {published['study']}",
+        header,
+        body,
+        records,
+        (
+            "Ours: the sweep's settings that only quantize (no pruning), test accuracy at the "
+            "best validation epoch, mean ± sd over seeds; Δ: each side against its own float32 "
+            "model (ours: the same fine-tuning without P->Q). Ours quantizes the weights only; "
+            "x smaller = 4 bytes x parameters / .pqz bytes.",
+            f"Sources: {sources}",
+        ),
+        empty=("bits", "method"),
+    )
+
+
+def _mean_sd_text(st: Any) -> str:
+    text = f"{100 * st.acc:.2f}"
+    return text + (f" ± {100 * st.acc_sd:.2f}" if st.acc_sd is not None else "")
+
+
 def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table:
     """The study's Table I (CNN5, CIFAR-10) beside ours for the grid points both have."""
     scores = {(s.rho, s.alpha, s.bits): s.value for s in efficiency_scores(grid, rhos)}

@@ -13,6 +13,7 @@ from report_support import grid_rows, run_row, write_store
 from pqcompress.cli.main import main
 from pqcompress.metrics.efficiency import efficiency_score
 from pqcompress.report import ReportError, ReportOptions, build_report
+from pqcompress.report.store import read_sweep
 
 NO_PLOTS = ReportOptions(plots=False)
 
@@ -278,3 +279,31 @@ def test_grid_cells_average_seeds_and_never_pick_the_best_seed(tmp_path: Path) -
     pe = _cell(_records(out, "efficiency_score"), 0.625, 4)
     assert pe["baseline_acc_pct"] == pytest.approx(83.0)
     assert pe["efficiency_score"] == pytest.approx((0.78 / 0.83) / (0.07 * 4 / 32))
+
+
+def test_a_resnet20_sweep_is_set_beside_the_literature(tmp_path):
+    """Settings that only quantize, matched by bit width with the published rows; pruned or
+    per-layer settings are left out of that table; each side's delta against its own float."""
+    from pqcompress.report.reference import literature
+    from pqcompress.report.tables import literature_table
+
+    rows = [
+        run_row(0, alpha=0.0, bits=32, acc=0.92, model="resnet20", dataset="cifar10",
+                pqz_bytes=1_100_000, float32_bytes=1_080_000),
+        run_row(1, alpha=0.0, bits=4, acc=0.915, model="resnet20", dataset="cifar10",
+                pqz_bytes=140_000, float32_bytes=1_080_000),
+        run_row(2, alpha=0.5, bits=2, acc=0.95, model="resnet20", dataset="cifar10",
+                pqz_bytes=40_000, float32_bytes=1_080_000),  # pruned: not a literature row
+    ]  # fmt: skip
+    sweep = read_sweep(write_store(tmp_path / "r.db", rows))
+    published = literature("resnet20", "cifar10")
+    assert published is not None and literature("cnn5", "cifar10") is None
+    assert literature("../x", "y") is None
+    table = literature_table(sweep, published)
+    by_bits = {r["bits"]: r for r in table.records}
+    assert by_bits[32]["our_acc_pct"] == pytest.approx(92.0)
+    assert by_bits[4]["our_delta_points"] == pytest.approx(-0.5)
+    assert by_bits[4]["their_delta_points"] == pytest.approx(92.45 - 92.96)
+    assert by_bits[4]["our_ratio"] == pytest.approx(1_080_000 / 140_000)
+    assert by_bits[2]["our_acc_pct"] is None  # the only 2-bit setting prunes
+    assert "APoT" in table.notes[-1]
