@@ -6,6 +6,7 @@ model's 4-D weights in the channels_last layout (which oneDNN's convolutions pre
 the forward pass and loss under bfloat16 autocast (weights, optimizer and P->Q in float32).
 
     python benchmarks/train_layouts.py --models resnet20 cnn5 --rounds 9
+    python benchmarks/train_layouts.py --device cuda --models resnet20 resnet50 --batch 128
 """
 
 from __future__ import annotations
@@ -26,29 +27,32 @@ VARIANTS = [("contiguous", "off"), ("channels_last", "off"), ("contiguous", "bf1
             ("channels_last", "bf16")]  # fmt: skip
 
 
-def make_step(name: str, layout: str, amp: str, batch: int):
+def make_step(name: str, layout: str, amp: str, batch: int, device: torch.device):
     torch.manual_seed(0)
-    model = build_model(name, num_classes=10, input_shape=(3, 32, 32))
+    model = build_model(name, num_classes=10, input_shape=(3, 32, 32)).to(device)
     if layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
     comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
     opt = fuse(torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), comp)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
             loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         comp.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     return step
 
 
-def bench(name: str, rounds: int, batch: int) -> dict:
-    steps = {v: make_step(name, *v, batch) for v in VARIANTS}
+def bench(name: str, rounds: int, batch: int, device: str = "cpu") -> dict:
+    dev = torch.device(device)
+    steps = {v: make_step(name, *v, batch, dev) for v in VARIANTS}
     for fn in steps.values():  # warm-up: numba compilation, oneDNN primitives
         for _ in range(2):
             fn()
@@ -64,6 +68,7 @@ def bench(name: str, rounds: int, batch: int) -> dict:
         "batch": batch,
         "rounds": rounds,
         "threads": torch.get_num_threads(),
+        "device": device,
         "rows": [
             {
                 "layout": layout,
@@ -83,11 +88,12 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["resnet20", "cnn5"])
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     out = []
     for name in args.models:
-        r = bench(name, args.rounds, args.batch)
+        r = bench(name, args.rounds, args.batch, args.device)
         out.append(r)
         print(f"\n{name}, batch {r['batch']}, {r['threads']} threads, median of {r['rounds']}:")
         for row in r["rows"]:
