@@ -206,6 +206,18 @@ class Compressor:
             if t.spec.kind != "none"
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and copying: the step hooks are this process's and this object's, so a
+        copy (or an unpickled compressor) attaches its own."""
+        state = self.__dict__.copy()
+        state["_unhook"] = self._unhook is not None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        hooked = bool(state.pop("_unhook"))
+        self.__dict__.update(state)
+        self._unhook = attach_step_hooks(self) if hooked else None
+
     def unhook(self) -> None:
         """Stop fusing the user's optimizer steps (``fuse_steps``): remove the step hooks."""
         if self._unhook is not None:

@@ -347,3 +347,22 @@ def test_hooks_go_with_the_compressor():
     F.cross_entropy(model(x), y).backward()
     opt.step()
     assert not comp._fused_step  # unhooked: the step was torch's alone
+
+
+def test_a_pickled_or_copied_compressor_brings_its_own_hooks():
+    import copy
+    import pickle
+
+    model = net()
+    comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
+    twin = copy.deepcopy(comp)
+    back = pickle.loads(pickle.dumps(comp))
+    assert twin.fuses_steps and back.fuses_steps
+    comp.unhook()  # the original's hooks only
+    assert twin.fuses_steps
+    opt = torch.optim.SGD(twin.model.parameters(), lr=0.05)
+    x, y = batches(1)[0]
+    F.cross_entropy(twin.model(x), y).backward()
+    opt.step()
+    assert twin._fused_step  # the copy's own hooks fused its model's step
+    assert not Compressor(model, CompressionConfig(), fuse_steps=False).fuses_steps
