@@ -273,7 +273,8 @@ def attach_step_hooks(comp: Compressor) -> Callable[[], None]:
         if stale is not None:  # the last step raised between the hooks: give the grads back
             _restore(stale[1])
         kind = KINDS.get(type(opt))
-        closure = len(args) > 1 or kwargs  # args[0] is the optimizer itself
+        # args[0] is the optimizer itself; a wrapper may pass closure=None explicitly
+        closure = any(a is not None for a in (*args[1:], *kwargs.values()))
         if comp is None or kind is None or closure or not comp.can_fuse():
             return
         held = {id(p) for g in opt.param_groups for p in g["params"]}

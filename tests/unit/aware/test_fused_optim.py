@@ -324,6 +324,14 @@ def test_hooks_leave_alone_what_they_cannot_fuse_whole():
         assert not comp._fused_step
         comp.step()
     assert comp.steps == 3 * len(data)
+    # a wrapper passing closure=None explicitly (accelerate's optimizer does) is still fused
+    whole = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = data[0]
+    whole.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    whole.step(None)
+    assert comp._fused_step
+    comp.step()
 
 
 def test_hooks_go_with_the_compressor():
