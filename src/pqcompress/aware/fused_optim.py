@@ -68,7 +68,9 @@ def _sgd_update(
 
 
 def _adam_fusable(group: dict[str, Any]) -> bool:
-    off = ("amsgrad", "maximize", "capturable", "differentiable", "fused")
+    """torch's ``fused=True`` is no obstacle: the same update, in one pass either way (a
+    GradScaler stepping such an optimizer passes its scale, and the hooks leave that step)."""
+    off = ("amsgrad", "maximize", "capturable", "differentiable")
     return not any(group.get(k) for k in off)
 
 
@@ -198,8 +200,8 @@ class PQAdam(_Fused, torch.optim.Adam):
     corrections; float32 element by element) and the compressor's statistics share one pass,
     then one more pass compresses. The state dict is Adam's (``step``, ``exp_avg``,
     ``exp_avg_sq``), so checkpoints move freely between Adam and PQAdam. Groups with
-    ``amsgrad``, ``maximize``, ``capturable``, ``differentiable`` or ``fused`` take torch's own
-    step, and ``compressor.step()`` compresses their tensors as usual."""
+    ``amsgrad``, ``maximize``, ``capturable`` or ``differentiable`` take torch's own step, and
+    ``compressor.step()`` compresses their tensors as usual."""
 
     kind = KINDS[torch.optim.Adam]
 

@@ -267,7 +267,15 @@ def on_grid(model: nn.Module, comp: Compressor) -> bool:
     return True
 
 
-@pytest.mark.parametrize("make", [torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW])
+@pytest.mark.parametrize(
+    "make",
+    [
+        torch.optim.SGD,
+        torch.optim.Adam,
+        torch.optim.AdamW,
+        partial(torch.optim.AdamW, fused=True),  # transformers' default optimizer
+    ],
+)
 def test_the_users_own_optimizer_is_fused_through_step_hooks(make):
     """The README loop unchanged: after ``opt.step()`` the weights are already compressed
     (the hook ran the fused update), ``comp.step()`` only closes the step, and the run is
