@@ -404,15 +404,15 @@ def _mean_sd_text(st: Any) -> str:
     return text + (f" ± {100 * st.acc_sd:.2f}" if st.acc_sd is not None else "")
 
 
+# the first columns of a table of a study's grid points beside ours
+_COMPARED = ("alpha", "bits", "acc % theirs", "acc % ours", "Δ acc (pp)")
+
+
 def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table:
     """The study's Table I (CNN5, CIFAR-10) beside ours for the grid points both have."""
     scores = {(s.rho, s.alpha, s.bits): s.value for s in efficiency_scores(grid, rhos)}
     header = (
-        "alpha",
-        "bits",
-        "acc % theirs",
-        "acc % ours",
-        "Δ acc (pp)",
+        *_COMPARED,
         "density % theirs",
         "density % ours",
         "PE ρ=1 theirs",
@@ -485,11 +485,7 @@ def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table
 def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
     """The modulation study's accuracy / sparsity / file table (AMC-1D) beside ours."""
     header = (
-        "alpha",
-        "bits",
-        "acc % theirs",
-        "acc % ours",
-        "Δ acc (pp)",
+        *_COMPARED,
         "sparsity % theirs",
         "sparsity % ours",
         "file theirs (Mb, as printed)",
