@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # the compressor imports this module to attach its hooks
 
 Params = Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
 Hidden = list[tuple[torch.Tensor, torch.Tensor]]
+# model -> its newest compressor with step hooks: an older one left alive (a notebook's earlier
+# cell) must not compress the model a second time at every step
+_OWNERS: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------- one kind of optimizer each
@@ -264,9 +267,11 @@ def attach_step_hooks(comp: Compressor) -> Callable[[], None]:
     ``comp`` can fuse, the compressed tensors' updates are taken out of torch's step (as the
     fused optimizers do); after it, they run fused with P->Q and ``comp.step()`` only closes
     the step. Any other optimizer, or one holding only some of the tensors, steps as it is
-    and ``comp.step()`` compresses after it. Returns the function that removes the hooks;
-    they hold ``comp`` weakly and go with it."""
+    and ``comp.step()`` compresses after it. Of several compressors of one model, the newest
+    fuses. Returns the function that removes the hooks; they hold ``comp`` weakly and go with
+    it."""
     ref = weakref.ref(comp)
+    _OWNERS[comp.model] = ref  # the newest compressor of a model is the one that fuses
     pending: dict[int, tuple[dict[str, FusedUpdate], Hidden]] = {}
 
     def before(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -274,10 +279,12 @@ def attach_step_hooks(comp: Compressor) -> Callable[[], None]:
         stale = pending.pop(id(opt), None)
         if stale is not None:  # the last step raised between the hooks: give the grads back
             _restore(stale[1])
+        if comp is None or _OWNERS.get(comp.model) is not ref:
+            return  # gone, or a newer compressor of the same model took over
         kind = KINDS.get(type(opt))
         # args[0] is the optimizer itself; a wrapper may pass closure=None explicitly
         closure = any(a is not None for a in (*args[1:], *kwargs.values()))
-        if comp is None or kind is None or closure or not comp.can_fuse():
+        if kind is None or closure or not comp.can_fuse():
             return
         held = {id(p) for g in opt.param_groups for p in g["params"]}
         if not all(id(t.param) in held for t in comp.fused_targets()):

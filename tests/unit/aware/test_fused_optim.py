@@ -382,3 +382,18 @@ def test_a_pickled_or_copied_compressor_brings_its_own_hooks():
     opt.step()
     assert twin._fused_step  # the copy's own hooks fused its model's step
     assert not Compressor(model, CompressionConfig(), fuse_steps=False).fuses_steps
+
+
+def test_of_two_compressors_of_one_model_the_newest_fuses():
+    """An older compressor left alive (an earlier notebook cell) does not compress the model
+    a second time at every step: only the newest one's hooks act."""
+    model = net()
+    old = Compressor(model, CompressionConfig(alpha=0.5, bits=8))
+    new = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = batches(1)[0]
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    assert new._fused_step and new.steps == 1
+    assert not old._fused_step and old.steps == 0
+    assert on_grid(model, new)
