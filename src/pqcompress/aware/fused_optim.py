@@ -277,8 +277,8 @@ def attach_step_hooks(comp: Compressor) -> Callable[[], None]:
     def before(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         comp = ref()
         stale = pending.pop(id(opt), None)
-        if stale is not None:  # the last step raised between the hooks: give the grads back
-            _restore(stale[1])
+        if stale is not None:  # the last step raised between the hooks: give back the grads
+            _restore([(p, g) for p, g in stale[1] if p.grad is None])  # not over newer ones
         if comp is None or _OWNERS.get(comp.model) is not ref:
             return  # gone, or a newer compressor of the same model took over
         kind = KINDS.get(type(opt))
