@@ -123,20 +123,24 @@ def _take_updates(
     by_param = {id(t.param): t for t in comp.fused_targets()}
     updates: dict[str, FusedUpdate] = {}
     hidden: Hidden = []
-    for group in opt.param_groups:
-        if not fusable(group):
-            continue
-        for p in group["params"]:
-            target = by_param.get(id(p))
-            grad = p.grad
-            if target is None or grad is None or grad.is_sparse:
+    try:
+        for group in opt.param_groups:
+            if not fusable(group):
                 continue
-            update = make(opt, p, grad, group)
-            if update is None:
-                continue
-            updates[target.name] = update
-            hidden.append((p, grad))
-            p.grad = None
+            for p in group["params"]:
+                target = by_param.get(id(p))
+                grad = p.grad
+                if target is None or grad is None or grad.is_sparse:
+                    continue
+                update = make(opt, p, grad, group)
+                if update is None:
+                    continue
+                updates[target.name] = update
+                hidden.append((p, grad))
+                p.grad = None
+    except BaseException:  # a group torch would refuse too: leave every gradient in place
+        _restore(hidden)
+        raise
     return updates, hidden
 
 

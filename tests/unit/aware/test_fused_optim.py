@@ -397,3 +397,18 @@ def test_of_two_compressors_of_one_model_the_newest_fuses():
     assert new._fused_step and new.steps == 1
     assert not old._fused_step and old.steps == 0
     assert on_grid(model, new)
+
+
+def test_a_step_that_raises_leaves_every_gradient_in_place():
+    model = net()
+    comp = Compressor(model, CompressionConfig(alpha=0.5, bits=4))
+    head = list(model[-1].parameters())
+    rest = [p for p in model.parameters() if all(p is not h for h in head)]
+    opt = torch.optim.SGD([{"params": rest}, {"params": head, "lr": "bad"}], lr=0.05)
+    x, y = batches(1)[0]
+    F.cross_entropy(model(x), y).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    with pytest.raises((TypeError, ValueError)):
+        opt.step()
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+    assert comp.steps == 0
