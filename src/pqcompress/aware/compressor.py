@@ -42,7 +42,7 @@ from pqcompress.errors import ConfigError, DivergedError
 from pqcompress.ops.device import DeviceApplied
 from pqcompress.ops.fused import Applied, FusedUpdate, NonFiniteError, compress_, numba_eligible
 from pqcompress.ops.pq import PQResult, codes_from_values
-from pqcompress.ops.prune import alpha_for_density, cubic_ramp, layer_std
+from pqcompress.ops.prune import alpha_for_density, cubic_ramp, layer_std, solved_keep
 from pqcompress.unwrap import unwrap
 
 STATE_VERSION = 1
@@ -160,6 +160,8 @@ class Compressor:
         self.solved_alpha: float | None = None
         self._layer_alphas: dict[str, float] = {}  # allocation="magnitude": per solved tensor
         self._solved_at: int | None = None
+        self._warned_infeasible = False
+        self._check_feasible()
         self._fused_step = False  # a fused optimizer (PQSGD, PQAdam) compressed this step already
         self.steps = 0
         self.epochs = 0
@@ -287,18 +289,13 @@ class Compressor:
             return self.solved_alpha  # type: ignore[return-value]
         density = self.density_target()
         assert density is not None
-        solved, fixed_nonzero, fixed_numel = [], 0, 0
-        for t in self.targets:
-            if t.solved:
-                solved.append(self._weights(t))
-            else:  # what this application will keep of a layer with its own alpha
-                w = self._weights(t)
-                fixed_numel += w.numel()
-                if t.spec.kind in ("none", "quantize"):
-                    fixed_nonzero += int(torch.count_nonzero(w))
-                else:
-                    beta = self._alpha_for(t, self.ramp(), None) * layer_std(w)
-                    fixed_nonzero += int((w.abs() >= beta).sum())
+        solved = [self._weights(t) for t in self.targets if t.solved]
+        fixed_nonzero, fixed_numel = self._fixed_kept(self.ramp())
+        if not self._warned_infeasible and solved_keep(
+            density, sum(w.numel() for w in solved), fixed_nonzero, fixed_numel
+        ) <= 0:
+            self._warned_infeasible = True
+            _log.warning(self._infeasible(density, fixed_nonzero, fixed_numel))
         relative = self.config.allocation == "std"
         with torch.no_grad():
             alpha = alpha_for_density(
@@ -317,6 +314,50 @@ class Compressor:
                 std = layer_std(w)
                 self._layer_alphas[t.name] = alpha / std if std > 0 else 0.0
         return alpha
+
+    def _fixed_kept(self, ramp: float) -> tuple[int, int]:
+        """What an application at ``ramp`` keeps of the tensors that are not solved (their
+        own alpha, or quantize-only): (surviving elements, elements)."""
+        nonzero, numel = 0, 0
+        with torch.no_grad():
+            for t in self.targets:
+                if t.solved:
+                    continue
+                w = self._weights(t)
+                numel += w.numel()
+                if t.spec.kind in ("none", "quantize"):
+                    nonzero += int(torch.count_nonzero(w))
+                else:
+                    beta = self._alpha_for(t, ramp, None) * layer_std(w)
+                    nonzero += int((w.abs() >= beta).sum())
+        return nonzero, numel
+
+    def _check_feasible(self) -> None:
+        """ConfigError when ``target_density`` is below what the tensors that are not solved
+        keep by themselves at their final alpha (measured on the weights as they are now):
+        the solved tensors would be pruned entirely, which trains to chance, not to the
+        target."""
+        density = self.config.target_density
+        if density is None or self.granular or not any(t.solved for t in self.targets):
+            return
+        solved = [t.param for t in self.targets if t.solved]
+        fixed_nonzero, fixed_numel = self._fixed_kept(1.0)
+        if solved_keep(density, sum(p.numel() for p in solved), fixed_nonzero, fixed_numel) <= 0:
+            raise ConfigError(self._infeasible(density, fixed_nonzero, fixed_numel))
+
+    def _infeasible(self, density: float, fixed_nonzero: int, fixed_numel: int) -> str:
+        """The message for a density below what the unsolved tensors keep by themselves."""
+        names = [t.name for t in self.targets if t.solved]
+        total = fixed_numel + sum(t.param.numel() for t in self.targets if t.solved)
+        kept = fixed_nonzero / total
+        return (
+            f"target_density={density} is below what the layers that are not solved keep by "
+            f"themselves ({kept:.4f} of all compressed weights at their own alpha), so the "
+            f"solved layer(s) {', '.join(names[:4])}{' ...' if len(names) > 4 else ''} would be "
+            f"pruned entirely; ask for a density above {kept:.4f}, lower solve_min_share "
+            f"(now {self.config.solve_min_share}) so the smaller layers are solved too, or "
+            "raise their alpha with an override"
+        )
 
     def _resolve_due(self, cached: object) -> bool:
         """Whether the solved alpha (or the chosen channels) must be computed again: nothing

@@ -47,6 +47,17 @@ SOLVE_SAMPLE = 1 << 18  # at most this many elements are sampled to solve a shar
 SOLVE_SEED = 0x5EED  # the sample's positions: the same in every solve, run and resume
 
 
+def solved_keep(density: float, solved_numel: int, fixed_nonzero: int, fixed_numel: int) -> float:
+    """The share of the solved tensors' ``solved_numel`` elements that must survive for
+    ``density`` of all elements to survive, when ``fixed_nonzero`` of ``fixed_numel`` further
+    elements (tensors with an alpha of their own) survive anyway. At or below 0 the target is
+    infeasible: the solved tensors would be pruned entirely. Above 1 they stay dense and the
+    target is missed from above."""
+    if solved_numel <= 0:
+        return 1.0
+    return (density * (solved_numel + fixed_numel) - fixed_nonzero) / solved_numel
+
+
 def alpha_for_density(
     tensors: Sequence[torch.Tensor],
     density: float,
@@ -75,8 +86,7 @@ def alpha_for_density(
     total = sum(t.numel() for t in tensors)
     if total == 0:
         return 0.0
-    want = density * (total + fixed_numel) - fixed_nonzero
-    keep = min(max(want / total, 0.0), 1.0)
+    keep = min(max(solved_keep(density, total, fixed_nonzero, fixed_numel), 0.0), 1.0)
     if keep >= 1.0:
         return 0.0
     gen = torch.Generator().manual_seed(SOLVE_SEED) if total > SOLVE_SAMPLE else None

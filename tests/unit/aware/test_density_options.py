@@ -204,6 +204,33 @@ def test_solve_min_share_that_leaves_no_layer_to_solve_is_a_config_error():
         Compressor(net(), cfg)
 
 
+def test_a_density_below_what_the_unsolved_layers_keep_is_a_config_error():
+    # the small layers at alpha .5 keep about 62% of their 712 weights, 1.3% of all: a 1%
+    # target would prune the solved Linear entirely (it trained to chance on cnn5)
+    cfg = CompressionConfig(bits=4, alpha=0.5, target_density=0.01, solve_min_share=0.05)
+    with pytest.raises(ConfigError, match=r"target_density=0\.01 is below.*4\.weight.*above 0\.01"):
+        Compressor(net(), cfg)
+    # solving every layer (solve_min_share 0, the default) reaches the same target
+    comp = Compressor(net(), CompressionConfig(bits=4, alpha=0.5, target_density=0.01))
+    comp.apply()
+    assert comp.density() == pytest.approx(0.01, abs=0.002)
+    assert all(s.density > 0 for s in comp.stats())
+
+
+def test_a_density_that_becomes_infeasible_in_training_is_logged_once(caplog):
+    model = net()
+    cfg = CompressionConfig(bits=4, alpha=0.5, target_density=0.02, solve_min_share=0.05)
+    comp = Compressor(model, cfg)  # feasible: the small layers keep ~1.3% of the weights
+    with torch.no_grad():  # +-1 weights: every one is above .5 std, so they keep 2.1%
+        for i in (0, 6):
+            model[i].weight.copy_(torch.where(model[i].weight >= 0, 1.0, -1.0))
+    with caplog.at_level("WARNING", logger="pqcompress.aware"):
+        comp.apply()
+        comp.apply()
+    warned = [r for r in caplog.records if "is below what the layers" in r.getMessage()]
+    assert len(warned) == 1
+
+
 def test_target_density_without_pruning_alpha_still_prunes():
     model = net()
     comp = Compressor(model, CompressionConfig(alpha=0.0, bits=32, target_density=0.3))
