@@ -291,9 +291,11 @@ class Compressor:
         assert density is not None
         solved = [self._weights(t) for t in self.targets if t.solved]
         fixed_nonzero, fixed_numel = self._fixed_kept(self.ramp())
-        if not self._warned_infeasible and solved_keep(
-            density, sum(w.numel() for w in solved), fixed_nonzero, fixed_numel
-        ) <= 0:
+        if (
+            not self._warned_infeasible
+            and solved_keep(density, sum(w.numel() for w in solved), fixed_nonzero, fixed_numel)
+            <= 0
+        ):
             self._warned_infeasible = True
             _log.warning(self._infeasible(density, fixed_nonzero, fixed_numel))
         relative = self.config.allocation == "std"
