@@ -26,7 +26,7 @@ TrainMetric = Literal["running", "full"]
 BestOn = Literal["test", "val"]
 Granularity = Literal["element", "channel"]
 Amp = Literal["off", "bf16", "fp16"]
-Allocation = Literal["std", "magnitude"]
+Allocation = Literal["std", "magnitude", "lamp"]
 
 FULL_PRECISION_BITS = 32
 MIN_BITS, MAX_BITS = 2, 16

@@ -42,7 +42,7 @@ from pqcompress.errors import ConfigError, DivergedError
 from pqcompress.ops.device import DeviceApplied
 from pqcompress.ops.fused import Applied, FusedUpdate, NonFiniteError, compress_, numba_eligible
 from pqcompress.ops.pq import PQResult, codes_from_values
-from pqcompress.ops.prune import alpha_for_density, cubic_ramp, layer_std, solved_keep
+from pqcompress.ops.prune import cubic_ramp, layer_std, solve_density, solved_keep
 from pqcompress.unwrap import unwrap
 
 STATE_VERSION = 1
@@ -158,7 +158,7 @@ class Compressor:
                     self._capture, with_kwargs=True
                 )
         self.solved_alpha: float | None = None
-        self._layer_alphas: dict[str, float] = {}  # allocation="magnitude": per solved tensor
+        self._layer_alphas: dict[str, float] = {}  # allocation magnitude/lamp: per solved tensor
         self._solved_at: int | None = None
         self._warned_infeasible = False
         self._check_feasible()
@@ -298,23 +298,21 @@ class Compressor:
         ):
             self._warned_infeasible = True
             _log.warning(self._infeasible(density, fixed_nonzero, fixed_numel))
-        relative = self.config.allocation == "std"
         with torch.no_grad():
-            alpha = alpha_for_density(
+            alpha, per_tensor = solve_density(
                 solved,
                 density,
+                self.config.allocation,
                 fixed_nonzero=fixed_nonzero,
                 fixed_numel=fixed_numel,
-                relative=relative,
             )
         self.solved_alpha, self._solved_at = alpha, self.applications
-        # allocation="magnitude": the solve gave one |w| threshold; each layer's alpha is
-        # that threshold over its own std (global magnitude pruning in the alpha * std rule)
+        # allocation "magnitude" or "lamp": the solve gave one threshold on a score; each
+        # layer's alpha is the |w| its survivors start at over its own std
         self._layer_alphas = {}
-        if not relative:
-            for t, w in zip([t for t in self.targets if t.solved], solved, strict=True):
-                std = layer_std(w)
-                self._layer_alphas[t.name] = alpha / std if std > 0 else 0.0
+        if self.config.allocation != "std":
+            names = [t.name for t in self.targets if t.solved]
+            self._layer_alphas = dict(zip(names, per_tensor, strict=True))
         return alpha
 
     def _fixed_kept(self, ramp: float) -> tuple[int, int]:

@@ -83,33 +83,107 @@ def alpha_for_density(
     ``relative=False`` ranks the magnitudes themselves (global magnitude pruning): the result
     is then one threshold on ``|w|`` shared by every tensor, not an alpha.
     """
+    allocation = "std" if relative else "magnitude"
+    return solve_density(
+        tensors, density, allocation, fixed_nonzero=fixed_nonzero, fixed_numel=fixed_numel
+    )[0]
+
+
+ALLOCATIONS = ("std", "magnitude", "lamp")
+
+
+def solve_density(
+    tensors: Sequence[torch.Tensor],
+    density: float,
+    allocation: str = "std",
+    *,
+    fixed_nonzero: int = 0,
+    fixed_numel: int = 0,
+) -> tuple[float, list[float]]:
+    """Spread ``density`` over ``tensors``: returns (the shared value, each tensor's alpha).
+
+    Every allocation ranks one score per element over all tensors and keeps the ``k`` largest
+    (``k`` the survivors needed, ``fixed_*`` as in :func:`alpha_for_density`); each tensor's
+    alpha is then the threshold its survivors imply over its own std, so pruning stays the
+    ``alpha * std`` rule. The scores:
+
+    - ``std``: ``|w| / std(W)``, one alpha for all (the shared value is that alpha);
+    - ``magnitude``: ``|w|``, one threshold on magnitudes (global magnitude pruning; the
+      shared value is the threshold);
+    - ``lamp``: ``w^2 / (sum of w'^2 over the weights w' of the tensor at least as large)``,
+      the layer-adaptive magnitude score of Lee et al. (ICLR 2021, "Layer-adaptive sparsity
+      for the magnitude-based pruning"): a global threshold on it keeps, in each tensor, the
+      weights that carry most of that tensor's remaining energy, and never empties a tensor
+      (each one's largest weight scores 1). The shared value is the score threshold.
+
+    Sampling (``SOLVE_SAMPLE``) as in :func:`alpha_for_density`; under ``lamp`` a sampled
+    tensor's sums are scaled to the whole tensor.
+    """
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     total = sum(t.numel() for t in tensors)
+    stds = [layer_std(t) for t in tensors]
     if total == 0:
-        return 0.0
+        return 0.0, [0.0] * len(tensors)
     keep = min(max(solved_keep(density, total, fixed_nonzero, fixed_numel), 0.0), 1.0)
     if keep >= 1.0:
-        return 0.0
+        return 0.0, [0.0] * len(tensors)
     gen = torch.Generator().manual_seed(SOLVE_SEED) if total > SOLVE_SAMPLE else None
-    ratios = []
-    for t in tensors:
+    mags, scores = [], []
+    for t, std in zip(tensors, stds, strict=True):
         flat = t.detach().reshape(-1).float()
-        std = layer_std(flat)
         if gen is not None:  # this tensor's share of the sample, at random positions
             n = max(1, round(SOLVE_SAMPLE * flat.numel() / total))
             picks = torch.randint(flat.numel(), (n,), generator=gen).to(flat.device)
-            sample = flat[picks].abs()
+            mag = flat[picks].abs()
         else:
-            sample = flat.abs()
-        if not relative:
-            ratios.append(sample)
+            mag = flat.abs()
+        if allocation == "std":
+            score = mag / std if std > 0 else torch.zeros_like(mag)
+        elif allocation == "magnitude":
+            score = mag
         else:
-            ratios.append(sample / std if std > 0 else torch.zeros_like(sample))
-    z = torch.cat(ratios)
+            score = _lamp_scores(mag, flat.numel())
+        mags.append(mag)
+        scores.append(score)
+    z = torch.cat(scores)
     k = round(keep * z.numel())
     if k <= 0:
-        return float(z.max()) * 2.0 + 1.0
-    # the k-th largest ratio: count(z >= alpha) = k (up to ties)
-    return float(torch.kthvalue(z, z.numel() - k + 1).values)
+        shared = float(z.max()) * 2.0 + 1.0
+        return shared, [_above(m, std) for m, std in zip(mags, stds, strict=True)]
+    # the k-th largest score: count(z >= shared) = k (up to ties)
+    shared = float(torch.kthvalue(z, z.numel() - k + 1).values)
+    if allocation == "std":
+        return shared, [shared] * len(tensors)
+    if allocation == "magnitude":
+        return shared, [shared / std if std > 0 else 0.0 for std in stds]
+    alphas = []  # lamp: each tensor's smallest surviving |w| over its std
+    for mag, score, std in zip(mags, scores, stds, strict=True):
+        kept = mag[score >= shared]
+        if std <= 0:
+            alphas.append(0.0)
+        elif kept.numel() == 0:  # nothing of this tensor survives
+            alphas.append(_above(mag, std))
+        else:
+            alphas.append(float(kept.min()) / std)
+    return shared, alphas
+
+
+def _above(mag: torch.Tensor, std: float) -> float:
+    """An alpha that prunes every one of the magnitudes ``mag`` (0 for a constant tensor)."""
+    return float(mag.max()) / std * 2.0 + 1.0 if std > 0 else 0.0
+
+
+def _lamp_scores(mag: torch.Tensor, numel: int) -> torch.Tensor:
+    """LAMP scores of the magnitudes ``mag`` (a sample of a tensor of ``numel`` elements):
+    ``w^2 / sum_{|w'| >= |w|} w'^2``, the sums taken over the sample and scaled to the
+    tensor (a sample of n holds n / numel of each sum)."""
+    sq = mag.double() ** 2
+    order = torch.argsort(sq)
+    tail = torch.flip(torch.cumsum(torch.flip(sq[order], (0,)), 0), (0,))
+    out = torch.empty_like(sq)
+    out[order] = sq[order] / tail.clamp_min(torch.finfo(torch.float64).tiny)
+    return (out * (mag.numel() / numel)).float()
 
 
 def _f32(x: float) -> float:

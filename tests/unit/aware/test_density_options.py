@@ -314,6 +314,56 @@ def test_magnitude_allocation_is_global_magnitude_pruning():
     assert densities["magnitude"][0] > 0.5 > 0.1 > densities["magnitude"][1]
 
 
+def test_lamp_scores_are_each_weights_share_of_the_energy_at_or_above_it():
+    from pqcompress.ops.prune import _lamp_scores
+
+    scores = _lamp_scores(torch.tensor([3.0, 1.0, 2.0]), 3)
+    assert scores.tolist() == pytest.approx([1.0, 1 / 14, 4 / 13])
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_lamp_meets_the_target_and_never_empties_a_layer(sampled):
+    """allocation='lamp' (Lee et al. 2021): unlike global magnitude pruning, a layer of small
+    weights keeps its largest ones."""
+    from pqcompress.ops.prune import SOLVE_SAMPLE, solve_density
+
+    g = torch.Generator().manual_seed(0)
+    n = SOLVE_SAMPLE if sampled else 4096
+    big, small = torch.randn(n, generator=g) * 4.0, torch.randn(n // 8, generator=g) * 0.01
+    for density in (0.3, 0.02):
+        kept = {}
+        for allocation in ("magnitude", "lamp"):
+            _, alphas = solve_density([big, small], density, allocation)
+            kept[allocation] = [
+                int((t.abs() >= a * t.std(correction=0)).sum()) / t.numel()
+                for t, a in zip([big, small], alphas, strict=True)
+            ]
+            total = (kept[allocation][0] * big.numel() + kept[allocation][1] * small.numel()) / (
+                big.numel() + small.numel()
+            )
+            assert total == pytest.approx(density, abs=0.005)
+        assert kept["magnitude"][1] == 0.0  # global magnitude empties the small layer
+        # lamp keeps part of every layer, whatever its scale (the scores are scale-free), and
+        # more of a smaller layer, where each weight holds more of the layer's energy
+        assert 0.0 < kept["lamp"][0] < kept["lamp"][1] < 1.0
+        _, scaled = solve_density([big, small * 400.0], density, "lamp")
+        _, plain = solve_density([big, small], density, "lamp")
+        assert scaled == pytest.approx(plain, rel=1e-4)
+
+
+def test_lamp_allocation_in_the_compressor_meets_the_target():
+    from torch import nn as _nn
+
+    torch.manual_seed(0)
+    model = _nn.Sequential(_nn.Linear(64, 64), _nn.Linear(64, 256))
+    comp = Compressor(model, CompressionConfig(bits=4, target_density=0.1, allocation="lamp"))
+    comp.apply()
+    assert comp.density() == pytest.approx(0.1, abs=0.01)
+    stats = comp.stats()
+    assert all(0 < s.density < 0.5 for s in stats)
+    assert stats[0].applied_alpha != stats[1].applied_alpha  # each layer its own alpha
+
+
 def test_allocation_needs_a_target_density():
     with pytest.raises(ConfigError, match="allocation"):
         CompressionConfig(allocation="magnitude")
