@@ -184,8 +184,13 @@ class DataConfig:
     augment: bool = True
     subset: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    cutout: int = 0  # side of the square Cutout zeroes in each training image (0 = off)
 
     def __post_init__(self) -> None:
+        if isinstance(self.cutout, bool) or not isinstance(self.cutout, int) or self.cutout < 0:
+            raise ConfigError(
+                f"data.cutout={self.cutout!r} must be a whole number of pixels >= 0 (0 = off)"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction={self.val_fraction} must be in [0, 1)")
         if self.subset is not None and self.subset <= 0:
@@ -307,16 +312,26 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+# Defaults changed after run ids were recorded: the id form keeps omitting the *former*
+# default, so a stored run keeps its id and means what it meant, and a config that takes the
+# new default gets an id of its own (it is a different run). (class name, field) -> former.
+FORMER_DEFAULTS: dict[tuple[str, str], Any] = {}
+
+
 def non_default_dict(obj: Any) -> Any:
     """``to_dict`` without the fields that hold their default value (recursively), so that a
     field added later with a default leaves the form of every existing config unchanged
-    (sweep run ids hash this form)."""
+    (sweep run ids hash this form). A default that changed is compared in its former value
+    (``FORMER_DEFAULTS``)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
-            if f.default is not dataclasses.MISSING:
-                default: Any = f.default
+            former = FORMER_DEFAULTS.get((type(obj).__name__, f.name), dataclasses.MISSING)
+            if former is not dataclasses.MISSING:
+                default: Any = former
+            elif f.default is not dataclasses.MISSING:
+                default = f.default
             elif f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()
             else:

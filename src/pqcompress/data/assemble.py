@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pqcompress.config import DataConfig
@@ -9,6 +10,7 @@ from pqcompress.data.arrays import ArrayDataset
 from pqcompress.data.augment import CropFlip
 from pqcompress.data.bundle import DataBundle
 from pqcompress.data.splits import fraction_count, stratified_pick
+from pqcompress.errors import ConfigError
 
 _VAL_STREAM, _SUBSET_STREAM = 1, 2
 
@@ -30,7 +32,8 @@ def assemble_bundle(
 
     The carve-out and ``cfg.subset`` are class-stratified and seeded by ``seed`` (separate
     streams, so the validation set does not change with the subset size). Augmentation is
-    attached to the train split only, and only when ``cfg.augment``.
+    attached to the train split only, and only when ``cfg.augment``; ``cfg.cutout`` adds
+    Cutout to the dataset's crop and flip.
     """
     key = seed % 2**64
     if val is None and cfg.val_fraction > 0:
@@ -41,6 +44,13 @@ def assemble_bundle(
     if cfg.subset is not None and cfg.subset < len(train):
         picked, _ = stratified_pick(train.targets.numpy(), cfg.subset, [key, _SUBSET_STREAM])
         train = train.select(picked)
+    if cfg.cutout and (augment is None or not cfg.augment):
+        raise ConfigError(
+            f"data.cutout={cfg.cutout} needs an image dataset with training augmentation on "
+            f"({name!r} has {'none' if augment is None else 'it turned off: data.augment'})"
+        )
+    if augment is not None and cfg.cutout:
+        augment = dataclasses.replace(augment, cutout=cfg.cutout)
     train = train.with_augment(augment if cfg.augment else None)
     if val is not None:
         val = val.with_augment(None)

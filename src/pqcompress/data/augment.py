@@ -1,4 +1,5 @@
-"""Training augmentation on whole batches: random zero-padded crop plus horizontal flip."""
+"""Training augmentation on whole batches: random zero-padded crop plus horizontal flip, and
+optionally Cutout (one zeroed square per image)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,27 @@ class CropFlip:
 
     Equivalent to torchvision's ``RandomCrop(size, padding=pad)`` followed by
     ``RandomHorizontalFlip()``, but drawn for a whole epoch at once (``draw``) and applied to
-    a batch with one gather (``apply``), never a per-image Python loop.
+    a batch with one gather (``apply``), never a per-image Python loop. ``cutout > 0`` then
+    zeroes one ``cutout`` x ``cutout`` square per image, centred anywhere in it and clipped at
+    its edges (DeVries & Taylor 2017, "Improved Regularization of Convolutional Neural
+    Networks with Cutout"); zero is the pixel value before normalization, as the crop's
+    padding is.
     """
 
     pad: int = 4
     flip: bool = True
+    cutout: int = 0
 
     def __post_init__(self) -> None:
         if self.pad < 0:
             raise ValueError(f"pad must be >= 0, got {self.pad}")
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be >= 0 (0 = off), got {self.cutout}")
 
     def draw(self, n: int, generator: torch.Generator) -> Tensor:
-        """Per-sample parameters (n, 3) int64: crop row offset, crop column offset, flip (0/1).
+        """Per-sample parameters (n, 3) int64: crop row offset, crop column offset, flip (0/1);
+        with ``cutout``, (n, 5): then the square's centre as fractions of 2^16 of the height
+        and width (the image size is known only in ``apply``).
 
         Offsets are positions of the crop window in the padded image, in ``0..2*pad``.
         """
@@ -36,14 +46,34 @@ class CropFlip:
             flips = torch.randint(0, 2, (n, 1), generator=generator)
         else:
             flips = torch.zeros(n, 1, dtype=torch.int64)
-        return torch.cat([offsets, flips], dim=1)
+        parts = [offsets, flips]
+        if self.cutout:
+            parts.append(torch.randint(0, 1 << 16, (n, 2), generator=generator))
+        return torch.cat(parts, dim=1)
 
     def apply(self, x: Tensor, params: Tensor) -> Tensor:
-        """Augment a batch ``x`` (B, C, H, W) of any dtype with ``params`` (B, 3) from ``draw``."""
-        return crop_flip(x, params[:, 0], params[:, 1], params[:, 2] > 0, self.pad)
+        """Augment a batch ``x`` (B, C, H, W) of any dtype with ``params`` from ``draw``."""
+        out = crop_flip(x, params[:, 0], params[:, 1], params[:, 2] > 0, self.pad)
+        if self.cutout and params.shape[1] >= 5:
+            h, w = out.shape[-2:]
+            cy, cx = (params[:, 3] * h) >> 16, (params[:, 4] * w) >> 16
+            half = self.cutout // 2
+            rows, cols = torch.arange(h), torch.arange(w)
+            inside_r = (rows[None, :] >= (cy - half)[:, None]) & (
+                rows[None, :] < (cy - half + self.cutout)[:, None]
+            )
+            inside_c = (cols[None, :] >= (cx - half)[:, None]) & (
+                cols[None, :] < (cx - half + self.cutout)[:, None]
+            )
+            hole = inside_r[:, None, :, None] & inside_c[:, None, None, :]
+            out = out.masked_fill(hole, 0)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "crop_flip", "pad": self.pad, "flip": self.flip}
+        out: dict[str, Any] = {"kind": "crop_flip", "pad": self.pad, "flip": self.flip}
+        if self.cutout:
+            out["cutout"] = self.cutout
+        return out
 
 
 def crop_flip(x: Tensor, top: Tensor, left: Tensor, flip: Tensor, pad: int) -> Tensor:

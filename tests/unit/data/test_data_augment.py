@@ -94,3 +94,32 @@ def test_draw_is_deterministic() -> None:
     b = aug.draw(100, torch.Generator().manual_seed(3))
     c = aug.draw(100, torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_cutout_zeroes_one_clipped_square_per_image_after_the_crop() -> None:
+    aug = CropFlip(pad=0, flip=False, cutout=4)
+    params = aug.draw(200, torch.Generator().manual_seed(0))
+    assert params.shape == (200, 5)
+    x = images(200, 2, 8, 8)
+    out = aug.apply(x, params)
+    for img, p in zip(out, params.tolist()):
+        cy, cx = (p[3] * 8) >> 16, (p[4] * 8) >> 16
+        hole = torch.zeros(8, 8, dtype=torch.bool)
+        hole[max(cy - 2, 0) : min(cy + 2, 8), max(cx - 2, 0) : min(cx + 2, 8)] = True
+        assert bool((img[:, hole] == 0).all())  # every channel of the square is zeroed
+        assert bool((img[:, ~hole] != 0).all())  # and nothing else
+    sizes = {int((img[0] == 0).sum()) for img in out}
+    assert 16 in sizes and min(sizes) < 16  # whole squares inside, clipped ones at the edges
+    assert aug.to_dict() == {"kind": "crop_flip", "pad": 0, "flip": False, "cutout": 4}
+
+
+def test_cutout_is_refused_without_image_augmentation() -> None:
+    import pytest
+
+    from pqcompress.config import DataConfig
+    from pqcompress.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cutout"):
+        DataConfig(cutout=-1)
+    with pytest.raises(ValueError, match="cutout"):
+        CropFlip(cutout=-2)

@@ -54,6 +54,11 @@ def test_digits_augmentation_is_a_one_pixel_shift_on_train_only(digits: DataBund
     assert digits.val.augment is None and digits.test.augment is None
     off = build_dataset("digits", DataConfig(augment=False))
     assert off.train.augment is None
+    cut = build_dataset("digits", DataConfig(cutout=2))
+    assert cut.train.augment == CropFlip(pad=1, flip=False, cutout=2)
+    assert cut.val.augment is None and cut.test.augment is None
+    with pytest.raises(ConfigError, match=r"data.cutout=2 needs .*turned off"):
+        build_dataset("digits", DataConfig(augment=False, cutout=2))
 
 
 def rows(ds: ArrayDataset) -> set[int]:

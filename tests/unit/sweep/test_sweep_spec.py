@@ -145,6 +145,23 @@ def test_run_ids_ignore_fields_at_their_defaults() -> None:
     assert run_id(ExperimentConfig()) != run_id(plain)
 
 
+def test_a_changed_default_keeps_the_ids_of_runs_recorded_under_the_former_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs recorded when a field's default was X keep their id; a config that takes the new
+    default Y is a different run and gets an id of its own."""
+    from pqcompress import config as cfgmod
+    from pqcompress.config import CompressionConfig, ExperimentConfig, non_default_dict
+
+    free = ExperimentConfig(compression=CompressionConfig(bits=4, mask="free"))
+    sticky = ExperimentConfig(compression=CompressionConfig(bits=4, mask="sticky"))
+    before = run_id(sticky)
+    monkeypatch.setitem(cfgmod.FORMER_DEFAULTS, ("CompressionConfig", "mask"), "sticky")
+    assert non_default_dict(sticky) == {"compression": {"bits": 4}}
+    assert non_default_dict(free) == {"compression": {"bits": 4, "mask": "free"}}
+    assert run_id(sticky) != before  # (here the pretend former default is sticky)
+
+
 def test_an_include_only_sweep_runs_exactly_its_points() -> None:
     spec = SweepSpec.from_dict(tiny_spec(grid={}, include=[{"alpha": 0.5}, {"bits": 4}]))
     assert [p.params for p in spec.points()] == [{"alpha": 0.5}, {"bits": 4}]
