@@ -327,15 +327,14 @@ def non_default_dict(obj: Any) -> Any:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
-            former = FORMER_DEFAULTS.get((type(obj).__name__, f.name), dataclasses.MISSING)
-            if former is not dataclasses.MISSING:
-                default: Any = former
+            key = (type(obj).__name__, f.name)
+            default: Any = dataclasses.MISSING
+            if key in FORMER_DEFAULTS:
+                default = FORMER_DEFAULTS[key]
             elif f.default is not dataclasses.MISSING:
                 default = f.default
             elif f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()
-            else:
-                default = dataclasses.MISSING
             if default is not dataclasses.MISSING and value == default:
                 continue
             out[f.name] = non_default_dict(value)
