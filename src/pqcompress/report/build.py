@@ -159,9 +159,10 @@ def build_report(
 ) -> ReportResult:
     """Write the report of one sweep into ``out_dir`` (created if needed) and return its files.
 
-    Tables: ``accuracy_density``, ``efficiency_score``, ``table_i_comparison``, ``points``,
-    ``runs``, ``modulation_comparison`` for AMC-1D sweeps, and ``literature`` where published
-    figures exist for the sweep's model and dataset (``published/literature_*.yaml``)
+    Tables: ``accuracy_density``, ``efficiency_score``, ``table_i_comparison`` (CNN5's study),
+    ``points``, ``runs``, ``modulation_comparison`` for AMC-1D sweeps; where published figures
+    exist for the sweep's model and dataset (``published/literature_*.yaml``), ``literature``
+    takes Table I's place
     (.md, .csv, .json each). Plots (.png and .svg): see docs/report.md. ``index.html`` embeds
     every plot. ReportError for a missing/empty store, an unknown sweep or layer, or missing
     matplotlib (unless ``options.plots`` is False); plots the data cannot support yet (no
@@ -188,8 +189,8 @@ def build_report(
     if sweep.common("model") == reference.MODULATION_MODEL:
         made.insert(3, tables.modulation_comparison(grid, sweep))
     literature = reference.literature(sweep.common("model"), sweep.common("dataset"))
-    if literature is not None:
-        made.insert(3, tables.literature_table(sweep, literature))
+    if literature is not None:  # its own model's published figures replace CNN5's Table I
+        made[2] = tables.literature_table(sweep, literature)
     table_files = {t.name: t.write(out) for t in made}
     say(f"wrote {len(made)} tables (Markdown, CSV, JSON)")
 

@@ -307,3 +307,8 @@ def test_a_resnet20_sweep_is_set_beside_the_literature(tmp_path):
     assert by_bits[4]["our_ratio"] == pytest.approx(1_080_000 / 140_000)
     assert by_bits[2]["our_acc_pct"] is None  # the only 2-bit setting prunes
     assert "APoT" in table.notes[-1]
+    # the report sets ResNet-20 beside its own literature, not beside CNN5's Table I
+    from pqcompress.report import ReportOptions, build_report
+
+    res = build_report(sweep.store, tmp_path / "rep", ReportOptions(plots=False))
+    assert "literature" in res.tables and "table_i_comparison" not in res.tables
