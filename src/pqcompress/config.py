@@ -98,8 +98,17 @@ class CompressionConfig:
     solve_min_share: float = 0.0
     granularity: Granularity = "element"
     target_flops: float | None = None
-    allocation: Allocation = "std"
+    allocation: Allocation = "lamp"  # how target_density is spread (element granularity)
     version: int = 1
+
+    def inert_fields(self) -> tuple[str, ...]:
+        """Fields with no effect in this config (left out of the run-id form): ``allocation``
+        spreads ``target_density`` over element-pruned layers and does nothing otherwise."""
+        return (
+            ()
+            if self.target_density is not None and self.granularity == "element"
+            else ("allocation",)
+        )
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
@@ -117,13 +126,6 @@ class CompressionConfig:
             "granularity",
             "allocation",
         )
-        if self.allocation != "std" and (
-            self.target_density is None or self.granularity != "element"
-        ):
-            raise ConfigError(
-                f"allocation={self.allocation!r} spreads target_density over the layers: it "
-                "needs target_density and element granularity"
-            )
         if self.granularity == "channel" and self.mode == "quantize":
             raise ConfigError(
                 "granularity='channel' prunes whole channels: it needs mode='pq' or 'prune', "
@@ -315,17 +317,23 @@ def to_dict(obj: Any) -> Any:
 # Defaults changed after run ids were recorded: the id form keeps omitting the *former*
 # default, so a stored run keeps its id and means what it meant, and a config that takes the
 # new default gets an id of its own (it is a different run). (class name, field) -> former.
-FORMER_DEFAULTS: dict[tuple[str, str], Any] = {}
+FORMER_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("CompressionConfig", "allocation"): "std",  # lamp since 2026-12-06 (docs/compression.md §6)
+}
 
 
 def non_default_dict(obj: Any) -> Any:
     """``to_dict`` without the fields that hold their default value (recursively), so that a
     field added later with a default leaves the form of every existing config unchanged
     (sweep run ids hash this form). A default that changed is compared in its former value
-    (``FORMER_DEFAULTS``)."""
+    (``FORMER_DEFAULTS``), and a field the config says has no effect (``inert_fields()``) is
+    left out."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
+        inert = obj.inert_fields() if hasattr(obj, "inert_fields") else ()
         for f in dataclasses.fields(obj):
+            if f.name in inert:
+                continue
             value = getattr(obj, f.name)
             key = (type(obj).__name__, f.name)
             default: Any = dataclasses.MISSING

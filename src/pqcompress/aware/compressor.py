@@ -157,7 +157,7 @@ class Compressor:
                 self._capture_hook = self.model.register_forward_pre_hook(
                     self._capture, with_kwargs=True
                 )
-        self.solved_alpha: float | None = None
+        self._shared: float | None = None  # the last solve: alpha (std), else a threshold
         self._layer_alphas: dict[str, float] = {}  # allocation magnitude/lamp: per solved tensor
         self._solved_at: int | None = None
         self._warned_infeasible = False
@@ -285,8 +285,8 @@ class Compressor:
 
     def _solve_alpha(self) -> float:
         """The shared alpha for the ``solved`` targets (cached for ``SOLVE_EVERY`` steps)."""
-        if not self._resolve_due(self.solved_alpha):
-            return self.solved_alpha  # type: ignore[return-value]
+        if not self._resolve_due(self._shared):
+            return self._shared  # type: ignore[return-value]
         density = self.density_target()
         assert density is not None
         solved = [self._weights(t) for t in self.targets if t.solved]
@@ -306,7 +306,7 @@ class Compressor:
                 fixed_nonzero=fixed_nonzero,
                 fixed_numel=fixed_numel,
             )
-        self.solved_alpha, self._solved_at = alpha, self.applications
+        self._shared, self._solved_at = alpha, self.applications
         # allocation "magnitude" or "lamp": the solve gave one threshold on a score; each
         # layer's alpha is the |w| its survivors start at over its own std
         self._layer_alphas = {}
@@ -314,6 +314,18 @@ class Compressor:
             names = [t.name for t in self.targets if t.solved]
             self._layer_alphas = dict(zip(names, per_tensor, strict=True))
         return alpha
+
+    @property
+    def solved_alpha(self) -> float | None:
+        """The alpha the last ``target_density`` solve gave the solved layers: the one alpha
+        they share under ``allocation="std"`` or when one layer is solved; None before the
+        first solve, and where each solved layer has an alpha of its own (``magnitude``,
+        ``lamp``: see ``stats()``' ``applied_alpha``). Under channel granularity, the solved
+        share of channels' score threshold."""
+        if self._shared is None or not self._layer_alphas:
+            return self._shared
+        alphas = set(self._layer_alphas.values())
+        return alphas.pop() if len(alphas) == 1 else None
 
     def _fixed_kept(self, ramp: float) -> tuple[int, int]:
         """What an application at ``ramp`` keeps of the tensors that are not solved (their
@@ -507,8 +519,8 @@ class Compressor:
             target = self.density_target()
             assert target is not None
             flops = self.config.target_flops is not None
-            self.solved_alpha = plan.solve(scores, fixed, target, flops)
-            fixed.update((i, self.solved_alpha) for i in scores if plan.groups[i].solved)
+            self._shared = plan.solve(scores, fixed, target, flops)
+            fixed.update((i, self._shared) for i in scores if plan.groups[i].solved)
         keep = plan.keep(scores, fixed)
         if self.sticky:
             for i, k in keep.items():
@@ -678,7 +690,7 @@ class Compressor:
             "residuals": {k: self._residual_with_parked(k) for k in self.residuals},
             "alphas": dict(self.alphas),
             "dead": {k: v.clone() for k, v in self.dead.items()},
-            "solved_alpha": self.solved_alpha,
+            "solved_alpha": self._shared,  # (the key predates allocation magnitude/lamp)
             "layer_alphas": dict(self._layer_alphas),
             "solved_at": self._solved_at,
         }
@@ -725,7 +737,7 @@ class Compressor:
                 if k in self.dead:
                     self.dead[k].copy_(v)
         solved = state.get("solved_alpha")
-        self.solved_alpha = None if solved is None else float(solved)
+        self._shared = None if solved is None else float(solved)
         self._layer_alphas = {str(k): float(v) for k, v in state.get("layer_alphas", {}).items()}
         at = state.get("solved_at")
         self._solved_at = None if at is None else int(at)

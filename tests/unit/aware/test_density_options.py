@@ -147,19 +147,28 @@ def test_ramp_grows_alpha_cubically_and_reaches_it_at_the_set_step(mask):
     assert stats["4.weight"].applied_alpha == 1.0 and stats["4.weight"].alpha == 1.0
 
 
+@pytest.mark.parametrize("allocation", ["lamp", "std"])
 @pytest.mark.parametrize("mask", ["free", "sticky"])
 @pytest.mark.parametrize("update", ["latent", "inplace"])
-def test_target_density_is_met_at_the_end_of_the_ramp(mask, update):
+def test_target_density_is_met_at_the_end_of_the_ramp(mask, update, allocation):
     model = net()
-    cfg = CompressionConfig(bits=4, target_density=0.1, ramp_steps=8, mask=mask, update=update)
+    cfg = CompressionConfig(
+        bits=4, target_density=0.1, ramp_steps=8, mask=mask, update=update, allocation=allocation
+    )
     comp = Compressor(model, cfg)
     densities = []
     train(model, comp, batches(24), after_step=lambda c: densities.append(c.density()))
     assert densities[0] > 0.5  # the ramp starts near no pruning
-    assert densities[-1] == pytest.approx(0.1, abs=0.01)
-    assert comp.solved_alpha is not None and comp.solved_alpha > 0
+    # re-solved every SOLVE_EVERY (8) steps: at lr 0.1 this tiny net drifts up to ~1.5 points
+    # between solves (the 24th step is the 7th since one)
+    assert densities[-1] == pytest.approx(0.1, abs=0.015)
     stats = comp.stats()
-    assert {s.applied_alpha for s in stats} == {comp.solved_alpha}
+    if allocation == "std":  # one alpha for all
+        assert comp.solved_alpha is not None and comp.solved_alpha > 0
+        assert {s.applied_alpha for s in stats} == {comp.solved_alpha}
+    else:  # lamp: each layer at the alpha its survivors imply; no one shared alpha
+        assert comp.solved_alpha is None
+        assert len({s.applied_alpha for s in stats}) == len(stats)
     # the codes still decode bit-exactly
     for t in comp.targets:
         res = comp.compressed(t.name)
@@ -193,7 +202,7 @@ def test_solve_min_share_thins_only_the_big_layers_and_still_meets_the_total():
     assert [n for n, t in by.items() if t.solved] == ["4.weight"]
     stats = {s.name: s for s in comp.stats()}
     assert stats["0.weight"].applied_alpha == 0.5 and stats["6.weight"].applied_alpha == 0.5
-    assert stats["4.weight"].applied_alpha == comp.solved_alpha > 0.5
+    assert stats["4.weight"].applied_alpha > 0.5
     assert comp.density() == pytest.approx(0.2, abs=0.01)
     assert stats["6.weight"].density > 0.5  # the small output layer keeps most of its weights
 
@@ -364,6 +373,18 @@ def test_lamp_allocation_in_the_compressor_meets_the_target():
     assert stats[0].applied_alpha != stats[1].applied_alpha  # each layer its own alpha
 
 
-def test_allocation_needs_a_target_density():
-    with pytest.raises(ConfigError, match="allocation"):
-        CompressionConfig(allocation="magnitude")
+def test_allocation_has_no_effect_without_a_target_density_nor_on_run_ids():
+    """allocation spreads target_density; without one it does nothing, so it is left out of
+    the run-id form: changing its default (std -> lamp) kept the id of every run recorded
+    without a target, and of every run recorded with the former default."""
+    from pqcompress.config import ExperimentConfig, non_default_dict
+
+    def form(**kw):
+        return non_default_dict(ExperimentConfig(compression=CompressionConfig(bits=4, **kw)))
+
+    assert form() == form(allocation="magnitude") == {"compression": {"bits": 4}}
+    assert form(target_density=0.1, allocation="std") == {
+        "compression": {"bits": 4, "target_density": 0.1}  # the former default: the old id
+    }
+    assert form(target_density=0.1)["compression"]["allocation"] == "lamp"  # a new run
+    assert CompressionConfig().allocation == "lamp"

@@ -12,11 +12,12 @@ from pqcompress.cli.main import main
 from pqcompress.config import ExperimentConfig
 
 ALL_RECIPES = sorted((Path(__file__).parents[3] / "recipes").glob("*.yaml"))
-# sweep recipes (a `grid:` of axes over a base experiment) are checked in tests/unit/sweep,
+# sweep recipes (a `grid:` of axes or `include:` points over a base experiment) are checked in
+# tests/unit/sweep,
 # distillation recipes (`teachers:`) in tests/unit/cli/test_cli_distill.py, search specs
 # (`objectives:`) in tests/unit/search/test_search_spec.py, serving benches (`variants:`) in
 # tests/unit/loadtest/test_loadtest_bench.py
-OTHER_KINDS = {"grid", "teachers", "objectives", "variants"}
+OTHER_KINDS = {"grid", "include", "teachers", "objectives", "variants"}
 RECIPES = [r for r in ALL_RECIPES if not OTHER_KINDS & set(yaml.safe_load(r.read_text()) or {})]
 
 

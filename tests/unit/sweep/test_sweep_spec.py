@@ -103,10 +103,16 @@ def test_recipes_expand() -> None:
     root = Path(__file__).resolve().parents[3] / "recipes"
     counts = {p.name: len(SweepSpec.from_yaml(p).points()) for p in root.glob("grid_*.yaml")}
     assert counts["grid_cnn5_cifar10_cpu.yaml"] == 22
+    # the density points pin what they ran with (allocation std), so they keep their ids
+    pinned = [p for p in SweepSpec.from_yaml(root / "grid_cnn5_cifar10_cpu.yaml").points()]
+    assert {p.run_id for p in pinned} >= {"3ce79e5c03c5", "4152789a46df", "60beb50cde20"}
     assert counts["grid_cnn5_cifar10.yaml"] == 7 * 5 * 6 + 1
     assert counts["grid_vgg16_cifar10_microservice.yaml"] == 6
     assert counts["grid_vgg16_cifar10_microservice_cpu.yaml"] == 6
     assert counts["grid_amc1d_modulation_cpu.yaml"] == 4 * 5
+    study = SweepSpec.from_yaml(root / "resnet20_cifar10_pq_study_cpu.yaml").points()
+    assert len(study) == 18 and study[0].params == {"seed": 0, "bits": 32, "alpha": 0.0}
+    assert {p.config.model for p in study} == {"resnet20"}
     cpu = SweepSpec.from_yaml(root / "grid_cnn5_cifar10_cpu.yaml").points()
     assert cpu[0].params == {"alpha": 0.0, "bits": 32}
     grid = {(p.config.compression.alpha, p.config.compression.bits) for p in cpu}
