@@ -112,3 +112,25 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
     return data if isinstance(data, dict) else None
+
+
+def split_seed_of(source: str | Path | None, dataset: str) -> int | None:
+    """The split seed of the run that trained ``source`` (a run directory, or a checkpoint or
+    file inside one) on ``dataset``: its ``data.split_seed``, else its ``train.seed``. None
+    when ``source`` is not such a run (no ``config.yaml`` beside it, another dataset).
+
+    A model fine-tuned, searched or evaluated on validation data must use the split its base
+    was trained with: another seed carves another validation set out of the training images,
+    and the base has seen part of it (the selection would then favour memorised images)."""
+    if source is None:
+        return None
+    path = Path(source)
+    run_dir = path if path.is_dir() else path.parent
+    config = read_run_config(run_dir)
+    if not config or config.get("dataset") != dataset:
+        return None
+    data, train = config.get("data") or {}, config.get("train") or {}
+    seed = data.get("split_seed")
+    if seed is None:
+        seed = train.get("seed", 0)
+    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None

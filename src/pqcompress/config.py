@@ -187,6 +187,9 @@ class DataConfig:
     subset: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     cutout: int = 0  # side of the square Cutout zeroes in each training image (0 = off)
+    # seed of the validation carve-out and of ``subset`` (None: the run's train.seed, or, when
+    # it fine-tunes a run (init_from), that run's split, so its training images stay out)
+    split_seed: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.cutout, bool) or not isinstance(self.cutout, int) or self.cutout < 0:

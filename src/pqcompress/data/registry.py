@@ -26,9 +26,11 @@ def available_datasets() -> list[str]:
 def build_dataset(name: str, cfg: DataConfig | None = None, *, seed: int = 0) -> DataBundle:
     """Build the registered dataset ``name``.
 
-    ``seed`` drives the validation carve-out and ``cfg.subset``; fixed test splits and
-    generated data do not depend on it. Unknown names raise RegistryError, missing or
-    malformed data DataError, unknown ``cfg.options`` keys ConfigError.
+    ``seed`` drives the validation carve-out and ``cfg.subset`` (``cfg.split_seed``, when
+    set, instead); fixed test splits and generated data do not depend on it. Unknown names
+    raise RegistryError, missing or malformed data DataError, unknown ``cfg.options`` keys
+    ConfigError.
     """
     builder = _DATASETS.get(name)
-    return builder(cfg if cfg is not None else DataConfig(), seed=seed)
+    cfg = cfg if cfg is not None else DataConfig()
+    return builder(cfg, seed=seed if cfg.split_seed is None else cfg.split_seed)

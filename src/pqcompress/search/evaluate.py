@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from pqcompress import codec
+from pqcompress.checkpoint import read_run_config, split_seed_of
 from pqcompress.codec.sources import load_model
 from pqcompress.config import DataConfig, from_dict
 from pqcompress.data.batches import evaluation_view
@@ -69,11 +70,10 @@ def data_config_for(model: str, data: Mapping[str, Any] | None) -> tuple[dict[st
     base: dict[str, Any] = {}
     seed = 0
     if path.is_dir() and (path / "config.yaml").is_file():
-        from pqcompress.yamlio import read_yaml_file
-
-        cfg = read_yaml_file(path / "config.yaml", "run config") or {}
+        cfg = read_run_config(path) or {}
         base = dict(cfg.get("data") or {})
-        seed = int((cfg.get("train") or {}).get("seed", 0))
+        inherited = split_seed_of(path, str(cfg.get("dataset")))
+        seed = 0 if inherited is None else inherited
     base.update(dict(data or {}))
     return base, seed
 

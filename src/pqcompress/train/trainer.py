@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import io
 import json
+import logging
 import math
 import os
 import sys
@@ -19,7 +20,12 @@ from torch import nn
 
 from pqcompress import faults
 from pqcompress.atomic import stale_temp_files
-from pqcompress.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from pqcompress.checkpoint import (
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+    split_seed_of,
+)
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
 from pqcompress.data.batches import evaluation_view
 from pqcompress.data.bundle import DataBundle
@@ -41,6 +47,8 @@ from pqcompress.train.progress import EpochProgress
 from pqcompress.train.result import RunResult, Status
 from pqcompress.train.rundir import RunDir, check_same_config
 from pqcompress.train.tracking import BestTracker
+
+_log = logging.getLogger("pqcompress.train")
 
 EVAL_BATCH_SIZE = 256
 
@@ -808,7 +816,7 @@ def _train(
         if saved is not None:
             check_same_config(saved, config_dict, run_dir.root)
     apply_threads(config.train.threads)
-    bundle = build_dataset(config.dataset, config.data, seed=config.train.seed)
+    bundle = build_dataset(config.dataset, config.data, seed=split_seed(config))
     torch.manual_seed(config.train.seed)
     model = build_model(
         config.model,
@@ -829,6 +837,24 @@ def _train(
         config_dict=config_dict,
     )
     return trainer.fit()
+
+
+def split_seed(config: ExperimentConfig) -> int:
+    """The seed of the run's validation carve-out and subset: ``data.split_seed``; else, when
+    it fine-tunes a run (``init_from``) on the same dataset, that run's split
+    (``checkpoint.split_seed_of``); else ``train.seed``. (``build_dataset`` itself honours
+    ``data.split_seed``.)"""
+    if config.data.split_seed is not None:
+        return config.data.split_seed
+    inherited = split_seed_of(config.init_from, config.dataset)
+    if inherited is not None and inherited != config.train.seed:
+        _log.info(
+            "init_from: the validation split of %s (split seed %d) is kept, so the images "
+            "it trained on stay out of validation",
+            config.init_from,
+            inherited,
+        )
+    return config.train.seed if inherited is None else inherited
 
 
 def load_initial_weights(model: nn.Module, source: str | Path) -> None:

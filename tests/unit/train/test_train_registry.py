@@ -128,3 +128,29 @@ def test_init_from_starts_from_a_trained_run_and_refuses_a_misfit(tmp_path):
         load_initial_weights(wider, base)
     with pytest.raises(CheckpointError, match="neither a finished run"):
         load_initial_weights(model, tmp_path / "nowhere")
+
+
+def test_a_fine_tune_keeps_the_validation_split_of_the_run_it_starts_from(tmp_path):
+    """Another seed carves another validation set out of the training images, part of which
+    the base model trained on; a run that fine-tunes another (init_from) keeps the base's
+    split unless data.split_seed says otherwise."""
+    import dataclasses
+
+    from pqcompress.checkpoint import split_seed_of
+    from pqcompress.config import DataConfig
+    from pqcompress.data import build_dataset
+    from pqcompress.train.trainer import split_seed
+
+    base = tmp_path / "base"
+    train(digits_config(epochs=1, seed=0), base, progress=False)
+    tune = dataclasses.replace(digits_config(seed=1), init_from=str(base))
+    assert split_seed_of(base, "digits") == 0 and split_seed_of(base, "cifar10") is None
+    assert split_seed_of(base / "best.pt", "digits") == 0 and split_seed_of(None, "x") is None
+    assert split_seed(tune) == 0
+    assert split_seed(digits_config(seed=1)) == 1  # no base: its own seed
+    pinned = dataclasses.replace(tune, data=DataConfig(split_seed=5))
+    assert split_seed(pinned) == 5
+    # the dataset honours data.split_seed over the seed it is given
+    rows = set(build_dataset("digits", DataConfig(split_seed=0), seed=1).val.rows.tolist())
+    assert rows == set(build_dataset("digits", DataConfig(), seed=0).val.rows.tolist())
+    assert rows != set(build_dataset("digits", DataConfig(), seed=1).val.rows.tolist())
