@@ -141,11 +141,29 @@ def with_current_defaults(saved: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
+def _id_form(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The flattened run-id form of an experiment config (``config.non_default_dict``), or
+    None when it is not one."""
+    from pqcompress.config import ExperimentConfig, non_default_dict
+    from pqcompress.errors import ConfigError
+
+    try:
+        return _flatten(non_default_dict(ExperimentConfig.from_dict(config)))
+    except (ConfigError, TypeError):
+        return None
+
+
 def check_same_config(saved: Mapping[str, Any], current: Mapping[str, Any], where: Path) -> None:
     """CheckpointError naming each differing key, with the saved and the current value (a
-    field added since the run was saved counts at its default)."""
+    field added since the run was saved counts at its default). A key whose value differs but
+    that the run id does not see (a field with no effect in this config, or a changed default
+    that the saved run held) does not count: the same run id resumes the same run."""
     saved = with_current_defaults(saved)
     diff = config_differences(saved, current)
+    forms = (_id_form(saved), _id_form(current)) if diff else (None, None)
+    if forms[0] is not None and forms[1] is not None:
+        a, b = forms
+        diff = [k for k in diff if a.get(k, _MISSING) != b.get(k, _MISSING)]
     if diff:
         details = "; ".join(
             f"{k}: saved {_lookup(saved, k)!r}, now {_lookup(current, k)!r}" for k in diff

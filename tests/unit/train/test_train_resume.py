@@ -342,3 +342,23 @@ def test_a_run_saved_before_a_new_config_field_still_resumes(tmp_path):
     changed = {**saved, "model": "resnet20"}
     with pytest.raises(CheckpointError, match="model"):
         check_same_config(changed, current, tmp_path)
+
+
+def test_a_run_saved_under_a_former_default_resumes_where_the_run_id_is_the_same(tmp_path):
+    """allocation's default moved from std to lamp. A run saved with std and no target
+    density (where allocation does nothing) resumes under today's default, as its run id is
+    unchanged; a run that solved a density with std is a different run from one with lamp."""
+    from pqcompress.config import CompressionConfig, ExperimentConfig
+    from pqcompress.errors import CheckpointError
+    from pqcompress.train.rundir import check_same_config
+
+    def cfg(**kw):
+        return ExperimentConfig(
+            model="cnn5", dataset="digits", compression=CompressionConfig(bits=4, **kw)
+        ).to_dict()
+
+    check_same_config(cfg(allocation="std"), cfg(), tmp_path)  # no error: no effect here
+    with pytest.raises(CheckpointError, match=r"compression.allocation: saved 'std', now 'lamp'"):
+        check_same_config(
+            cfg(allocation="std", target_density=0.1), cfg(target_density=0.1), tmp_path
+        )
