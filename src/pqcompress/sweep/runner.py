@@ -164,18 +164,18 @@ def _register_points(db: ResultsStore, spec: SweepSpec, plans: list[PlannedPoint
         }
     )
     db.drop_unstarted(spec.name, (p.point.run_id for p in plans))
-    db.add_points(
-        spec.name,
-        [
-            {
-                "run_id": p.point.run_id,
-                "point_index": p.point.index,
-                "params": p.point.params,
-                "config": p.point.config.to_dict(),
-            }
-            for p in plans
-        ],
-    )
+    db.add_points(spec.name, [_point_row(p) for p in plans])
+
+
+def _point_row(plan: PlannedPoint) -> dict[str, Any]:
+    """A planned point as the store records it (``ResultsStore.add_points``)."""
+    p = plan.point
+    return {
+        "run_id": p.run_id,
+        "point_index": p.index,
+        "params": p.params,
+        "config": p.config.to_dict(),
+    }
 
 
 def _execute(
@@ -220,6 +220,9 @@ def _execute(
                 del claimed[rid]
                 bar.finished(by_id[rid].point.label, "skipped", "finished by another process")
                 return False
+            # another sweep process on this store with an edited copy of the file may have
+            # dropped the row of this unstarted point meanwhile: put it back (a no-op otherwise)
+            db.add_points(name, [_point_row(by_id[rid])])
             db.mark_running(rid, run_dir=task["run_dir"], executor=executor)
             running.add(rid)
             ran += 1

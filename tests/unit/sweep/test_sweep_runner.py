@@ -218,3 +218,33 @@ def test_points_dropped_from_the_sweep_file_before_they_started_leave_the_store(
         kept = first.points()[0].run_id
         assert store.drop_unstarted("tiny", [kept]) == 1
         assert [r["run_id"] for r in store.runs(sweep="tiny")] == [kept]
+
+
+def test_a_point_whose_row_another_process_dropped_is_recorded_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second sweep process on the store with an edited copy of the file (the same sweep
+    name, fewer points) drops this process's unstarted rows; this process puts each back when
+    it starts the point, so the result is recorded (it used to fail on the epochs' foreign
+    key, with a traceback, after training)."""
+    from pqcompress.sweep import runner
+
+    spec = SweepSpec.from_dict(
+        tiny_spec(
+            grid={"alpha": [0.0, 0.5], "bits": [32]},
+            train={"epochs": 1, "batch_size": 32, "lr": 0.05, "max_steps_per_epoch": 2},
+        )
+    )
+    first, second = (p.run_id for p in spec.points())
+    register = runner._register_points
+
+    def then_another_process_drops(db, s, plans):  # the other process, between plan and run
+        register(db, s, plans)
+        db.drop_unstarted(s.name, [first])
+
+    monkeypatch.setattr(runner, "_register_points", then_another_process_drops)
+    summary = run_sweep(spec, tmp_path / "r.db", executor="inline", progress=False)
+    assert summary.failed == [] and summary.ran == 2
+    with ResultsStore(tmp_path / "r.db") as store:
+        rows = {r["run_id"]: r for r in store.runs(sweep="tiny")}
+        assert rows[second]["status"] == "completed" and store.epochs(second)
