@@ -122,12 +122,12 @@ def solve_density(
     if allocation not in ALLOCATIONS:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     total = sum(t.numel() for t in tensors)
-    stds = [layer_std(t) for t in tensors]
     if total == 0:
         return 0.0, [0.0] * len(tensors)
     keep = min(max(solved_keep(density, total, fixed_nonzero, fixed_numel), 0.0), 1.0)
     if keep >= 1.0:
         return 0.0, [0.0] * len(tensors)
+    stds = [layer_std(t) for t in tensors]
     gen = torch.Generator().manual_seed(SOLVE_SEED) if total > SOLVE_SAMPLE else None
     mags, scores = [], []
     for t, std in zip(tensors, stds, strict=True):
