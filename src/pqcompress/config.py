@@ -255,6 +255,44 @@ class TrainConfig:
             raise ConfigError("train.max_steps_per_epoch must be >= 1 or null")
 
 
+def check_distill_settings(temperature: float, soft_weight: float, hard_weight: float) -> None:
+    """ConfigError unless T > 0 and both weights are finite and >= 0, not both 0."""
+    for name, value in (
+        ("temperature", temperature),
+        ("soft_weight", soft_weight),
+        ("hard_weight", hard_weight),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not 0 < temperature < float("inf"):
+        raise ConfigError(f"temperature={temperature!r} must be a finite number > 0")
+    for name, value in (("soft_weight", soft_weight), ("hard_weight", hard_weight)):
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
+    if soft_weight == 0 and hard_weight == 0:
+        raise ConfigError("soft_weight and hard_weight are both 0: nothing to learn from")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation while training (docs/training.md): the loss becomes
+    ``soft_weight * T^2 * KL(teacher_T || student_T) + hard_weight * CE`` (Hinton et al.
+    2015), the teacher a trained run of the same dataset, run live on each augmented batch."""
+
+    teacher: str  # a run directory (its config names the model) or a checkpoint of this model
+    temperature: float = 4.0
+    soft_weight: float = 0.9
+    hard_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.teacher, str) or not self.teacher.strip():
+            raise ConfigError("distill.teacher must name a run directory or a checkpoint file")
+        try:
+            check_distill_settings(self.temperature, self.soft_weight, self.hard_weight)
+        except ConfigError as exc:
+            raise ConfigError(f"distill.{exc}") from None
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """One training run: model + dataset + training loop + optional compression."""
@@ -267,11 +305,18 @@ class ExperimentConfig:
     compression: CompressionConfig | None = None
     init_from: str | None = None
     version: int = 1
+    distill: DistillConfig | None = None  # knowledge distillation from a trained teacher
 
     def __post_init__(self) -> None:
         if self.init_from is not None and not str(self.init_from).strip():
             raise ConfigError(
                 "init_from must name a run directory or a checkpoint file, or be null"
+            )
+        if self.distill is not None and self.train.label_smoothing:
+            raise ConfigError(
+                f"train.label_smoothing={self.train.label_smoothing} with distill: the "
+                "distillation loss's hard term is plain cross-entropy (the teacher's soft "
+                "targets do the smoothing); set train.label_smoothing: 0"
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,6 +39,8 @@ class DistillationCriterion:
                 raise ValueError(
                     "the batch carries no cached teacher logits and the criterion has no teacher"
                 )
+            if (p := next(self.teacher.parameters(), None)) is not None and p.device != x.device:
+                self.teacher.to(x.device)  # follows the batches to the trainer's device, once
             extra = self.teacher.member_logits(x)
         probs = soft_targets(extra, self.combine, self.loss.temperature)
         loss: torch.Tensor = self.loss(logits, probs, y, teacher_probs=True)

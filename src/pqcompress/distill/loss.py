@@ -6,23 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pqcompress.errors import ConfigError
-
-
-def check_settings(temperature: float, soft_weight: float, hard_weight: float) -> None:
-    """ConfigError unless T > 0 and both weights are finite and >= 0, not both 0."""
-    for name, value in (("temperature", temperature), ("soft_weight", soft_weight)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
-    if isinstance(hard_weight, bool) or not isinstance(hard_weight, (int, float)):
-        raise ConfigError(f"hard_weight must be a number, got {hard_weight!r}")
-    if not 0 < temperature < float("inf"):
-        raise ConfigError(f"temperature={temperature!r} must be a finite number > 0")
-    for name, value in (("soft_weight", soft_weight), ("hard_weight", hard_weight)):
-        if not 0 <= value < float("inf"):
-            raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
-    if soft_weight == 0 and hard_weight == 0:
-        raise ConfigError("soft_weight and hard_weight are both 0: nothing to learn from")
+from pqcompress.config import check_distill_settings
 
 
 def distillation_loss(
@@ -44,7 +28,7 @@ def distillation_loss(
     scale independent of T; ``t_squared=False`` drops it. ``targets`` may be None when
     ``hard_weight`` is 0.
     """
-    check_settings(temperature, soft_weight, hard_weight)
+    check_distill_settings(temperature, soft_weight, hard_weight)
     if student_logits.ndim != 2:
         raise ValueError(
             f"student_logits must be (batch, classes), got {tuple(student_logits.shape)}"
@@ -80,7 +64,7 @@ class DistillationLoss(nn.Module):
         t_squared: bool = True,
     ) -> None:
         super().__init__()
-        check_settings(temperature, soft_weight, hard_weight)
+        check_distill_settings(temperature, soft_weight, hard_weight)
         self.temperature = float(temperature)
         self.soft_weight = float(soft_weight)
         self.hard_weight = float(hard_weight)

@@ -10,12 +10,12 @@ from pqcompress.config import (
     CompressionConfig,
     DataConfig,
     TrainConfig,
+    check_distill_settings,
     from_dict,
     load_yaml,
     to_dict,
 )
 from pqcompress.distill.ensemble import COMBINE
-from pqcompress.distill.loss import check_settings
 from pqcompress.errors import ConfigError
 
 QUANTIZATIONS = ("dynamic_int8", "float16", "int8")
@@ -96,7 +96,7 @@ class DistillSettings:
     cache: bool = True
 
     def __post_init__(self) -> None:
-        check_settings(self.temperature, self.soft_weight, self.hard_weight)
+        check_distill_settings(self.temperature, self.soft_weight, self.hard_weight)
 
 
 @dataclass(frozen=True)

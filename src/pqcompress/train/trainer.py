@@ -23,12 +23,14 @@ from pqcompress.atomic import stale_temp_files
 from pqcompress.checkpoint import (
     load_checkpoint,
     load_model_state,
+    read_run_config,
     save_checkpoint,
     split_seed_of,
 )
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
 from pqcompress.data.batches import evaluation_view
 from pqcompress.data.bundle import DataBundle
+from pqcompress.distill import DistillationCriterion, DistillationLoss, TeacherEnsemble
 from pqcompress.errors import (
     CheckpointError,
     ConfigError,
@@ -835,8 +837,48 @@ def _train(
         progress=progress,
         resume=resume,
         config_dict=config_dict,
+        criterion=distillation_criterion(config, bundle),
     )
     return trainer.fit()
+
+
+def distillation_criterion(config: ExperimentConfig, bundle: DataBundle) -> loop.Criterion | None:
+    """The loss of ``config.distill`` with its teacher loaded (None without ``distill``)."""
+    spec = config.distill
+    if spec is None:
+        return None
+    teacher = load_teacher(spec.teacher, config, bundle)
+    loss = DistillationLoss(spec.temperature, spec.soft_weight, spec.hard_weight)
+    return DistillationCriterion(loss, teacher=TeacherEnsemble([teacher]))
+
+
+def load_teacher(source: str | Path, config: ExperimentConfig, bundle: DataBundle) -> nn.Module:
+    """The teacher of ``distill.teacher``: a run directory (its config names the model) or a
+    checkpoint file (of a run, or of this run's model). ConfigError when the teacher trained on
+    another dataset, or on images this run validates on (another split seed)."""
+    from pqcompress.models.registry import build_model
+
+    path = Path(source)
+    saved = read_run_config(path if path.is_dir() else path.parent) or {}
+    if saved and saved.get("dataset") != config.dataset:
+        raise ConfigError(
+            f"distill.teacher: {source} was trained on {saved.get('dataset')!r}, this run "
+            f"trains on {config.dataset!r}; expected a teacher of the same dataset"
+        )
+    theirs, ours = split_seed_of(source, config.dataset), split_seed(config)
+    if theirs is not None and theirs != ours:
+        raise ConfigError(
+            f"distill.teacher: {source} trained on the split of seed {theirs}, part of which "
+            f"this run (split seed {ours}) validates on; set data.split_seed: {theirs}"
+        )
+    teacher = build_model(
+        saved.get("model", config.model),
+        num_classes=bundle.num_classes,
+        input_shape=tuple(bundle.input_shape),
+        **(saved.get("model_args") or {} if saved else config.model_args),
+    )
+    load_initial_weights(teacher, source, what="distill.teacher")
+    return teacher
 
 
 def split_seed(config: ExperimentConfig) -> int:
@@ -857,15 +899,16 @@ def split_seed(config: ExperimentConfig) -> int:
     return config.train.seed if inherited is None else inherited
 
 
-def load_initial_weights(model: nn.Module, source: str | Path) -> None:
+def load_initial_weights(model: nn.Module, source: str | Path, *, what: str = "init_from") -> None:
     """Load the weights a run directory (its ``best.pt``) or a checkpoint file holds into
-    ``model``; CheckpointError when the source is missing or its tensors do not fit."""
+    ``model``; CheckpointError (naming the setting, ``what``) when the source is missing or its
+    tensors do not fit."""
     path = Path(source)
     if path.is_dir():
         path = path / "best.pt"
     if not path.is_file():
         raise CheckpointError(
-            f"init_from: {source} is neither a finished run directory (with best.pt) nor a "
+            f"{what}: {source} is neither a finished run directory (with best.pt) nor a "
             "checkpoint file"
         )
     state = load_model_state(path)
@@ -879,7 +922,7 @@ def load_initial_weights(model: nn.Module, source: str | Path) -> None:
             if keys:
                 parts.append(f"{what}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
         raise CheckpointError(
-            f"init_from: the weights in {path} do not fit this model ({'; '.join(parts)}); "
+            f"{what}: the weights in {path} do not fit this model ({'; '.join(parts)}); "
             "expected a run of the same model and model_args"
         )
     model.load_state_dict(state)

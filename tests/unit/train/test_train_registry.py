@@ -154,3 +154,66 @@ def test_a_fine_tune_keeps_the_validation_split_of_the_run_it_starts_from(tmp_pa
     rows = set(build_dataset("digits", DataConfig(split_seed=0), seed=1).val.rows.tolist())
     assert rows == set(build_dataset("digits", DataConfig(), seed=0).val.rows.tolist())
     assert rows != set(build_dataset("digits", DataConfig(), seed=1).val.rows.tolist())
+
+
+def test_distill_trains_a_student_on_the_teachers_outputs_alone(tmp_path):
+    """distill.teacher: a trained run (here a wider cnn5) teaches a narrower student. With the
+    hard (label) term off the labels never reach the loss, so the student learns only if the
+    teacher's outputs arrive; it does, and the run records the setting."""
+    import dataclasses
+
+    from pqcompress.config import DistillConfig
+
+    teacher = tmp_path / "teacher"
+    wide = dataclasses.replace(digits_config(epochs=3), model_args={"width": 0.5, "dropout": 0.0})
+    assert train(wide, teacher, progress=False).best_test_acc > 0.8
+    spec = DistillConfig(teacher=str(teacher), temperature=2.0, soft_weight=1.0, hard_weight=0.0)
+    student = dataclasses.replace(digits_config(epochs=3), distill=spec)
+    result = train(student, tmp_path / "student", progress=False)
+    assert result.best_test_acc > 0.5  # chance is 0.1
+    assert result.config["distill"]["teacher"] == str(teacher)
+    loaded = ExperimentConfig.from_yaml(tmp_path / "student" / "config.yaml")
+    assert loaded.distill == spec
+
+
+def test_distill_refuses_a_teacher_that_saw_the_validation_images_or_is_not_there(tmp_path):
+    import dataclasses
+
+    from pqcompress.config import DistillConfig
+    from pqcompress.errors import ConfigError
+
+    teacher = tmp_path / "teacher"
+    train(digits_config(epochs=1, seed=0), teacher, progress=False)
+    other_split = dataclasses.replace(
+        digits_config(seed=1), distill=DistillConfig(teacher=str(teacher))
+    )
+    with pytest.raises(ConfigError, match=r"set data\.split_seed: 0"):
+        train(other_split, None, progress=False)
+    with pytest.raises(CheckpointError, match=r"distill\.teacher: .* neither a finished run"):
+        train(
+            dataclasses.replace(
+                digits_config(), distill=DistillConfig(teacher=str(tmp_path / "nowhere"))
+            ),
+            None,
+            progress=False,
+        )
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "best.pt").write_bytes((teacher / "best.pt").read_bytes())
+    (moved / "config.yaml").write_text(
+        (teacher / "config.yaml").read_text().replace("dataset: digits", "dataset: cifar10")
+    )
+    with pytest.raises(ConfigError, match="trained on 'cifar10'"):
+        train(
+            dataclasses.replace(digits_config(), distill=DistillConfig(teacher=str(moved))),
+            None,
+            progress=False,
+        )
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        dataclasses.replace(
+            digits_config(label_smoothing=0.1), distill=DistillConfig(teacher=str(teacher))
+        )
+    with pytest.raises(ConfigError, match=r"distill\.temperature"):
+        DistillConfig(teacher="x", temperature=0.0)
+    with pytest.raises(ConfigError, match=r"distill\.teacher"):
+        ExperimentConfig.from_dict({"distill": {"teacher": " "}})
