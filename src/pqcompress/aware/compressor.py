@@ -41,7 +41,7 @@ from pqcompress.cpus import cpu_budget
 from pqcompress.errors import ConfigError, DivergedError
 from pqcompress.ops.device import DeviceApplied
 from pqcompress.ops.fused import Applied, FusedUpdate, NonFiniteError, compress_, numba_eligible
-from pqcompress.ops.pq import PQResult, codes_from_values
+from pqcompress.ops.pq import PQResult, codes_from_values, grid_collapse
 from pqcompress.ops.prune import cubic_ramp, layer_std, solve_density, solved_keep
 from pqcompress.unwrap import unwrap
 
@@ -113,6 +113,7 @@ class Compressor:
         self.targets: list[Target] = select_targets(self.model, self.config)
         if self.targets:
             _log_coverage(self.coverage())
+            _warn_collapse(self.targets)
         if not self.targets:
             raise ConfigError(
                 "no tensor of the model matches the compression settings "
@@ -781,6 +782,19 @@ def _mix(seed: int, application: int, index: int) -> int:
     """A 64-bit seed per (config seed, application, tensor) for the stochastic kernels."""
     x = seed * 0x9E3779B97F4A7C15 + application * 0xBF58476D1CE4E5B9 + index * 0x94D049BB133111EB
     return x & 0xFFFFFFFFFFFFFFFF
+
+
+def _warn_collapse(targets: list[Target]) -> None:
+    """One warning naming the tensors whose grid rounds most weights to zero
+    (``ops.pq.grid_collapse``; a solved alpha is not known yet and is not judged)."""
+    hit = {
+        t.name: why
+        for t in targets
+        if not t.solved and (why := grid_collapse(t.spec.kind, t.spec.bits, t.spec.alpha))
+    }
+    if hit:
+        names = ", ".join(list(hit)[:4]) + (f" and {len(hit) - 4} more" if len(hit) > 4 else "")
+        _log.warning("%s: %s", names, next(iter(hit.values())))
 
 
 def _log_coverage(records: list[Coverage]) -> None:

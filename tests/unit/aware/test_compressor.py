@@ -207,3 +207,21 @@ def test_a_model_sharded_with_fsdp_is_refused_in_one_line(tmp_path):
             Compressor(model, CompressionConfig(bits=4))
     finally:
         dist.destroy_process_group()
+
+
+def test_a_2_bit_grid_that_zeroes_the_layers_is_warned_about_once(caplog):
+    """bits 2 at alpha 0 rounds most weights to zero (ops.pq.grid_collapse): one warning naming
+    the tensors; the ternary setting (alpha > 0) and 3 bits say nothing."""
+    from torch import nn
+
+    from pqcompress import CompressionConfig, Compressor
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    with caplog.at_level("WARNING", logger="pqcompress.aware"):
+        Compressor(model, CompressionConfig(alpha=0.0, bits=2))
+        Compressor(model, CompressionConfig(alpha=0.8, bits=2))
+        Compressor(model, CompressionConfig(alpha=0.0, bits=3))
+    warned = [
+        r.getMessage() for r in caplog.records if "rounds most weights to 0" in r.getMessage()
+    ]
+    assert len(warned) == 1 and warned[0].startswith("0.weight, 2.weight:")

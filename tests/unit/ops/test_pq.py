@@ -253,3 +253,31 @@ def test_degenerate_tensors():
             p = x.clone()
             compress_(p, None, PQSpec(form, 0.5, 4), backend="numba")
             assert torch.equal(p, r.values)
+
+
+@pytest.mark.parametrize(
+    ("form", "mode", "alpha"),
+    [
+        ("exact", "pq", 0.0),
+        ("uniform", "pq", 0.5),
+        ("exact", "quantize", 0.0),
+        ("exact", "pq", 0.8),
+    ],
+)
+def test_grid_collapse_names_exactly_the_2_bit_grids_that_zero_a_bell_shaped_layer(
+    form, mode, alpha
+):
+    """The predicate agrees with what the operator does to a Gaussian layer at 2 bits: the grids
+    it names zero nearly all weights; the ternary exact form at alpha 0.8 keeps the layer."""
+    from pqcompress.ops.pq import grid_collapse, resolve_kind
+
+    w = torch.randn(64, 64, 3, 3, generator=torch.Generator().manual_seed(0))
+    out = pq_compress(w, alpha, 2, form=form, mode=mode).values
+    zeros = float((out == 0).float().mean())
+    cosine = float((w * out).sum() / (w.norm() * out.norm()))
+    reason = grid_collapse(resolve_kind(mode, form, alpha, 2), 2, alpha)
+    if reason is not None:
+        assert zeros > 0.95 and "alpha > 0" in reason
+    else:
+        assert zeros < 0.7 and cosine > 0.8
+    assert grid_collapse(resolve_kind(mode, form, alpha, 3), 3, alpha) is None
