@@ -45,9 +45,15 @@ def run_row(
     error: str | None = None,
     extra_params: dict[str, Any] | None = None,
     compression_none: bool = False,
+    compression: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One ``runs`` row (plus its ``epochs`` rows under the key ``_epochs``)."""
-    comp = None if compression_none else CompressionConfig(alpha=alpha, bits=bits)
+    """One ``runs`` row (plus its ``epochs`` rows under the key ``_epochs``); ``compression``:
+    more CompressionConfig fields."""
+    comp = (
+        None
+        if compression_none
+        else CompressionConfig(alpha=alpha, bits=bits, **(compression or {}))
+    )
     cfg = ExperimentConfig(
         model=model, dataset=dataset, train=TrainConfig(epochs=epochs, lr=lr), compression=comp
     ).to_dict()

@@ -282,8 +282,10 @@ def test_grid_cells_average_seeds_and_never_pick_the_best_seed(tmp_path: Path) -
 
 
 def test_a_resnet20_sweep_is_set_beside_the_literature(tmp_path):
-    """Settings that only quantize, matched by bit width with the published rows; pruned or
-    per-layer settings are left out of that table; each side's delta against its own float."""
+    """Settings that quantize whole tensors alike, matched by bit width with the published rows
+    (of several at one width, the one of the highest validation accuracy: the ternary code at
+    2 bits, not the collapsed alpha 0); settings with a density target are left out of that
+    table; each side's delta against its own float."""
     from pqcompress.report.reference import literature
     from pqcompress.report.tables import literature_table
 
@@ -292,21 +294,29 @@ def test_a_resnet20_sweep_is_set_beside_the_literature(tmp_path):
                 pqz_bytes=1_100_000, float32_bytes=1_080_000),
         run_row(1, alpha=0.0, bits=4, acc=0.915, model="resnet20", dataset="cifar10",
                 pqz_bytes=140_000, float32_bytes=1_080_000),
-        run_row(2, alpha=0.5, bits=2, acc=0.95, model="resnet20", dataset="cifar10",
-                pqz_bytes=40_000, float32_bytes=1_080_000),  # pruned: not a literature row
+        run_row(2, alpha=0.0, bits=2, acc=0.18, model="resnet20", dataset="cifar10",
+                pqz_bytes=19_000, float32_bytes=1_080_000),
+        run_row(3, alpha=0.8, bits=2, acc=0.90, model="resnet20", dataset="cifar10",
+                pqz_bytes=50_000, float32_bytes=1_080_000),
+        run_row(4, alpha=0.0, bits=4, acc=0.95, model="resnet20", dataset="cifar10",
+                pqz_bytes=40_000, float32_bytes=1_080_000,
+                compression={"target_density": 0.2},
+                extra_params={"target_density": 0.2}),  # a density target: not a literature row
     ]  # fmt: skip
     sweep = read_sweep(write_store(tmp_path / "r.db", rows))
     published = literature("resnet20", "cifar10")
     assert published is not None and literature("cnn5", "cifar10") is None
     assert literature("../x", "y") is None
     table = literature_table(sweep, published)
-    by_bits = {r["bits"]: r for r in table.records}
-    assert by_bits[32]["our_acc_pct"] == pytest.approx(92.0)
-    assert by_bits[4]["our_delta_points"] == pytest.approx(-0.5)
-    assert by_bits[4]["their_delta_points"] == pytest.approx(92.45 - 92.96)
-    assert by_bits[4]["our_ratio"] == pytest.approx(1_080_000 / 140_000)
-    assert by_bits[2]["our_acc_pct"] is None  # the only 2-bit setting prunes
-    assert "APoT" in table.notes[-1]
+    by_bits = {(r["method"], r["bits"]): r for r in table.records}
+    assert by_bits["APoT", 32]["our_acc_pct"] == pytest.approx(92.0)
+    assert by_bits["APoT", 4]["our_delta_points"] == pytest.approx(-0.5)
+    assert by_bits["APoT", 4]["their_delta_points"] == pytest.approx(92.45 - 92.96)
+    assert by_bits["APoT", 4]["our_ratio"] == pytest.approx(1_080_000 / 140_000)
+    for method in ("APoT", "TTQ"):  # the ternary code, chosen on validation
+        assert by_bits[method, 2]["our_acc_pct"] == pytest.approx(90.0)
+    assert by_bits["TTQ", 2]["their_delta_points"] == pytest.approx(91.13 - 91.77)
+    assert "APoT" in table.notes[-1] and "TTQ" in table.notes[-1]
     # the report sets ResNet-20 beside its own literature, not beside CNN5's Table I
     from pqcompress.report import ReportOptions, build_report
 
