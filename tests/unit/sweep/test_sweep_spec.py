@@ -111,7 +111,7 @@ def test_recipes_expand() -> None:
     assert counts["grid_vgg16_cifar10_microservice_cpu.yaml"] == 6
     assert counts["grid_amc1d_modulation_cpu.yaml"] == 4 * 5
     study = SweepSpec.from_yaml(root / "resnet20_cifar10_pq_study_cpu.yaml").points()
-    assert len(study) == 24 and study[0].params == {"seed": 0, "bits": 32, "alpha": 0.0}
+    assert len(study) == 25 and study[0].params == {"seed": 0, "bits": 32, "alpha": 0.0}
     assert {p.config.model for p in study} == {"resnet20"}
     cpu = SweepSpec.from_yaml(root / "grid_cnn5_cifar10_cpu.yaml").points()
     assert cpu[0].params == {"alpha": 0.0, "bits": 32}
