@@ -381,7 +381,10 @@ def literature_table(sweep: Sweep, published: dict[str, Any]) -> Table:
             "our_seeds": st.seeds if st is not None else 0, "our_delta_points": mine_delta,
             "our_pqz_bytes": st.pqz_bytes if st is not None else None, "our_ratio": ratio,
         })  # fmt: skip
-    sources = "; ".join(f"{k}: {v}" for k, v in published.get("sources", {}).items())
+    sources = " ".join(
+        f"{k}: {v}" + ("" if str(v).endswith(".") else ".")
+        for k, v in published.get("sources", {}).items()
+    )
     return Table.of(
         "literature",
         f"Beside the literature: {published['study']}",
