@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pqcompress.report.errors import ReportError, choose
-from pqcompress.results import StoreError, open_store
+from pqcompress.results import ResultsStore, StoreError
 from pqcompress.results.schema import FINISHED_STATUSES
 
 FINISHED = FINISHED_STATUSES
@@ -250,80 +249,48 @@ class Sweep:
         return ", ".join(values)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _open(path: Path) -> ResultsStore:
     if not path.is_file():
         raise ReportError(f"results store '{path}' does not exist (run `pqcompress sweep` first)")
     try:
-        con = open_store(path, readonly=True)
-        con.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+        store = ResultsStore(path, readonly=True)
+        store.db.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
     except (StoreError, sqlite3.DatabaseError) as exc:
         raise ReportError(
             f"'{path}' is not a pqcompress results store (SQLite with a 'runs' table): {exc}"
         ) from None
-    return con
+    return store
 
 
-def _json(text: str | None, what: str, run_id: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"run {run_id}: column '{what}' is not valid JSON: {exc}") from None
-    return value if isinstance(value, dict) else {}
+def _run(row: dict[str, Any], epochs: list[dict[str, Any]]) -> Run:
+    """A ``runs`` row (JSON columns decoded by the store) and its epoch rows, as a Run."""
+    return Run(
+        run_id=row["run_id"],
+        point_index=int(row["point_index"]),
+        **{k: row[k] if isinstance(row[k], dict) else {} for k in ("params", "config", "result")},
+        epochs=tuple(
+            Epoch(e["epoch"], e["train_acc"], e["test_acc"], e["val_acc"], e["density"], e["lr"])
+            for e in epochs
+        ),
+        **{k: row[k] for k in _AS_STORED},
+    )
 
 
 def list_sweeps(path: str | Path) -> list[str]:
     """Names of the sweeps in a store, sorted."""
-    con = _connect(Path(path))
-    try:
-        return [row[0] for row in con.execute("SELECT DISTINCT sweep FROM runs ORDER BY sweep")]
-    finally:
-        con.close()
+    with _open(Path(path)) as store:
+        return store.sweeps()
 
 
 def read_sweep(path: str | Path, sweep: str | None = None) -> Sweep:
     """Load a sweep's runs and epochs; ``sweep`` may be omitted when the store holds only one."""
     path = Path(path)
-    con = _connect(path)
-    try:
-        meta = {row["key"]: row["value"] for row in con.execute("SELECT key, value FROM meta")}
-        names = [row[0] for row in con.execute("SELECT DISTINCT sweep FROM runs ORDER BY sweep")]
-        sweep = choose(names, sweep, what="sweep", where=path, option="--sweep")
-        epochs: dict[str, list[Epoch]] = {}
-        for row in con.execute(
-            "SELECT e.* FROM epochs e JOIN runs r ON r.run_id = e.run_id "
-            "WHERE r.sweep = ? ORDER BY e.run_id, e.epoch",
-            (sweep,),
-        ):
-            epochs.setdefault(row["run_id"], []).append(
-                Epoch(
-                    row["epoch"],
-                    row["train_acc"],
-                    row["test_acc"],
-                    row["val_acc"],
-                    row["density"],
-                    row["lr"],
-                )
-            )
-        runs = []
-        for row in con.execute(
-            "SELECT * FROM runs WHERE sweep = ? ORDER BY point_index, run_id", (sweep,)
-        ):
-            rid = row["run_id"]
-            runs.append(
-                Run(
-                    run_id=rid,
-                    point_index=int(row["point_index"]),
-                    params=_json(row["params"], "params", rid),
-                    config=_json(row["config"], "config", rid),
-                    result=_json(row["result"], "result", rid),
-                    epochs=tuple(epochs.get(rid, ())),
-                    **{k: row[k] for k in _AS_STORED},
-                )
-            )
-    except sqlite3.DatabaseError as exc:
-        raise ReportError(f"cannot read results store '{path}': {exc}") from None
-    finally:
-        con.close()
-    return Sweep(store=path, name=sweep, runs=tuple(runs), meta=meta)
+    with _open(path) as store:
+        try:
+            meta = store.meta()
+            sweep = choose(store.sweeps(), sweep, what="sweep", where=path, option="--sweep")
+            rows = sorted(store.runs(sweep), key=lambda r: (r["point_index"], r["run_id"]))
+            runs = tuple(_run(r, store.epochs(r["run_id"])) for r in rows)
+        except (sqlite3.DatabaseError, ValueError) as exc:  # ValueError: a column's bad JSON
+            raise ReportError(f"cannot read results store '{path}': {exc}") from None
+    return Sweep(store=path, name=sweep, runs=runs, meta=meta)

@@ -151,6 +151,14 @@ def test_unknown_or_ambiguous_sweep_names_the_sweeps(tmp_path: Path) -> None:
     assert (res.sweep, res.runs) == ("other", 1)
 
 
+def test_a_run_whose_stored_json_is_broken_is_one_report_error(tmp_path: Path) -> None:
+    store = write_store(tmp_path / "r.db", [run_row(0, alpha=0, bits=32)])
+    with sqlite3.connect(store) as con:
+        con.execute("UPDATE runs SET config = '{not json'")
+    with pytest.raises(ReportError, match="cannot read results store"):
+        read_sweep(store)
+
+
 def test_not_a_store_and_newer_schema_are_refused(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_text("not sqlite")
