@@ -15,6 +15,7 @@ _EXPORTS = {
     "TrainConfig": "pqcompress.config",
     "DataConfig": "pqcompress.config",
     "LayerOverride": "pqcompress.config",
+    "DistillConfig": "pqcompress.config",
     "preset_compression": "pqcompress.presets",
     "Compressor": "pqcompress.aware.compressor",
     "LayerStats": "pqcompress.aware.compressor",
