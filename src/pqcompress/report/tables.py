@@ -333,7 +333,8 @@ def _plain_bits(st: Any) -> int | None:
     if comp is None or (run.bits == 32 and run.alpha == 0):
         return 32
     plain = (
-        comp.get("target_density") is None
+        run.bits != 32  # pruning alone is no quantization row
+        and comp.get("target_density") is None
         and comp.get("target_flops") is None
         and comp.get("granularity", "element") == "element"
         and not comp.get("overrides")

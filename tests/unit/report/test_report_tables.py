@@ -310,6 +310,8 @@ def test_a_resnet20_sweep_is_set_beside_the_literature(tmp_path):
                 pqz_bytes=40_000, float32_bytes=1_080_000,
                 compression={"target_density": 0.2},
                 extra_params={"target_density": 0.2}),  # a density target: not a literature row
+        run_row(5, alpha=1.0, bits=32, acc=0.96, model="resnet20", dataset="cifar10",
+                pqz_bytes=300_000, float32_bytes=1_080_000),  # pruning alone: not float32
     ]  # fmt: skip
     sweep = read_sweep(write_store(tmp_path / "r.db", rows))
     published = literature("resnet20", "cifar10")
