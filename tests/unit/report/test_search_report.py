@@ -49,3 +49,20 @@ def test_cli_routes_a_search_store_and_names_a_missing_study(store: Path, tmp_pa
     assert "search study's tables" in capsys.readouterr().out
     with pytest.raises(ReportError, match="no search study 'other'"):
         build_search_report(store, tmp_path / "x", study="other")
+
+
+def test_the_feasible_evaluations_are_listed_smallest_first(store: Path, tmp_path: Path) -> None:
+    """The settings a reader can take: every evaluation that met the constraints, by size."""
+    from pqcompress.results.search import SearchStore
+
+    build_search_report(store, tmp_path / "rep", plots=False)
+    records = json.loads((tmp_path / "rep" / "search_feasible.json").read_text())["records"]
+    with SearchStore(store, readonly=True) as db:
+        evals = db.all_evaluations(db.studies()[0])
+    feasible = [e for e in evals if e["feasible"]]
+    assert len(records) == len(feasible) > 0
+    smallest = [r["nonzero"] for r in records]  # this spec has no size objective
+    assert smallest == sorted(smallest)
+    assert all(any(k.startswith("var.") for k in r) for r in records)
+    text = (tmp_path / "rep" / "search_report.md").read_text()
+    assert f"Evaluations that met the constraints ({len(feasible)} of {len(evals)})" in text
