@@ -875,7 +875,7 @@ def load_teacher(source: str | Path, config: ExperimentConfig, bundle: DataBundl
         saved.get("model", config.model),
         num_classes=bundle.num_classes,
         input_shape=tuple(bundle.input_shape),
-        **(saved.get("model_args") or {} if saved else config.model_args),
+        **((saved.get("model_args") or {}) if saved else config.model_args),
     )
     load_initial_weights(teacher, source, what="distill.teacher")
     return teacher
@@ -918,9 +918,9 @@ def load_initial_weights(model: nn.Module, source: str | Path, *, what: str = "i
     wrong = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
     if missing or extra or wrong:
         parts = []
-        for what, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)):
+        for kind, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)):
             if keys:
-                parts.append(f"{what}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
+                parts.append(f"{kind}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
         raise CheckpointError(
             f"{what}: the weights in {path} do not fit this model ({'; '.join(parts)}); "
             "expected a run of the same model and model_args"

@@ -124,8 +124,10 @@ def test_init_from_starts_from_a_trained_run_and_refuses_a_misfit(tmp_path):
     for k, v in load_model_state(base / "best.pt").items():
         assert torch.equal(model.state_dict()[k], v)
     wider = build_model("cnn5", num_classes=10, input_shape=(1, 8, 8), width=0.5, dropout=0.0)
-    with pytest.raises(CheckpointError, match="wrong shape"):
+    with pytest.raises(CheckpointError, match=r"^init_from: the weights .*\(wrong shape"):
         load_initial_weights(wider, base)
+    with pytest.raises(CheckpointError, match=r"^distill\.teacher: the weights .*\(wrong shape"):
+        load_initial_weights(wider, base, what="distill.teacher")
     with pytest.raises(CheckpointError, match="neither a finished run"):
         load_initial_weights(model, tmp_path / "nowhere")
 
