@@ -14,7 +14,8 @@ import yaml
 from pqcompress import dirlock
 from pqcompress.atomic import write_json_atomic, write_text_atomic
 from pqcompress.checkpoint import RUN_CONFIG, read_run_config
-from pqcompress.errors import CheckpointError
+from pqcompress.config import ExperimentConfig, non_default_dict
+from pqcompress.errors import CheckpointError, ConfigError
 
 # Config keys that may differ between a checkpoint and the run that resumes it.
 RESUMABLE_KEYS = frozenset({"train.epochs"})
@@ -129,9 +130,6 @@ def with_current_defaults(saved: Mapping[str, Any]) -> Mapping[str, Any]:
     """A saved experiment config with the fields added since it was written at their
     defaults, so that a run started before a new field existed still resumes; anything that
     is not a parseable ExperimentConfig is returned as it is."""
-    from pqcompress.config import ExperimentConfig
-    from pqcompress.errors import ConfigError
-
     if not ("model" in saved and "train" in saved):
         return saved
     try:
@@ -144,9 +142,6 @@ def with_current_defaults(saved: Mapping[str, Any]) -> Mapping[str, Any]:
 def _id_form(config: Mapping[str, Any]) -> dict[str, Any] | None:
     """The flattened run-id form of an experiment config (``config.non_default_dict``), or
     None when it is not one."""
-    from pqcompress.config import ExperimentConfig, non_default_dict
-    from pqcompress.errors import ConfigError
-
     try:
         return _flatten(non_default_dict(ExperimentConfig.from_dict(config)))
     except (ConfigError, TypeError):
