@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import ReportError
 from pqcompress.report.published import published
-from pqcompress.report.table_format import Table, num, pct, pct_value
+from pqcompress.report.table_format import Column, Table, num, pct, pct_value
 
 # theirs (docs/method.md §6; report/published/distillation_pneumonia.yaml): accuracy %,
 # precision, recall, F1; quantized rows: accuracy %, F1, KB, ratio to the unquantized student
@@ -49,26 +50,22 @@ def _kb(b: int | None) -> str:
 def members_table(rows: dict[str, Any]) -> Table:
     members = [k for k, r in rows.items() if r.get("role") == "teacher member"]
     ensembles = [k for k in ("teacher", "teacher_vote", "teacher_mean") if k in rows]
-    header = ("model", "accuracy %", "F1", "MB")
-    body, records = [], []
-    for key in members + ensembles:
-        r = rows[key]
-        label = r.get("role", key) if key.startswith("teacher") else key
-        body.append((label, pct(r["accuracy"]), num(r["f1"], ".3f"), num(r["bytes"] / 2**20)))
-        records.append(
-            {"model": key, "accuracy": pct_value(r["accuracy"]), "f1": r["f1"], "bytes": r["bytes"]}
-        )
+    C = Column
+    columns = (
+        C("model", "model", lambda k: k, show=lambda k: rows[k].get("role", k) if k.startswith("teacher") else k),
+        C("accuracy %", "accuracy", lambda k: pct_value(rows[k]["accuracy"]), show=lambda k: pct(rows[k]["accuracy"])),
+        C("F1", "f1", lambda k: rows[k]["f1"], fmt=lambda f: num(f, ".3f")),
+        C("MB", "bytes", lambda k: rows[k]["bytes"], fmt=lambda b: num(b / 2**20)),
+    )  # fmt: skip
     theirs = ", ".join(f"{k} {v:.2f}" for k, v in THEIR_MEMBERS.items())
-    return Table.of(
+    return Table.from_columns(
         "distill_members",
         "Table I: teacher ensemble members (test accuracy)",
-        header,
-        body,
-        records,
+        columns,
+        members + ensembles,
         (
             f"theirs (ImageNet-pretrained, chest X-ray 224 px): {theirs}; ensemble {THEIR_TEACHER_MB:g} MB",
         ),
-        empty=("model", "accuracy", "f1", "bytes"),
     )
 
 
@@ -78,71 +75,45 @@ def models_table(rows: dict[str, Any]) -> Table:
         for k in ("teacher", "student", "distilled", "distilled_pruned", "distilled_pq")
         if k in rows
     ]
-    header = ("model", "accuracy %", "precision", "recall", "F1", "theirs: acc %", "P", "R", "F1")
-    body, records = [], []
-    for key in keys:
-        r = rows[key]
-        t = THEIR_MODELS.get(key)
-        their = (
-            (num(t[0]), num(t[1], ".3f"), num(t[2], ".3f"), num(t[3], ".3f")) if t else ("-",) * 4
-        )
-        body.append(
-            (
-                key,
-                pct(r["accuracy"]),
-                num(r["precision"], ".3f"),
-                num(r["recall"], ".3f"),
-                num(r["f1"], ".3f"),
-                *their,
-            )
-        )
-        records.append(
-            {
-                "model": key,
-                "accuracy": pct_value(r["accuracy"]),
-                "precision": r["precision"],
-                "recall": r["recall"],
-                "f1": r["f1"],
-                "their_accuracy": t[0] if t else None,
-            }
-        )
-    return Table.of(
+
+    C = Column
+    columns = (
+        C("model", "model", lambda k: k),
+        C("accuracy %", "accuracy", lambda k: pct_value(rows[k]["accuracy"]), show=lambda k: pct(rows[k]["accuracy"])),
+        *(C(h, key, lambda k, key=key: rows[k][key], fmt=lambda x: num(x, ".3f"))
+          for h, key in (("precision", "precision"), ("recall", "recall"), ("F1", "f1"))),
+        C("theirs: acc %", "their_accuracy", lambda k: (THEIR_MODELS.get(k) or (None,))[0], fmt=num),
+        *(C(h, None, show=lambda k, i=i: num((THEIR_MODELS.get(k) or (None,) * 4)[i], ".3f"))
+          for i, h in ((1, "P"), (2, "R"), (3, "F1"))),
+    )  # fmt: skip
+    return Table.from_columns(
         "distill_models",
         "Table II: teacher, student alone, distilled, distilled + pruned (test)",
-        header,
-        body,
-        records,
+        columns,
+        keys,
         (
             "precision / recall / F1 of the positive class (pneumonia); distilled_pq is ours "
             "(distillation with P->Q after every step), the study has no such row",
         ),
-        empty=("model", "accuracy", "precision", "recall", "f1", "their_accuracy"),
     )
 
 
 def prune_table(rows: dict[str, Any], details: dict[str, Any]) -> Table:
     sweep = details.get("prune_sweep") or {}
     chosen = sweep.get("chosen_a")
-    body, records = [], []
-    for c in sweep.get("candidates", []):
-        mark = "chosen" if c["a"] == chosen else ""
-        body.append((num(c["a"], "g"), pct(c["accuracy"]), num(100 * (1 - c["density"])), mark))
-        records.append(
-            {
-                "a": c["a"],
-                "accuracy": pct_value(c["accuracy"]),
-                "pruned_pct": round(100 * (1 - c["density"]), 4),
-                "chosen": bool(mark),
-            }
-        )
     split = sweep.get("choose_on", "val")
-    return Table(
+    C = Column
+    columns = (
+        C("a", "a", lambda c: c["a"], fmt=lambda a: num(a, "g")),
+        C(f"{split} accuracy %", "accuracy", lambda c: pct_value(c["accuracy"]), show=lambda c: pct(c["accuracy"])),
+        C("% pruned", "pruned_pct", lambda c: round(100 * (1 - c["density"]), 4), show=lambda c: num(100 * (1 - c["density"]))),
+        C("", "chosen", lambda c: c["a"] == chosen, fmt=lambda x: "chosen" if x else ""),
+    )  # fmt: skip
+    return Table.from_columns(
         "distill_prune",
         f"Table III: pruning the distilled student at threshold std / a ({split} accuracy)",
-        ("a", f"{split} accuracy %", "% pruned", ""),
-        tuple(body),
-        ("a", "accuracy", "pruned_pct", "chosen"),
-        tuple(records),
+        columns,
+        sweep.get("candidates", []),
         (
             f"rule: {sweep.get('rule', '-')} (tolerance {sweep.get('tolerance_points', 0)} points); "
             "theirs: a = 1..6 per member, 23-91% pruned",
@@ -219,72 +190,32 @@ def quantized_table(rows: dict[str, Any]) -> Table:
 
 
 def pq_table(rows: dict[str, Any], details: dict[str, Any]) -> Table:
-    keys = [k for k in rows if k.startswith("distilled_pq/")]
-    chosen = (details.get("pq") or {}).get("chosen")
-    teacher = rows["teacher"]["bytes"]
-    body, records = [], []
-    for key in keys:
-        r = rows[key]
-        c = r.get("compression") or {}
-        mark = "chosen" if key == chosen else ""
-        val = r.get("val_accuracy")
-        body.append(
-            (
-                key.split("/", 1)[1],
-                num(c.get("alpha"), "g"),
-                str(c.get("bits", "-")),
-                pct(val),
-                pct(r["accuracy"]),
-                num(r["f1"], ".3f"),
-                pct(r.get("density")),
-                f"{r['bytes']:,}",
-                f"{teacher / r['bytes']:,.0f}x",
-                mark,
-            )
-        )
-        records.append(
-            {
-                "candidate": key,
-                "alpha": c.get("alpha"),
-                "bits": c.get("bits"),
-                "val_accuracy": pct_value(val),
-                "accuracy": pct_value(r["accuracy"]),
-                "f1": r["f1"],
-                "density": r.get("density"),
-                "bytes": r["bytes"],
-                "chosen": bool(mark),
-            }
-        )
     pq = details.get("pq") or {}
-    return Table(
+    chosen = pq.get("chosen")
+    teacher = rows["teacher"]["bytes"]
+
+    def comp(key: str) -> Callable[[str], Any]:
+        return lambda k: (rows[k].get("compression") or {}).get(key)
+
+    C = Column
+    columns = (
+        C("candidate", "candidate", lambda k: k, show=lambda k: k.split("/", 1)[1]),
+        C("alpha", "alpha", comp("alpha"), fmt=lambda a: num(a, "g")),
+        C("bits", "bits", comp("bits"), fmt=lambda b: str("-" if b is None else b)),
+        C("val acc %", "val_accuracy", lambda k: pct_value(rows[k].get("val_accuracy")), show=lambda k: pct(rows[k].get("val_accuracy"))),
+        C("test acc %", "accuracy", lambda k: pct_value(rows[k]["accuracy"]), show=lambda k: pct(rows[k]["accuracy"])),
+        C("F1", "f1", lambda k: rows[k]["f1"], fmt=lambda f: num(f, ".3f")),
+        C("density %", "density", lambda k: rows[k].get("density"), fmt=pct),
+        C("bytes", "bytes", lambda k: rows[k]["bytes"], fmt=lambda b: f"{b:,}"),
+        C("vs teacher", None, show=lambda k: f"{teacher / rows[k]['bytes']:,.0f}x"),
+        C("", "chosen", lambda k: k == chosen, fmt=lambda x: "chosen" if x else ""),
+    )  # fmt: skip
+    return Table.from_columns(
         "distill_pq",
         "Ours: distillation under P->Q after every step (test accuracy; chosen on "
         f"{pq.get('choose_on', 'val')})",
-        (
-            "candidate",
-            "alpha",
-            "bits",
-            "val acc %",
-            "test acc %",
-            "F1",
-            "density %",
-            "bytes",
-            "vs teacher",
-            "",
-        ),
-        tuple(body),
-        (
-            "candidate",
-            "alpha",
-            "bits",
-            "val_accuracy",
-            "accuracy",
-            "f1",
-            "density",
-            "bytes",
-            "chosen",
-        ),
-        tuple(records),
+        columns,
+        [k for k in rows if k.startswith("distilled_pq/")],
         (
             f"rule: {pq.get('rule', '-')} (tolerance {pq.get('tolerance_points', 0)} points, "
             f"reference {pct(pq.get('reference_accuracy'))}%)",

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from pqcompress.atomic import write_text_atomic
 from pqcompress.report.errors import choose
 from pqcompress.report.plots import _figure, _save
 from pqcompress.report.published import published
-from pqcompress.report.table_format import Table, mean_sd, num
+from pqcompress.report.table_format import Column, Table, mean_sd, num
 from pqcompress.results.db import table_rows
 from pqcompress.results.search import SearchStore
 from pqcompress.search.pareto import Normaliser, feasible_front
@@ -64,57 +65,31 @@ def hypervolume_table(runs: list[dict], its: list[dict]) -> Table:
             fit[i["algorithm"]].append(i["fit_s"])
             opt[i["algorithm"]].append(i["optimize_s"])
     order = sorted(by, key=lambda a: -statistics.fmean(by[a]))
-    body, records = [], []
-    for a in order:
-        mean, sd = mean_sd(by[a])
-        theirs = THEIRS_VGG16.get(a)
-        f = statistics.fmean(fit[a]) if fit.get(a) else None
-        o = statistics.fmean(opt[a]) if opt.get(a) else None
-        body.append(
-            (
-                a,
-                str(len(by[a])),
-                num(statistics.fmean(evals[a]), ".1f"),
-                f"{mean:.4f} ± {num(sd, '.4f')}",
-                f"{theirs[0]:.2f} ± {theirs[1]:.2f}" if theirs else "-",
-                num(f, ".2f"),
-                num(o, ".2f"),
-            )
-        )
-        records.append(
-            {
-                "algorithm": a,
-                "repeats": len(by[a]),
-                "hypervolume_mean": mean,
-                "hypervolume_sd": sd,
-                "their_mean": theirs[0] if theirs else None,
-                "fit_s_per_iteration": f,
-                "optimize_s_per_iteration": o,
-            }
-        )
-    return Table(
+    stats = {a: mean_sd(by[a]) for a in order}
+
+    def spent(seconds: dict[str, list[float]]) -> Callable[[str], float | None]:
+        return lambda a: statistics.fmean(seconds[a]) if seconds.get(a) else None
+
+    def theirs(a: str) -> str:
+        t = THEIRS_VGG16.get(a)
+        return f"{t[0]:.2f} ± {t[1]:.2f}" if t else "-"
+
+    C = Column
+    columns = (
+        C("algorithm", "algorithm", lambda a: a),
+        C("repeats", "repeats", lambda a: len(by[a])),
+        C("evaluations", None, show=lambda a: num(statistics.fmean(evals[a]), ".1f")),
+        C("hypervolume", "hypervolume_mean", lambda a: stats[a][0], show=lambda a: f"{stats[a][0]:.4f} ± {num(stats[a][1], '.4f')}"),
+        C(None, "hypervolume_sd", lambda a: stats[a][1]),
+        C("theirs (VGG16)", "their_mean", lambda a: (THEIRS_VGG16.get(a) or (None,))[0], show=theirs),
+        C("fit s/iter", "fit_s_per_iteration", spent(fit), fmt=num),
+        C("optimise s/iter", "optimize_s_per_iteration", spent(opt), fmt=num),
+    )  # fmt: skip
+    return Table.from_columns(
         "search_hypervolume",
         "Hypervolume per algorithm (mean ± sd over repeats)",
-        (
-            "algorithm",
-            "repeats",
-            "evaluations",
-            "hypervolume",
-            "theirs (VGG16)",
-            "fit s/iter",
-            "optimise s/iter",
-        ),
-        tuple(body),
-        (
-            "algorithm",
-            "repeats",
-            "hypervolume_mean",
-            "hypervolume_sd",
-            "their_mean",
-            "fit_s_per_iteration",
-            "optimize_s_per_iteration",
-        ),
-        tuple(records),
+        columns,
+        order,
         (
             "ours: normalised objectives, reference point 1 in each (docs/search.md); theirs use "
             "another scale, so compare the order of the algorithms, not the values",

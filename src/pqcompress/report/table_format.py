@@ -7,7 +7,7 @@ import io
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,27 @@ class Table:
         columns = tuple(recs[0]) if recs else tuple(empty)
         return cls(name, title, tuple(header), tuple(map(tuple, body)), columns, recs, tuple(notes))
 
+    @classmethod
+    def from_columns(
+        cls,
+        name: str,
+        title: str,
+        columns: Sequence[Column],
+        rows: Iterable[Any],
+        notes: Sequence[str] = (),
+    ) -> Table:
+        """A table whose display and records come from one list of columns, each read from
+        every row: the header and its cells, the record key and its value, kept together."""
+        shown = [c for c in columns if c.header is not None]
+        kept = [c for c in columns if c.key is not None]
+        body, records = [], []
+        for row in rows:
+            body.append(tuple(c.text(row) for c in shown))
+            records.append({str(c.key): c.raw(row) for c in kept})
+        header = tuple(str(c.header) for c in shown)
+        keys = tuple(str(c.key) for c in kept)
+        return cls(name, title, header, tuple(body), keys, tuple(records), tuple(notes))
+
     def to_markdown(self) -> str:
         lines = [f"## {self.title}", ""]
         if self.body:
@@ -84,6 +105,26 @@ class Table:
         write_text_atomic(cs, buf.getvalue())
         write_text_atomic(js, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
         return [md, cs, js]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a :class:`Table` built by ``Table.from_columns``: ``header`` and
+    ``show(row)`` are what a reader sees (no header: in the records only); ``key`` and
+    ``value(row)`` the raw record (no key: on display only). ``show`` defaults to
+    ``fmt(value(row))``, so a column that shows its record's value writes it once."""
+
+    header: str | None
+    key: str | None = None
+    value: Callable[[Any], Any] | None = None
+    show: Callable[[Any], str] | None = None
+    fmt: Callable[[Any], str] = str
+
+    def raw(self, row: Any) -> Any:
+        return None if self.value is None else self.value(row)
+
+    def text(self, row: Any) -> str:
+        return self.show(row) if self.show is not None else self.fmt(self.raw(row))
 
 
 def _md(text: str) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pqcompress.report import reference
 from pqcompress.report.grid import Cell, Grid, Score, efficiency_scores
 from pqcompress.report.settings import baseline, group_settings, settings_front
 from pqcompress.report.store import Run, Sweep
-from pqcompress.report.table_format import Table, num, pct, pct_value
+from pqcompress.report.table_format import Column, Table, num, pct, pct_value
 
 
 def _axes_note(grid: Grid) -> str:
@@ -165,74 +165,31 @@ def _ratio(run: Run) -> float | None:
 
 def runs_table(sweep: Sweep) -> Table:
     """Every point of the sweep with its status, error, best epoch, accuracy, size and time."""
-    header = (
-        "#",
-        "run",
-        "params",
-        "status",
-        "best epoch",
-        "epochs",
-        "selected on",
-        "test acc %",
-        "test acc % at best val",
-        "test acc % last epoch",
-        "train acc %",
-        "density %",
-        ".pqz bytes",
-        "x smaller than float32",
-        "wall s",
-        "error",
-    )
-    body, records = [], []
-    for r in sweep.runs:
-        ratio = _ratio(r)
-        error = (r.error or "").strip().splitlines()
-        body.append(
-            (
-                str(r.point_index),
-                r.run_id[:12],
-                _params_text(r.params),
-                r.status,
-                num(r.best_epoch, "d") if r.best_epoch else "-",
-                num(r.epochs_run, "d") if r.epochs_run is not None else "-",
-                r.selection,
-                pct(r.best_test_acc),
-                pct(r.test_acc_at_best_val),
-                pct(r.test_acc_last),
-                pct(r.train_acc_at_best),
-                pct(r.density_at_best),
-                f"{r.pqz_bytes:,}" if r.pqz_bytes else "-",
-                num(ratio, ".2f") if ratio else "-",
-                num(r.wall_time_s, ".1f"),
-                (error[0][:160] if error else ""),
-            )
-        )
-        records.append(
-            {
-                "point_index": r.point_index,
-                "run_id": r.run_id,
-                "params": r.params,
-                "alpha": r.alpha,
-                "bits": r.bits,
-                "lr": r.lr,
-                "status": r.status,
-                "best_epoch": r.best_epoch,
-                "epochs_run": r.epochs_run,
-                "selection": r.selection,
-                "test_acc_pct": pct_value(r.best_test_acc),
-                "test_acc_at_best_val_pct": pct_value(r.test_acc_at_best_val),
-                "test_acc_last_pct": pct_value(r.test_acc_last),
-                "headline_protocol": r.headline_protocol,
-                "train_acc_pct": pct_value(r.train_acc_at_best),
-                "density_pct": pct_value(r.density_at_best),
-                "pqz_bytes": r.pqz_bytes,
-                "float32_bytes": r.float32_bytes,
-                "ratio_to_float32": ratio,
-                "wall_time_s": r.wall_time_s,
-                "run_dir": r.run_dir,
-                "error": r.error,
-            }
-        )
+    C = Column
+    columns = (
+        C("#", "point_index", lambda r: r.point_index),
+        C("run", "run_id", lambda r: r.run_id, show=lambda r: r.run_id[:12]),
+        C("params", "params", lambda r: r.params, fmt=_params_text),
+        C(None, "alpha", lambda r: r.alpha),
+        C(None, "bits", lambda r: r.bits),
+        C(None, "lr", lambda r: r.lr),
+        C("status", "status", lambda r: r.status),
+        C("best epoch", "best_epoch", lambda r: r.best_epoch, fmt=lambda e: num(e, "d") if e else "-"),
+        C("epochs", "epochs_run", lambda r: r.epochs_run, fmt=lambda e: "-" if e is None else num(e, "d")),
+        C("selected on", "selection", lambda r: r.selection),
+        C("test acc %", "test_acc_pct", lambda r: pct_value(r.best_test_acc), show=lambda r: pct(r.best_test_acc)),
+        C("test acc % at best val", "test_acc_at_best_val_pct", lambda r: pct_value(r.test_acc_at_best_val), show=lambda r: pct(r.test_acc_at_best_val)),
+        C("test acc % last epoch", "test_acc_last_pct", lambda r: pct_value(r.test_acc_last), show=lambda r: pct(r.test_acc_last)),
+        C(None, "headline_protocol", lambda r: r.headline_protocol),
+        C("train acc %", "train_acc_pct", lambda r: pct_value(r.train_acc_at_best), show=lambda r: pct(r.train_acc_at_best)),
+        C("density %", "density_pct", lambda r: pct_value(r.density_at_best), show=lambda r: pct(r.density_at_best)),
+        C(".pqz bytes", "pqz_bytes", lambda r: r.pqz_bytes, fmt=lambda b: f"{b:,}" if b else "-"),
+        C(None, "float32_bytes", lambda r: r.float32_bytes),
+        C("x smaller than float32", "ratio_to_float32", _ratio, fmt=lambda x: num(x, ".2f") if x else "-"),
+        C("wall s", "wall_time_s", lambda r: r.wall_time_s, fmt=lambda t: num(t, ".1f")),
+        C(None, "run_dir", lambda r: r.run_dir),
+        C("error", "error", lambda r: r.error, fmt=lambda e: ((e or "").strip().splitlines() or [""])[0][:160]),
+    )  # fmt: skip
     counts = sweep.status_counts()
     notes = [
         "Status counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
@@ -243,9 +200,13 @@ def runs_table(sweep: Sweep) -> Table:
         "validation epoch (recomputed from the epochs: never chosen on test), or the run's "
         "own figure where no validation accuracy was recorded.",
     ]
-    return Table(
-        "runs", "All runs", header, tuple(body), tuple(records[0]), tuple(records), tuple(notes)
-    )
+    return Table.from_columns("runs", "All runs", columns, sweep.runs, notes)
+
+
+def _mean_ratio(st: Any) -> float | None:
+    """The mean over a setting's runs of x smaller than float32 (None: no run has a file)."""
+    ratios = [x for x in (_ratio(r) for r in st.runs) if x]
+    return sum(ratios) / len(ratios) if ratios else None
 
 
 def points_table(sweep: Sweep) -> Table:
@@ -255,54 +216,27 @@ def points_table(sweep: Sweep) -> Table:
     settings = group_settings(sweep)
     base_setting = baseline(settings)
     base = base_setting.acc if base_setting is not None else None
-    front = set(settings_front(settings))
-    header = (
-        "setting",
-        "seeds",
-        "test acc %",
-        "vs float32 (points)",
-        "density %",
-        ".pqz bytes",
-        "x smaller than float32 dense",
-        "frontier",
-    )
-    body, records = [], []
-    for i, st in enumerate(settings):
-        runs, mean, sd = st.runs, st.acc, st.acc_sd
-        label = ", ".join(f"{k}={v}" for k, v in st.first.setting) or "base"
-        ratios = [x for x in (_ratio(r) for r in runs) if x]
-        mean_size, mean_density = st.pqz_bytes, st.density
-        mean_ratio = sum(ratios) / len(ratios) if ratios else None
-        delta = 100 * (mean - base) if base is not None else None
-        body.append(
-            (
-                label,
-                str(len(runs)),
-                f"{100 * mean:.2f}" + (f" ± {100 * sd:.2f}" if sd is not None else ""),
-                f"{delta:+.2f}" if delta is not None else "-",
-                pct(mean_density),
-                f"{round(mean_size):,}" if mean_size else "-",
-                num(mean_ratio, ".1f") if mean_ratio else "-",
-                "yes" if i in front else "",
-            )
-        )
-        records.append(
-            {
-                "setting": dict(st.first.setting),
-                "params": st.first.params,
-                "seeds": [r.seed for r in runs],
-                "run_ids": [r.run_id for r in runs],
-                "test_acc_pct_mean": 100 * mean,
-                "test_acc_pct_sd": 100 * sd if sd is not None else None,
-                "test_acc_pct_runs": [pct_value(r.headline_acc) for r in runs],
-                "delta_vs_float32_points": delta,
-                "density_pct_mean": pct_value(mean_density),
-                "pqz_bytes_mean": mean_size,
-                "pqz_bytes_runs": [r.pqz_bytes for r in runs],
-                "ratio_to_float32_mean": mean_ratio,
-                "frontier": i in front,
-            }
-        )
+    front = {id(settings[i]) for i in settings_front(settings)}
+
+    def delta(st: Any) -> float | None:
+        return 100 * (st.acc - base) if base is not None else None
+
+    C = Column
+    columns = (
+        C("setting", "setting", lambda st: dict(st.first.setting), show=lambda st: ", ".join(f"{k}={v}" for k, v in st.first.setting) or "base"),
+        C(None, "params", lambda st: st.first.params),
+        C("seeds", "seeds", lambda st: [r.seed for r in st.runs], show=lambda st: str(len(st.runs))),
+        C(None, "run_ids", lambda st: [r.run_id for r in st.runs]),
+        C("test acc %", "test_acc_pct_mean", lambda st: 100 * st.acc, show=_mean_sd_text),
+        C(None, "test_acc_pct_sd", lambda st: 100 * st.acc_sd if st.acc_sd is not None else None),
+        C(None, "test_acc_pct_runs", lambda st: [pct_value(r.headline_acc) for r in st.runs]),
+        C("vs float32 (points)", "delta_vs_float32_points", delta, fmt=lambda d: num(d, "+.2f")),
+        C("density %", "density_pct_mean", lambda st: pct_value(st.density), show=lambda st: pct(st.density)),
+        C(".pqz bytes", "pqz_bytes_mean", lambda st: st.pqz_bytes, fmt=lambda b: f"{round(b):,}" if b else "-"),
+        C(None, "pqz_bytes_runs", lambda st: [r.pqz_bytes for r in st.runs]),
+        C("x smaller than float32 dense", "ratio_to_float32_mean", _mean_ratio, fmt=lambda x: num(x, ".1f") if x else "-"),
+        C("frontier", "frontier", lambda st: id(st) in front, fmt=lambda f: "yes" if f else ""),
+    )  # fmt: skip
     notes = [
         "One row per setting; runs that differ only by seed are one setting (mean ± sample sd "
         "over seeds). Test accuracy at the best epoch; 'vs float32' is the difference of the "
@@ -310,18 +244,9 @@ def points_table(sweep: Sweep) -> Table:
         "x smaller than float32 dense = 4 bytes x stored parameters / .pqz bytes. 'frontier': "
         "no other setting has a smaller file at the same or higher accuracy.",
     ]
-    if not records:
+    if not settings:
         notes.append("No run has finished yet.")
-        return Table("points", "Settings: accuracy and size", header, (), (), (), tuple(notes))
-    return Table(
-        "points",
-        "Settings: accuracy and size",
-        header,
-        tuple(body),
-        tuple(records[0]),
-        tuple(records),
-        tuple(notes),
-    )
+    return Table.from_columns("points", "Settings: accuracy and size", columns, settings, notes)
 
 
 def _plain_bits(st: Any) -> int | None:
@@ -367,8 +292,7 @@ def literature_table(sweep: Sweep, published: dict[str, Any]) -> Table:
             if st is not None and our_float is not None and bits != 32
             else None
         )
-        ratios = [x for x in (_ratio(r) for r in st.runs) if x] if st is not None else []
-        ratio = sum(ratios) / len(ratios) if ratios else None
+        ratio = _mean_ratio(st) if st is not None else None
         body.append((
             str(bits), method, num(acc), num(theirs_delta, "+.2f"),
             _mean_sd_text(st) if st is not None else "-", num(mine_delta, "+.2f"),
@@ -410,56 +334,53 @@ def _mean_sd_text(st: Any) -> str:
     return text + (f" ± {100 * st.acc_sd:.2f}" if st.acc_sd is not None else "")
 
 
-# the first columns of a table of a study's grid points beside ours
-_COMPARED = ("alpha", "bits", "acc % theirs", "acc % ours", "Δ acc (pp)")
+def _pct4(x: float | None) -> float | None:
+    """A fraction as a percentage rounded to 4 decimals for records (None stays None)."""
+    return None if x is None else round(100 * x, 4)
+
+
+def _compared(
+    their_acc: Callable[[Any], float], delta: Callable[[Any], float | None]
+) -> tuple[Column, ...]:
+    """The first columns of a table of a study's grid points beside ours; a row is
+    ``(alpha, bits, theirs, cell)`` as ``Grid.matched`` yields it."""
+    C = Column
+    return (
+        C("alpha", "alpha", lambda m: m[0], fmt=lambda a: f"{a:g}"),
+        C("bits", "bits", lambda m: m[1]),
+        C("acc % theirs", "acc_pct_theirs", lambda m: their_acc(m[2]), fmt=num),
+        C("acc % ours", None, show=lambda m: _acc_text(m[3]) if m[3].acc is not None else m[3].status),
+        C("Δ acc (pp)", None, show=lambda m: num(delta(m), "+.2f")),
+    )  # fmt: skip
 
 
 def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table:
     """The study's Table I (CNN5, CIFAR-10) beside ours for the grid points both have."""
     scores = {(s.rho, s.alpha, s.bits): s.value for s in efficiency_scores(grid, rhos)}
-    header = (
-        *_COMPARED,
-        "density % theirs",
-        "density % ours",
-        "PE ρ=1 theirs",
-        "PE ρ=1 ours",
-    )
-    body, records = [], []
+
+    def delta(m: Any) -> float | None:
+        return None if m[3].acc is None else 100 * m[3].acc - m[2][0]
+
+    C = Column
+    columns = (
+        *_compared(lambda theirs: theirs[0], delta),
+        C(None, "acc_pct_ours", lambda m: _pct4(m[3].acc)),
+        C(None, "acc_sd_pct_ours", lambda m: _pct4(m[3].acc_sd)),
+        C(None, "seeds_ours", lambda m: len(m[3].seeds)),
+        C(None, "delta_acc_pp", lambda m: None if (d := delta(m)) is None else round(d, 4)),
+        C("density % theirs", "density_pct_theirs", lambda m: m[2][1], fmt=num),
+        C("density % ours", "density_pct_ours", lambda m: _pct4(m[3].density), show=lambda m: num(None if m[3].density is None else 100 * m[3].density)),
+        C(None, "status_ours", lambda m: m[3].status),
+        C("PE ρ=1 theirs", None, show=lambda m: num(reference.efficiency(m[0], m[1], 1))),
+        C("PE ρ=1 ours", None, show=lambda m: num(scores.get((1, m[0], m[1])))),
+        *(
+            C(None, f"pe_rho{rho:g}_{side}", (lambda m, rho=rho, side=side: reference.efficiency(m[0], m[1], rho) if side == "theirs" else scores.get((rho, m[0], m[1]))))
+            for rho in rhos
+            for side in ("theirs", "ours")
+        ),
+    )  # fmt: skip
+    rows = list(grid.matched(reference.acc_density))
     base = grid.baseline
-    for alpha, bits, theirs, cell in grid.matched(reference.acc_density):
-        ours_acc = 100 * cell.acc if cell.acc is not None else None
-        ours_sd = 100 * cell.acc_sd if cell.acc_sd is not None else None
-        ours_den = 100 * cell.density if cell.density is not None else None
-        delta = None if ours_acc is None else ours_acc - theirs[0]
-        rec: dict[str, Any] = {
-            "alpha": alpha,
-            "bits": bits,
-            "acc_pct_theirs": theirs[0],
-            "acc_pct_ours": None if ours_acc is None else round(ours_acc, 4),
-            "acc_sd_pct_ours": None if ours_sd is None else round(ours_sd, 4),
-            "seeds_ours": len(cell.seeds),
-            "delta_acc_pp": None if delta is None else round(delta, 4),
-            "density_pct_theirs": theirs[1],
-            "density_pct_ours": None if ours_den is None else round(ours_den, 4),
-            "status_ours": cell.status,
-        }
-        for rho in rhos:
-            rec[f"pe_rho{rho:g}_theirs"] = reference.efficiency(alpha, bits, rho)
-            rec[f"pe_rho{rho:g}_ours"] = scores.get((rho, alpha, bits))
-        records.append(rec)
-        body.append(
-            (
-                f"{alpha:g}",
-                str(bits),
-                num(theirs[0]),
-                _acc_text(cell) if ours_acc is not None else cell.status,
-                num(delta, "+.2f"),
-                num(theirs[1]),
-                num(ours_den),
-                num(reference.efficiency(alpha, bits, 1)),
-                num(scores.get((1, alpha, bits))),
-            )
-        )
     model, dataset = sweep.common("model"), sweep.common("dataset")
     notes = [
         f"Theirs: CNN5 on CIFAR-10, up to 200 epochs with early stopping, best over 6 learning "
@@ -467,7 +388,7 @@ def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table
         f"{pct(grid.baseline_acc) + '%' if base else 'no finished baseline'}"
         f"{f', mean of {n} seeds' if base and (n := len(grid.cells[(0.0, 32)].seeds)) > 1 else ''})."
         " Ours: mean ± sd over seeds where there are several.",
-        f"{len(records)} of the {len(reference.ACC_DENSITY) * len(reference.BITS)} Table I "
+        f"{len(rows)} of the {len(reference.ACC_DENSITY) * len(reference.BITS)} Table I "
         "cells are in this sweep; PE is published for 8, 4 and 3 bits only (all rhos are in the "
         "CSV/JSON).",
     ]
@@ -476,69 +397,46 @@ def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table
             f"This sweep trains {model} on {dataset}, not CNN5 on CIFAR-10: compare trends "
             "(where accuracy drops, how density falls with alpha), not values."
         )
-    columns = tuple(records[0]) if records else ("alpha", "bits")
-    return Table(
+    return Table.from_columns(
         "table_i_comparison",
         "Comparison with the grid study's Table I (theirs beside ours)",
-        header,
-        tuple(body),
         columns,
-        tuple(records),
-        tuple(notes),
+        rows,
+        notes,
     )
 
 
 def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
     """The modulation study's accuracy / sparsity / file table (AMC-1D) beside ours."""
-    header = (
-        *_COMPARED,
-        "sparsity % theirs",
-        "sparsity % ours",
-        "file theirs (Mb, as printed)",
-        "file ours (.pqz MB)",
-        "x smaller than our float32 .pqz",
-    )
     base_cell = grid.cell(0.0, 32)
     base_bytes = base_cell.pqz_bytes if base_cell is not None else None
-    body, records = [], []
-    for alpha, bits, theirs, cell in grid.matched(reference.modulation_cell):
-        acc = 100 * cell.acc if cell.acc is not None else None
-        sparsity = 100 * (1 - cell.density) if cell.density is not None else None
-        pqz = cell.pqz_bytes
-        size = pqz / 1e6 if pqz else None
-        smaller = base_bytes / pqz if pqz and base_bytes else None
-        delta = None if acc is None else acc - float(theirs["accuracy"] or 0.0)
-        records.append(
-            {
-                "alpha": alpha,
-                "bits": bits,
-                "acc_pct_theirs": theirs["accuracy"],
-                "acc_pct_ours": acc,
-                "acc_sd_pct_ours": pct_value(cell.acc_sd),
-                "seeds_ours": len(cell.seeds),
-                "delta_acc_pp": delta,
-                "sparsity_pct_theirs": theirs["sparsity"],
-                "sparsity_pct_ours": sparsity,
-                "file_mb_theirs_as_printed": theirs["file_mb"],
-                "pqz_mb_ours": size,
-                "x_smaller_than_float32_pqz_ours": smaller,
-                "status_ours": cell.status,
-            }
-        )
-        body.append(
-            (
-                f"{alpha:g}",
-                str(bits),
-                num(theirs["accuracy"]),
-                _acc_text(cell) if acc is not None else cell.status,
-                num(delta, "+.2f"),
-                num(theirs["sparsity"]) if theirs["sparsity"] is not None else "-",
-                num(sparsity),
-                num(theirs["file_mb"]),
-                num(size, ".3f"),
-                num(smaller, ".1f"),
-            )
-        )
+
+    def delta(m: Any) -> float | None:
+        return None if m[3].acc is None else 100 * m[3].acc - float(m[2]["accuracy"] or 0.0)
+
+    def mb(m: Any) -> float | None:
+        return m[3].pqz_bytes / 1e6 if m[3].pqz_bytes else None
+
+    def smaller(m: Any) -> float | None:
+        return base_bytes / m[3].pqz_bytes if m[3].pqz_bytes and base_bytes else None
+
+    def sparsity(m: Any) -> float | None:
+        return 100 * (1 - m[3].density) if m[3].density is not None else None
+
+    C = Column
+    columns = (
+        *_compared(lambda theirs: theirs["accuracy"], delta),
+        C(None, "acc_pct_ours", lambda m: 100 * m[3].acc if m[3].acc is not None else None),
+        C(None, "acc_sd_pct_ours", lambda m: pct_value(m[3].acc_sd)),
+        C(None, "seeds_ours", lambda m: len(m[3].seeds)),
+        C(None, "delta_acc_pp", delta),
+        C("sparsity % theirs", "sparsity_pct_theirs", lambda m: m[2]["sparsity"], fmt=num),
+        C("sparsity % ours", "sparsity_pct_ours", sparsity, fmt=num),
+        C("file theirs (Mb, as printed)", "file_mb_theirs_as_printed", lambda m: m[2]["file_mb"], fmt=num),
+        C("file ours (.pqz MB)", "pqz_mb_ours", mb, fmt=lambda x: num(x, ".3f")),
+        C("x smaller than our float32 .pqz", "x_smaller_than_float32_pqz_ours", smaller, fmt=lambda x: num(x, ".1f")),
+        C(None, "status_ours", lambda m: m[3].status),
+    )  # fmt: skip
     notes = [
         "Theirs: AMC-1D on 7 classes of RadioML 2018.01A (SNR -20..30 dB), SGD lr 0.05 momentum "
         "0.9, batch 64, 70/30 split; sizes as the study prints them ('Mb'; its float32 file is "
@@ -551,13 +449,10 @@ def modulation_comparison(grid: Grid, sweep: Sweep) -> Table:
     model, dataset = sweep.common("model"), sweep.common("dataset")
     if model != reference.MODULATION_MODEL or dataset not in reference.MODULATION_DATASETS:
         notes.append(f"This sweep trains {model} on {dataset}, not AMC-1D on I/Q frames.")
-    columns = tuple(records[0]) if records else ("alpha", "bits")
-    return Table(
+    return Table.from_columns(
         "modulation_comparison",
         "Comparison with the modulation study (theirs beside ours)",
-        header,
-        tuple(body),
         columns,
-        tuple(records),
-        tuple(notes),
+        grid.matched(reference.modulation_cell),
+        notes,
     )
