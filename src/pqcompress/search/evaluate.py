@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from pqcompress import codec
 from pqcompress.checkpoint import read_run_config, split_seed_of
@@ -78,6 +79,24 @@ def data_config_for(model: str, data: Mapping[str, Any] | None) -> tuple[dict[st
     return base, seed
 
 
+def evaluation_split(settings: EvalSettings) -> tuple[Any, Any]:
+    """The data bundle and the fixed evaluation subset every evaluation of a search is
+    measured on: ``settings.subset`` examples of its ``split``, drawn with its seed (the same
+    for the posttrain and pq spaces)."""
+    bundle = build_dataset(
+        settings.dataset, from_dict(DataConfig, settings.data, "data"), seed=settings.seed
+    )
+    split = bundle.val if settings.split == "val" else bundle.test
+    if split is None or len(split) == 0:
+        raise ConfigError(f"dataset {settings.dataset} has no {settings.split} split")
+    if settings.subset is not None and settings.subset < len(split):
+        g = torch.Generator().manual_seed(settings.seed)
+        idx = torch.randperm(len(split), generator=g)[: settings.subset].sort().values
+        # a registered dataset may bring any torch Dataset: Subset where it has no select
+        split = split.select(idx) if hasattr(split, "select") else Subset(split, idx.tolist())
+    return bundle, split
+
+
 class PostTrainEvaluator:
     """Evaluates PostTrainConfig settings on one trained model (loaded once)."""
 
@@ -87,18 +106,7 @@ class PostTrainEvaluator:
             raise ConfigError(f"objectives {bad} are not accepted; use any of {OBJECTIVES}")
         self.settings = settings
         self.model = _load(settings.model, settings.factory)
-        bundle = build_dataset(
-            settings.dataset, from_dict(DataConfig, settings.data, "data"), seed=settings.seed
-        )
-        split = bundle.val if settings.split == "val" else bundle.test
-        if split is None or len(split) == 0:
-            raise ConfigError(f"dataset {settings.dataset} has no {settings.split} split")
-        n = len(split)
-        if settings.subset is not None and settings.subset < n:
-            g = torch.Generator().manual_seed(settings.seed)
-            idx = torch.randperm(n, generator=g)[: settings.subset].sort().values
-            split = split.select(idx) if hasattr(split, "select") else split
-
+        _, split = evaluation_split(settings)
         self.batches = [
             (b[0], b[1]) for b in make_loader(evaluation_view(split), 500, shuffle=False)
         ]

@@ -44,10 +44,10 @@ from pqcompress.config import (
 )
 from pqcompress.data.batches import evaluation_view, input_batches
 from pqcompress.data.loader import make_loader
-from pqcompress.data.registry import build_dataset
 from pqcompress.errors import ConfigError
 from pqcompress.inputspec import example_arrays
 from pqcompress.metrics.classification import evaluate_model
+from pqcompress.search.evaluate import evaluation_split
 from pqcompress.search.space import Space, Variable
 from pqcompress.train.trainer import Trainer
 
@@ -121,16 +121,7 @@ class PQEvaluator:
         # a user's own model is rebuilt from its factory (named by the run or the spec)
         self.factory = settings.factory or run_factory(self.manifest)
         self.inputs = spec.get("inputs")
-        bundle = build_dataset(
-            settings.dataset, from_dict(DataConfig, settings.data, "data"), seed=settings.seed
-        )
-        split = bundle.val if settings.split == "val" else bundle.test
-        if split is None or len(split) == 0:
-            raise ConfigError(f"dataset {settings.dataset} has no {settings.split} split")
-        if settings.subset is not None and settings.subset < len(split):
-            g = torch.Generator().manual_seed(settings.seed)
-            idx = torch.randperm(len(split), generator=g)[: settings.subset].sort().values
-            split = split.select(idx)
+        bundle, split = evaluation_split(settings)
         self.bundle = dataclasses.replace(bundle, val=None, test=split)
         self.reference = self._accuracy(self.model)
 

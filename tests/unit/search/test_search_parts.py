@@ -84,3 +84,34 @@ def test_most_diverse_takes_the_farthest_points_first() -> None:
     evaluated = np.array([[0.0, 0.0]])
     cands = np.array([[0.1, 0.0], [1.0, 1.0], [0.9, 1.0], [0.0, 1.0]])
     assert most_diverse(cands, evaluated, 2) == [1, 3]
+
+
+def test_the_evaluation_subset_is_fixed_and_works_on_any_torch_dataset() -> None:
+    """Both search spaces measure on ``evaluation_split``: ``subset`` examples drawn with the
+    seed, the same every time; a registered dataset whose split is a plain torch Dataset
+    (no ``select``) is subset too (it used to be measured whole)."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from pqcompress.data import DataBundle, available_datasets, register_dataset
+    from pqcompress.errors import ConfigError
+    from pqcompress.search.evaluate import EvalSettings, evaluation_split
+
+    if "plain_torch_split" not in available_datasets():
+
+        @register_dataset("plain_torch_split")
+        def build(cfg, *, seed: int = 0) -> DataBundle:
+            data = TensorDataset(torch.randn(50, 1, 4), torch.arange(50) % 2)
+            return DataBundle("plain_torch_split", data, None, data, 2, (1, 4), ["a", "b"])
+
+    settings = EvalSettings(model="m", dataset="plain_torch_split", data={}, split="test", subset=7)
+    _, first = evaluation_split(settings)
+    _, again = evaluation_split(settings)
+    labels = [int(first[i][1]) for i in range(len(first))]
+    assert len(first) == 7 and labels == [int(again[i][1]) for i in range(7)]
+    _, digits = evaluation_split(
+        EvalSettings(model="m", dataset="digits", data={"val_fraction": 0.2}, subset=100)
+    )
+    assert len(digits) == 100 and type(digits).__name__ == "ArrayDataset"
+    with pytest.raises(ConfigError, match="has no val split"):
+        evaluation_split(EvalSettings(model="m", dataset="plain_torch_split", data={}))
