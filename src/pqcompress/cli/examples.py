@@ -32,6 +32,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "sweep": (
         "pqcompress sweep recipes/grid_cnn5_cifar10_cpu.yaml --store runs/grid.db --dry-run",
         "pqcompress sweep recipes/grid_cnn5_cifar10_cpu.yaml --store runs/grid.db",
+        "pqcompress sweep recipes/grid_cnn5_cifar10_cpu.yaml --store runs/grid-edge.db "
+        "--runs-dir runs/grid_runs --onnx none --float16",
     ),
     "serve": (
         "pqcompress serve model.pqz --port 8080",

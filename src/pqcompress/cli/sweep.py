@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="root of the run directories (default: <store stem>_runs beside the store); "
         "each point runs in <runs-dir>/<sweep name>/<run_id>/",
     )
+    p.add_argument(
+        "--onnx",
+        choices=("auto", "none", "float32", "all"),
+        default=None,
+        help="graphs embedded in each point's .pqz (overrides the file's export.onnx; "
+        "none: torch-only files)",
+    )
+    p.add_argument(
+        "--float16",
+        action="store_true",
+        help="store the tensors kept as values in float16 (export.float_dtype; lossy: each "
+        "file is evaluated on the test split)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the points and their status only")
     p.add_argument(
         "--no-retry-failed", action="store_true", help="leave points that failed before alone"
@@ -56,6 +70,13 @@ def run(args: argparse.Namespace) -> int:
     from pqcompress.sweep.runner import EXECUTORS, default_runs_dir
 
     spec = SweepSpec.from_yaml(args.spec)
+    if args.onnx is not None or args.float16:
+        export = replace(
+            spec.export,
+            onnx=args.onnx or spec.export.onnx,
+            float_dtype="float16" if args.float16 else spec.export.float_dtype,
+        )
+        spec = replace(spec, export=export)
     EXECUTORS.get(args.executor)  # unknown names fail before any work
     if args.dry_run:
         store = ResultsStore(args.store, readonly=True) if args.store.exists() else None

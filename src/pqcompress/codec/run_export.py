@@ -68,7 +68,11 @@ def export_run(
         calibration = _run_calibration(cfg, data_root, calibration_batches, required=onnx == "all")
     if shrink is None:
         shrink = cfg.compression is not None and cfg.compression.granularity == "channel"
-    meta: dict[str, Any] = {"source": str(ckpt_path), "epoch": ckpt.get("epoch")}
+    meta: dict[str, Any] = {
+        "source": str(ckpt_path),
+        "epoch": ckpt.get("epoch"),
+        "export": {"onnx": onnx, "float_dtype": float_dtype},
+    }
     if cfg.compression is not None:
         meta["compression"] = cfg_dict.get("compression")
     return save(
@@ -96,14 +100,37 @@ def export_run(
 
 def export_best(run_dir: str | Path, pqz: str | Path, **options: Any) -> Path:
     """``run_dir``'s best epoch as ``pqz``: exported (``export_run(..., which="best",
-    **options)``) unless ``pqz`` exists and is newer than ``best.pt``, so a rerun of a
-    finished sweep point or study stage reuses its file. The one rule for "export again?"."""
+    **options)``) unless ``pqz`` exists, is newer than ``best.pt`` and was exported with the
+    same ``onnx`` and ``float_dtype``, so a rerun of a finished sweep point or study stage
+    reuses its file. The one rule for "export again?"."""
     run_dir, pqz = Path(run_dir), Path(pqz)
     best = run_dir / "best.pt"
-    if not (pqz.is_file() and best.is_file() and pqz.stat().st_mtime >= best.stat().st_mtime):
+    fresh = pqz.is_file() and best.is_file() and pqz.stat().st_mtime >= best.stat().st_mtime
+    if not (fresh and _exported_with(pqz) == _export_key(options)):
         pqz.parent.mkdir(parents=True, exist_ok=True)
         export_run(run_dir, pqz, which="best", **options)
     return pqz
+
+
+def _export_key(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a file records (``metadata.export``), with export_run's defaults."""
+    return {
+        "onnx": options.get("onnx", "auto"),
+        "float_dtype": options.get("float_dtype", "float32"),
+    }
+
+
+def _exported_with(pqz: Path) -> dict[str, Any] | None:
+    """The export options ``pqz`` records; a file from before they were recorded counts as
+    exported with the defaults; None for a file that cannot be read (export it again)."""
+    from pqcompress.codec.container import map_file, split_file
+
+    try:
+        manifest, _ = split_file(map_file(pqz), str(pqz))
+    except (PQCError, OSError):
+        return None
+    recorded = (manifest.get("metadata") or {}).get("export")
+    return _export_key(recorded if isinstance(recorded, dict) else {})
 
 
 def _read_checkpoint(ckpt_path: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:

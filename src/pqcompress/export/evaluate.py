@@ -30,9 +30,11 @@ def evaluate_path(
     batch_size: int = 256,
     limit: int | None = None,
     model: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Classification report of a .pqz/.onnx model on a split, plus timing and model info;
-    ``model`` is the ``package.module:factory`` of a file saved from a user's own model."""
+    ``model`` is the ``package.module:factory`` of a file saved from a user's own model,
+    ``options`` the dataset's own (a run's ``data.options``)."""
     from pqcompress.metrics.classification import classification_report, evaluate_model
 
     path = Path(path)
@@ -41,7 +43,9 @@ def evaluate_path(
     start = time.perf_counter()
     model, manifest = _load_for_eval(path, model)
     load_s = time.perf_counter() - start
-    loader, bundle = split_loader(dataset, split, root=root, batch_size=batch_size, limit=limit)
+    loader, bundle = split_loader(
+        dataset, split, root=root, batch_size=batch_size, limit=limit, options=options
+    )
     start = time.perf_counter()
     res = evaluate_model(model, loader, "cpu", return_predictions=True)
     eval_s = time.perf_counter() - start

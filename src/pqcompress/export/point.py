@@ -43,12 +43,14 @@ def run_point(
     *,
     progress: bool = False,
     export: bool = True,
+    pqz_name: str = PQZ_NAME,
     **export_options: Any,
 ) -> PointResult:
     """Train ``config`` in ``run_dir`` (resuming an interrupted run; a finished one, with its
     ``best.pt``, is picked up without building data or model), then export the best epoch to
-    ``run_dir/model.pqz`` (again only when the best epoch is newer than the file:
-    ``codec.export_best``, with ``export_options``) and measure it. A failed export is one
+    ``run_dir/<pqz_name>`` (again only when the best epoch is newer than the file or it was
+    exported otherwise: ``codec.export_best``, with ``export_options``) and measure it; a
+    lossy file (float16 values) is also evaluated on the test split (``result["file"]``). A failed export is one
     PointExportError; the training result is kept in the run directory either way."""
     run_dir = Path(run_dir)
     rd = RunDir(run_dir)
@@ -62,12 +64,36 @@ def run_point(
     if not (export and done):
         return PointResult(result, stored is not None)
     try:
-        pqz = export_best(run_dir, run_dir / PQZ_NAME, **export_options)
+        pqz = export_best(run_dir, run_dir / pqz_name, **export_options)
         totals = inspect(pqz, baseline=False)["totals"]
     except Exception as exc:
         raise PointExportError(f"export to .pqz failed: {type(exc).__name__}: {exc}") from exc
     dense = totals.get("unshrunk_float32_bytes") or totals["float32_bytes"]
+    if totals.get("lossy"):  # float16 values: the file is not the checkpoint; measure it
+        try:
+            result = {**result, "file": file_accuracy(pqz, config)}
+        except Exception as exc:
+            raise PointExportError(
+                f"evaluating {pqz.name} failed: {type(exc).__name__}: {exc}"
+            ) from exc
     return PointResult(result, stored is not None, pqz, int(pqz.stat().st_size), int(dense))
+
+
+def file_accuracy(pqz: Path, config: ExperimentConfig) -> dict[str, Any]:
+    """The test accuracy of an exported file itself: ``{"lossy", "test_acc", "n"}``. A lossy
+    file (values stored as float16) is not bit for bit the checkpoint its accuracy was
+    measured on during training, so its own figure is what the reports give for it."""
+    from pqcompress.export.evaluate import evaluate_path
+
+    report = evaluate_path(
+        pqz,
+        config.dataset,
+        split="test",
+        root=config.data.root,
+        options=dict(config.data.options or {}),
+        model=config.model if ":" in config.model else None,
+    )
+    return {"lossy": True, "test_acc": float(report["accuracy"]), "n": int(report["n"])}
 
 
 def finished_result(rd: RunDir) -> dict[str, Any] | None:

@@ -116,12 +116,25 @@ class Run:
         return "val" if self.test_acc_at_best_val is not None else "test"
 
     @property
+    def file_test_acc(self) -> float | None:
+        """The test accuracy of the exported file itself, measured when the file is lossy (a
+        sweep's ``export: {float_dtype: float16}``); None otherwise."""
+        file = self.result.get("file")
+        acc = file.get("test_acc") if isinstance(file, dict) else None
+        return float(acc) if acc is not None else None
+
+    @property
     def headline_acc(self) -> float | None:
         """The accuracy reports lead with: the test accuracy at the best validation epoch,
         whatever the run's own ``best_on`` was (recomputed from its epochs), so no figure is
-        chosen on the test set; see :attr:`headline_protocol`."""
+        chosen on the test set; see :attr:`headline_protocol`. A lossy file exported from
+        that epoch (``best_on: val``) is measured itself: its figure is the one given."""
         protocol = self.headline_protocol
-        return self.test_acc_at_best_val if protocol == "val" else self.best_test_acc
+        if protocol != "val":
+            return self.best_test_acc
+        if self.file_test_acc is not None and self.selection == "val":
+            return self.file_test_acc
+        return self.test_acc_at_best_val
 
     @property
     def compression(self) -> dict[str, Any] | None:

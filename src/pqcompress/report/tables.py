@@ -180,6 +180,8 @@ def runs_table(sweep: Sweep) -> Table:
         C("test acc %", "test_acc_pct", lambda r: pct_value(r.best_test_acc), show=lambda r: pct(r.best_test_acc)),
         C("test acc % at best val", "test_acc_at_best_val_pct", lambda r: pct_value(r.test_acc_at_best_val), show=lambda r: pct(r.test_acc_at_best_val)),
         C("test acc % last epoch", "test_acc_last_pct", lambda r: pct_value(r.test_acc_last), show=lambda r: pct(r.test_acc_last)),
+        *([C("file test acc %", "file_test_acc_pct", lambda r: pct_value(r.file_test_acc), show=lambda r: pct(r.file_test_acc))]
+          if any(r.file_test_acc is not None for r in sweep.runs) else []),
         C(None, "headline_protocol", lambda r: r.headline_protocol),
         C("train acc %", "train_acc_pct", lambda r: pct_value(r.train_acc_at_best), show=lambda r: pct(r.train_acc_at_best)),
         C("density %", "density_pct", lambda r: pct_value(r.density_at_best), show=lambda r: pct(r.density_at_best)),
@@ -200,6 +202,12 @@ def runs_table(sweep: Sweep) -> Table:
         "validation epoch (recomputed from the epochs: never chosen on test), or the run's "
         "own figure where no validation accuracy was recorded.",
     ]
+    if any(r.file_test_acc is not None for r in sweep.runs):
+        notes.append(
+            "file test acc % = the exported file's own test accuracy, measured because the "
+            "sweep stores values as float16 (export.float_dtype): the headline figure of "
+            "those runs."
+        )
     return Table.from_columns("runs", "All runs", columns, sweep.runs, notes)
 
 

@@ -13,7 +13,7 @@ from pqcompress.errors import BusyError
 from pqcompress.execute import EXECUTORS, Executor, Job, make_executor
 from pqcompress.results import ResultsStore, StoreError, is_complete, utc_now
 from pqcompress.sweep.progress import SweepProgress
-from pqcompress.sweep.spec import SweepPoint, SweepSpec
+from pqcompress.sweep.spec import ExportSettings, SweepPoint, SweepSpec
 from pqcompress.sweep.worker import execute_point, point_failed
 
 POINT_JOB = Job(fn=execute_point, failure=point_failed, preload=("pqcompress.sweep.preload",))
@@ -106,7 +106,8 @@ def run_sweep(
 
     Every point is validated before anything runs. Each runs ``train_model(config, run_dir,
     resume=True)`` in ``<runs_dir>/<sweep name>/<run_id>/`` (default runs_dir: ``<store
-    stem>_runs`` beside the database), then its best epoch is exported to ``model.pqz``.
+    stem>_runs`` beside the database), then its best epoch is exported to ``model.pqz`` as
+    ``spec.export`` says.
     A point that raises or whose worker dies is recorded as failed and the sweep goes on;
     ``SweepSummary.failed`` lists them. Ctrl-C marks the running points interrupted.
     """
@@ -135,8 +136,9 @@ def run_sweep(
             if p.action == BUSY
         }
         ran = _execute(
-            db, runner, plans, todo, busy, executor=executor, progress=progress, name=spec.name
-        )
+            db, runner, plans, todo, busy, executor=executor, progress=progress, name=spec.name,
+            export=spec.export,
+        )  # fmt: skip
         stored = {r["run_id"]: r for r in (db.run(p.point.run_id) for p in plans) if r}
         rows = [stored[p.point.run_id] for p in plans if p.point.run_id in stored]
         return SweepSummary(
@@ -188,6 +190,7 @@ def _execute(
     executor: str,
     progress: bool,
     name: str,
+    export: ExportSettings | None = None,
 ) -> int:
     """Run the ``todo`` points on ``runner``, recording each start and result as it comes;
     return how many ran here. Each point is claimed (its run directory's ``.claim`` lock)
@@ -196,9 +199,11 @@ def _execute(
     points still running as interrupted; every claim is released at the end."""
     by_id = {p.point.run_id: p for p in todo}
     tasks = [
-        {"run_id": p.point.run_id, "config": p.point.config.to_dict(), "run_dir": str(p.run_dir)}
+        {"run_id": p.point.run_id, "config": p.point.config.to_dict(), "run_dir": str(p.run_dir),
+         "export": (export or ExportSettings()).options(),
+         "pqz_name": (export or ExportSettings()).file_name()}
         for p in todo
-    ]
+    ]  # fmt: skip
     running: set[str] = set()
     claimed: dict[str, Path] = {}
     ran = 0

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pqcompress.config import (
     ExperimentConfig,
@@ -46,8 +46,37 @@ AXIS_ALIASES: dict[str, str] = {
     "optimizer": "train.optimizer",
 }
 _TOP_KEYS = tuple(f.name for f in fields(ExperimentConfig) if f.name != "version")
-_SPEC_KEYS = ("name", "grid", "include")
+_SPEC_KEYS = ("name", "grid", "include", "export")
 RUN_ID_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How a sweep exports every point's best epoch (``export:`` of a sweep file), so its
+    files, sizes and ratios are those of what the runs will ship.
+
+    ``onnx``: the graphs embedded beside the codes (``auto``, the default: the float32 graph,
+    plus the int8 one where every compressed tensor allows it, for ``pqcompress serve`` and
+    ONNX Runtime; ``none``: a torch-only file; ``float32``; ``all``). ``float_dtype``: the
+    tensors stored as values rather than codes (BatchNorm, biases, uncompressed layers) in
+    ``float32`` (bit-exact) or ``float16`` (half the bytes, lossy: the file is then evaluated
+    on the test split and its own accuracy recorded and reported). ``pqcompress sweep --onnx
+    --float16`` override the file's settings."""
+
+    onnx: Literal["auto", "none", "float32", "all"] = "auto"
+    float_dtype: Literal["float32", "float16"] = "float32"
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of ``codec.export_run``."""
+        return {"onnx": self.onnx, "float_dtype": self.float_dtype}
+
+    def file_name(self) -> str:
+        """The file in each run directory: ``model.pqz`` with the defaults, else one named
+        after the settings (``model-onnx-none-float16.pqz``), so a second sweep over the same
+        run directories (``--runs-dir``) with other settings writes its own files beside."""
+        if self == ExportSettings():
+            return "model.pqz"
+        return f"model-onnx-{self.onnx}-{self.float_dtype}.pqz"
 
 
 @dataclass(frozen=True)
@@ -57,6 +86,7 @@ class _SpecKeys:
     name: str | None = None
     grid: dict[str, list[Any]] = field(default_factory=dict)
     include: tuple[dict[str, Any], ...] = ()
+    export: ExportSettings = field(default_factory=ExportSettings)
 
 
 @dataclass(frozen=True)
@@ -76,7 +106,8 @@ class SweepPoint:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A sweep: the ``base`` experiment, ``grid`` axes and ``include`` points.
+    """A sweep: the ``base`` experiment, ``grid`` axes, ``include`` points and how every
+    point is exported (``export``: :class:`ExportSettings`).
 
     ``grid`` maps an axis (a short name from ``AXIS_ALIASES`` or any dotted config path such
     as ``train.momentum``) to its list of values; the points are the cartesian product in axis
@@ -90,6 +121,7 @@ class SweepSpec:
     base: ExperimentConfig = field(default_factory=ExperimentConfig)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     include: tuple[dict[str, Any], ...] = ()
+    export: ExportSettings = field(default_factory=ExportSettings)
 
     def __post_init__(self) -> None:
         for axis, values in self.grid.items():
@@ -127,7 +159,13 @@ class SweepSpec:
         own = from_dict(_SpecKeys, {k: data[k] for k in _SPEC_KEYS if k in data})
         check_component(str(own.name or default_name), "sweep name")  # the runs' directory
         base = ExperimentConfig.from_dict({k: v for k, v in data.items() if k not in _SPEC_KEYS})
-        return cls(name=own.name or default_name, base=base, grid=own.grid, include=own.include)
+        return cls(
+            name=own.name or default_name,
+            base=base,
+            grid=own.grid,
+            include=own.include,
+            export=own.export,
+        )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SweepSpec:
@@ -141,13 +179,17 @@ class SweepSpec:
         return cls.from_dict(data, default_name=p.stem)
 
     def to_dict(self) -> dict[str, Any]:
-        """The sweep file's mapping: name, the base experiment's keys, grid, include."""
-        return {
+        """The sweep file's mapping: name, the base experiment's keys, grid, include (and
+        export, when it is not the default)."""
+        out = {
             "name": self.name,
             **self.base.to_dict(),
             "grid": to_dict(self.grid),
             "include": to_dict(self.include),
         }
+        if self.export != ExportSettings():
+            out["export"] = to_dict(self.export)
+        return out
 
     def to_yaml(self) -> str:
         import yaml

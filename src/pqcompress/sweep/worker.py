@@ -17,7 +17,8 @@ TRACEBACK_FRAMES = 4
 
 
 def execute_point(task: dict[str, Any]) -> dict[str, Any]:
-    """Run ``task`` = ``{run_id, config, run_dir}``; never raises.
+    """Run ``task`` = ``{run_id, config, run_dir, export, pqz_name}`` (``export``: keyword
+    arguments of ``codec.export_run``; ``pqz_name``: the file in ``run_dir``); never raises.
 
     A run directory that already holds a finished ``result.json`` is picked up without
     training. Returns ``{run_id, ok, status, values, epochs, error}``: ``values`` are
@@ -72,12 +73,14 @@ def point_failed(task: dict[str, Any], why: str) -> dict[str, Any]:
 
 def _run(task: dict[str, Any], run_dir: Path, out: dict[str, Any]) -> None:
     # lazy: the sweep's driver imports this module, and only its workers need torch
-    from pqcompress.export.point import PointExportError, finished_result, run_point
+    from pqcompress.export.point import PQZ_NAME, PointExportError, finished_result, run_point
     from pqcompress.train.rundir import RunDir
 
     config = ExperimentConfig.from_dict(task["config"])
     try:
-        point = run_point(config, run_dir)
+        point = run_point(
+            config, run_dir, pqz_name=task.get("pqz_name", PQZ_NAME), **(task.get("export") or {})
+        )
     except PointExportError as exc:  # trained, not exported: the row says so
         out["values"] = run_values(finished_result(RunDir(run_dir)) or {"status": "failed"})
         out["epochs"] = _metrics(run_dir)

@@ -248,3 +248,70 @@ def test_a_point_whose_row_another_process_dropped_is_recorded_not_lost(
     with ResultsStore(tmp_path / "r.db") as store:
         rows = {r["run_id"]: r for r in store.runs(sweep="tiny")}
         assert rows[second]["status"] == "completed" and store.epochs(second)
+
+
+def test_export_settings_make_the_files_and_a_lossy_file_is_measured_itself(
+    tmp_path: Path,
+) -> None:
+    """A second sweep over the same run directories (``--runs-dir``) with ``export: {onnx:
+    none, float_dtype: float16}`` trains nothing: it writes torch-only float16 files beside
+    the served ones, evaluates each on the test split, and its report leads with that
+    figure. The first sweep's files stay as they were."""
+    from pqcompress.codec.run_export import export_best
+    from pqcompress.report import ReportOptions, build_report
+
+    base = tiny_spec(grid={"bits": [4]}, train={"epochs": 2, "batch_size": 32, "lr": 0.05,
+                                                "max_steps_per_epoch": 3, "best_on": "val"})  # fmt: skip
+    served, runs_dir = SweepSpec.from_dict(base), tmp_path / "runs"
+    assert run_sweep(served, tmp_path / "r.db", runs_dir=runs_dir, progress=False,
+                     executor="inline").failed == []  # fmt: skip
+    with ResultsStore(tmp_path / "r.db") as store:
+        (first,) = store.runs()
+    served_file = Path(first["pqz_path"])
+    assert served_file.name == "model.pqz" and pqcompress.codec.read(served_file)[0]["graphs"]
+    mtime = served_file.stat().st_mtime_ns
+
+    edge = SweepSpec.from_dict({**base, "export": {"onnx": "none", "float_dtype": "float16"}})
+    db = tmp_path / "edge.db"
+    assert run_sweep(edge, db, runs_dir=runs_dir, progress=False, executor="inline").failed == []
+    with ResultsStore(db) as store:
+        (row,) = store.runs()
+    assert "picked up the finished run" in (Path(row["run_dir"]) / "sweep.log").read_text()
+    assert Path(row["pqz_path"]).name == "model-onnx-none-float16.pqz"
+    assert served_file.stat().st_mtime_ns == mtime and row["pqz_bytes"] < first["pqz_bytes"]
+    manifest, _ = pqcompress.codec.read(row["pqz_path"])
+    assert manifest["lossy"] and not manifest.get("graphs")
+    assert manifest["metadata"]["export"] == {"onnx": "none", "float_dtype": "float16"}
+    result = json.loads(row["result"]) if isinstance(row["result"], str) else row["result"]
+    file_acc = result["file"]["test_acc"]
+    assert result["file"]["lossy"] and 0.0 <= file_acc <= 1.0 and result["file"]["n"] > 0
+    out = tmp_path / "rep"
+    build_report(db, out, ReportOptions(plots=False))
+    runs = json.loads((out / "runs.json").read_text())
+    assert runs["records"][0]["file_test_acc_pct"] == pytest.approx(100 * file_acc, abs=1e-3)
+    points = json.loads((out / "points.json").read_text())["records"]
+    assert points[0]["test_acc_pct_mean"] == pytest.approx(100 * file_acc)
+
+    # one file, asked for with other settings, is written again; with the same, reused
+    pqz = export_best(Path(row["run_dir"]), served_file, **edge.export.options())
+    assert pqcompress.codec.read(pqz)[0]["lossy"] and pqz.stat().st_mtime_ns != mtime
+    mtime = pqz.stat().st_mtime_ns
+    export_best(Path(row["run_dir"]), pqz, **edge.export.options())
+    assert pqz.stat().st_mtime_ns == mtime
+
+
+def test_the_cli_export_flags_override_the_files_settings(tmp_path: Path, capsys) -> None:
+    from sweep_support import write_spec
+
+    from pqcompress.cli.main import main
+
+    spec = write_spec(tmp_path / "tiny.yaml", tiny_spec(grid={"bits": [4]}))
+    db = tmp_path / "r.db"
+    argv = ["sweep", str(spec), "--store", str(db), "--executor", "inline", "--no-progress"]
+    assert main([*argv, "--onnx", "none", "--float16"]) == 0
+    with ResultsStore(db) as store:
+        (row,) = store.runs()
+    assert Path(row["pqz_path"]).name == "model-onnx-none-float16.pqz"
+    with pytest.raises(SystemExit):
+        main([*argv, "--onnx", "int4"])
+    assert "invalid choice: 'int4'" in capsys.readouterr().err

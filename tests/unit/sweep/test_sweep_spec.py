@@ -82,12 +82,29 @@ def test_exponent_floats_are_numbers(tmp_path: Path) -> None:
         ({"include": [{"alpha": 0.5, "train.epochs": 0}]}, "include[0] (alpha=0.5 train.epochs=0)"),
         ({"include": [{"bogus": 1}]}, "include[0]: unknown axis 'bogus'"),
         ({"grid": {"train.lr.x": [1]}}, "cannot set 'train.lr.x': 'lr' is not a section"),
+        ({"export": {"onnx": "int4"}}, "'export.onnx'='int4' is not accepted"),
+        ({"export": {"float_dtype": "bf16"}}, "expected one of 'float32', 'float16'"),
+        ({"export": {"float16": True}}, "unknown key 'export.float16'"),
     ],
 )
 def test_bad_specs_are_reported_precisely(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         SweepSpec.from_dict(tiny_spec(**changes)).points()
     assert message in str(info.value)
+
+
+def test_export_settings_round_trip_and_stay_out_of_the_run_ids(tmp_path: Path) -> None:
+    """``export:`` says how the points' files are written, not what they train: the run ids
+    are those of the same sweep without it, and the YAML round trip keeps it."""
+    plain = SweepSpec.from_dict(tiny_spec())
+    edge = SweepSpec.from_dict(tiny_spec(export={"onnx": "none", "float_dtype": "float16"}))
+    assert edge.export.options() == {"onnx": "none", "float_dtype": "float16"}
+    assert plain.export.options() == {"onnx": "auto", "float_dtype": "float32"}
+    assert [p.run_id for p in edge.points()] == [p.run_id for p in plain.points()]
+    path = tmp_path / "s.yaml"
+    path.write_text(edge.to_yaml(), encoding="utf-8")
+    assert SweepSpec.from_yaml(path).export == edge.export
+    assert "export" not in plain.to_dict()
 
 
 def test_missing_or_non_mapping_file(tmp_path: Path) -> None:
