@@ -160,8 +160,12 @@ def _value_entry(
     store = t
     lossy = False
     if float_dtype == "float16" and t.dtype == torch.float32:
-        store = t.to(torch.float16)
-        lossy = not torch.equal(store.to(torch.float32), t)
+        half = t.to(torch.float16)
+        # a value beyond float16's range (e.g. a BatchNorm running_var > 65504) would be
+        # stored as inf, which no reader accepts: such a tensor stays float32, exactly
+        if bool(torch.isfinite(half).all()) or not bool(torch.isfinite(t).all()):
+            store = half
+            lossy = not torch.equal(store.to(torch.float32), t)
     rows = element_bytes(store)
     fields: dict = {"encoding": "values", "kind": kind, "storage_dtype": dtype_name(store.dtype)}
     if result is not None and kind == "prune":
