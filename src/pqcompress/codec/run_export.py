@@ -101,12 +101,13 @@ def export_run(
 def export_best(run_dir: str | Path, pqz: str | Path, **options: Any) -> Path:
     """``run_dir``'s best epoch as ``pqz``: exported (``export_run(..., which="best",
     **options)``) unless ``pqz`` exists, is newer than ``best.pt`` and was exported with the
-    same ``onnx`` and ``float_dtype``, so a rerun of a finished sweep point or study stage
-    reuses its file. The one rule for "export again?"."""
+    same ``onnx`` and ``float_dtype`` (a file from before the settings were recorded counts
+    as the same), so a rerun of a finished sweep point or study stage reuses its file. The
+    one rule for "export again?"."""
     run_dir, pqz = Path(run_dir), Path(pqz)
     best = run_dir / "best.pt"
     fresh = pqz.is_file() and best.is_file() and pqz.stat().st_mtime >= best.stat().st_mtime
-    if not (fresh and _exported_with(pqz) == _export_key(options)):
+    if not (fresh and _exported_with(pqz) in (_export_key(options), "unrecorded")):
         pqz.parent.mkdir(parents=True, exist_ok=True)
         export_run(run_dir, pqz, which="best", **options)
     return pqz
@@ -120,9 +121,9 @@ def _export_key(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _exported_with(pqz: Path) -> dict[str, Any] | None:
-    """The export options ``pqz`` records; a file from before they were recorded counts as
-    exported with the defaults; None for a file that cannot be read (export it again)."""
+def _exported_with(pqz: Path) -> dict[str, Any] | str | None:
+    """The export options ``pqz`` records; ``"unrecorded"`` for a file from before they were
+    recorded (reused, as it was then); None for a file that cannot be read (export again)."""
     from pqcompress.codec.container import map_file, split_file
 
     try:
@@ -130,7 +131,7 @@ def _exported_with(pqz: Path) -> dict[str, Any] | None:
     except (PQCError, OSError):
         return None
     recorded = (manifest.get("metadata") or {}).get("export")
-    return _export_key(recorded if isinstance(recorded, dict) else {})
+    return _export_key(recorded) if isinstance(recorded, dict) else "unrecorded"
 
 
 def _read_checkpoint(ckpt_path: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:

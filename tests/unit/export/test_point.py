@@ -41,3 +41,27 @@ def test_an_export_that_fails_is_one_error_and_keeps_the_run(tmp_path) -> None:
     assert (tmp_path / "p" / "best.pt").is_file()
     unexported = run_point(_config(), tmp_path / "p", export=False)
     assert unexported.picked_up and unexported.pqz is None
+
+
+def test_a_file_is_exported_again_only_when_asked_for_with_other_settings(tmp_path) -> None:
+    """``export_best`` reuses a file newer than ``best.pt`` written with the same settings,
+    and one from before settings were recorded; other settings write it again."""
+    import os
+
+    import pqcompress as pqc
+    from pqcompress.codec.run_export import export_best
+
+    point = run_point(_config(), tmp_path / "p", onnx="none")
+    assert point.pqz is not None
+    assert pqc.codec.read(point.pqz)[0]["metadata"]["export"]["onnx"] == "none"
+    stamp = point.pqz.stat().st_mtime_ns
+    export_best(tmp_path / "p", point.pqz, onnx="none")
+    assert point.pqz.stat().st_mtime_ns == stamp
+    old = tmp_path / "p" / "old.pqz"  # a file of an earlier version: no metadata.export
+    model = pqc.codec.load(point.pqz)
+    pqc.save(model, old, metadata={"source": "best.pt"})
+    os.utime(old, ns=(stamp + 10**9, stamp + 10**9))
+    export_best(tmp_path / "p", old, onnx="auto", float_dtype="float16")
+    assert "export" not in pqc.codec.read(old)[0]["metadata"]  # reused, as before
+    export_best(tmp_path / "p", point.pqz, onnx="none", float_dtype="float16")
+    assert point.pqz.stat().st_mtime_ns != stamp and pqc.codec.read(point.pqz)[0]["lossy"]
