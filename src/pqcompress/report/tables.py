@@ -332,6 +332,11 @@ def literature_table(sweep: Sweep, published: dict[str, Any]) -> Table:
             "model (ours: the same fine-tuning without P->Q). Ours quantizes the weights only; "
             "x smaller = 4 bytes x parameters / .pqz bytes.",
             f"Sources: {sources}",
+            *(
+                ["Our files store their values in float16: each accuracy is the file's own."]
+                if any(r.file_test_acc is not None for r in sweep.runs)
+                else []
+            ),
         ),
         empty=("bits", "method"),
     )
