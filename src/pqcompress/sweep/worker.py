@@ -115,32 +115,33 @@ def run_values(result: dict[str, Any]) -> dict[str, Any]:
     final = result.get("final") or {}
     post = result.get("post")
     if post:
-        return {
-            "status": result["status"],
+        best = {
             "best_epoch": result.get("epochs_run"),
             "best_test_acc": post.get("test_acc"),
             "train_acc_at_best": final.get("train_acc"),
             "density_at_best": post.get("density"),
             "val_acc_at_best": post.get("val_acc"),
             "final_test_acc": post.get("test_acc"),
-            "final_train_acc": final.get("train_acc"),
-            "epochs_run": result.get("epochs_run"),
-            "wall_time_s": result.get("wall_time_s"),
-            "result": {k: v for k, v in result.items() if k != "history"},
         }
+    else:
+        best = {k: result.get(k) for k in _AT_BEST} | {"final_test_acc": final.get("test_acc")}
     return {
         "status": result["status"],
-        "best_epoch": result.get("best_epoch"),
-        "best_test_acc": result.get("best_test_acc"),
-        "train_acc_at_best": result.get("train_acc_at_best"),
-        "density_at_best": result.get("density_at_best"),
-        "val_acc_at_best": result.get("val_acc_at_best"),
-        "final_test_acc": final.get("test_acc"),
+        **best,
         "final_train_acc": final.get("train_acc"),
         "epochs_run": result.get("epochs_run"),
         "wall_time_s": result.get("wall_time_s"),
         "result": {k: v for k, v in result.items() if k != "history"},
     }
+
+
+_AT_BEST = (
+    "best_epoch",
+    "best_test_acc",
+    "train_acc_at_best",
+    "density_at_best",
+    "val_acc_at_best",
+)
 
 
 def format_error(exc: BaseException) -> str:
