@@ -13,6 +13,7 @@ from pqcompress.codec.run_export import export_best
 from pqcompress.codec.summary import inspect
 from pqcompress.config import ExperimentConfig
 from pqcompress.errors import PQCError
+from pqcompress.models.factory import is_factory_path
 from pqcompress.train.result import FINISHED
 from pqcompress.train.rundir import RunDir
 from pqcompress.train.trainer import train
@@ -50,8 +51,9 @@ def run_point(
     ``best.pt``, is picked up without building data or model), then export the best epoch to
     ``run_dir/<pqz_name>`` (again only when the best epoch is newer than the file or it was
     exported otherwise: ``codec.export_best``, with ``export_options``) and measure it; a
-    lossy file (float16 values) is also evaluated on the test split (``result["file"]``). A failed export is one
-    PointExportError; the training result is kept in the run directory either way."""
+    lossy file (float16 values) is also evaluated on the test split (``result["file"]``).
+    A failed export is one PointExportError; the training result is kept in the run
+    directory either way."""
     run_dir = Path(run_dir)
     rd = RunDir(run_dir)
     stored = finished_result(rd)
@@ -91,7 +93,7 @@ def file_accuracy(pqz: Path, config: ExperimentConfig) -> dict[str, Any]:
         split="test",
         root=config.data.root,
         options=dict(config.data.options or {}),
-        model=config.model if ":" in config.model else None,
+        model=config.model if is_factory_path(config.model) else None,
     )
     return {"lossy": True, "test_acc": float(report["accuracy"]), "n": int(report["n"])}
 
