@@ -250,6 +250,11 @@ class Sweep:
     def finished(self) -> tuple[Run, ...]:
         return tuple(r for r in self.runs if r.finished)
 
+    @property
+    def measures_files(self) -> bool:
+        """Whether any run's accuracy is that of its lossy exported file (``file_test_acc``)."""
+        return any(r.file_test_acc is not None for r in self.runs)
+
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for r in self.runs:

@@ -181,7 +181,7 @@ def runs_table(sweep: Sweep) -> Table:
         C("test acc % at best val", "test_acc_at_best_val_pct", lambda r: pct_value(r.test_acc_at_best_val), show=lambda r: pct(r.test_acc_at_best_val)),
         C("test acc % last epoch", "test_acc_last_pct", lambda r: pct_value(r.test_acc_last), show=lambda r: pct(r.test_acc_last)),
         *([C("file test acc %", "file_test_acc_pct", lambda r: pct_value(r.file_test_acc), show=lambda r: pct(r.file_test_acc))]
-          if any(r.file_test_acc is not None for r in sweep.runs) else []),
+          if sweep.measures_files else []),
         C(None, "headline_protocol", lambda r: r.headline_protocol),
         C("train acc %", "train_acc_pct", lambda r: pct_value(r.train_acc_at_best), show=lambda r: pct(r.train_acc_at_best)),
         C("density %", "density_pct", lambda r: pct_value(r.density_at_best), show=lambda r: pct(r.density_at_best)),
@@ -202,7 +202,7 @@ def runs_table(sweep: Sweep) -> Table:
         "validation epoch (recomputed from the epochs: never chosen on test), or the run's "
         "own figure where no validation accuracy was recorded.",
     ]
-    if any(r.file_test_acc is not None for r in sweep.runs):
+    if sweep.measures_files:
         notes.append(
             "file test acc % = the exported file's own test accuracy, measured because the "
             "sweep stores values as float16 (export.float_dtype): the headline figure of "
@@ -334,7 +334,7 @@ def literature_table(sweep: Sweep, published: dict[str, Any]) -> Table:
             f"Sources: {sources}",
             *(
                 ["Our files store their values in float16: each accuracy is the file's own."]
-                if any(r.file_test_acc is not None for r in sweep.runs)
+                if sweep.measures_files
                 else []
             ),
         ),
@@ -345,11 +345,6 @@ def literature_table(sweep: Sweep, published: dict[str, Any]) -> Table:
 def _mean_sd_text(st: Any) -> str:
     text = f"{100 * st.acc:.2f}"
     return text + (f" ± {100 * st.acc_sd:.2f}" if st.acc_sd is not None else "")
-
-
-def _pct4(x: float | None) -> float | None:
-    """A fraction as a percentage rounded to 4 decimals for records (None stays None)."""
-    return None if x is None else round(100 * x, 4)
 
 
 def _compared(
@@ -377,12 +372,12 @@ def table_i_comparison(grid: Grid, sweep: Sweep, rhos: Sequence[float]) -> Table
     C = Column
     columns = (
         *_compared(lambda theirs: theirs[0], delta),
-        C(None, "acc_pct_ours", lambda m: _pct4(m[3].acc)),
-        C(None, "acc_sd_pct_ours", lambda m: _pct4(m[3].acc_sd)),
+        C(None, "acc_pct_ours", lambda m: pct_value(m[3].acc)),
+        C(None, "acc_sd_pct_ours", lambda m: pct_value(m[3].acc_sd)),
         C(None, "seeds_ours", lambda m: len(m[3].seeds)),
         C(None, "delta_acc_pp", lambda m: None if (d := delta(m)) is None else round(d, 4)),
         C("density % theirs", "density_pct_theirs", lambda m: m[2][1], fmt=num),
-        C("density % ours", "density_pct_ours", lambda m: _pct4(m[3].density), show=lambda m: num(None if m[3].density is None else 100 * m[3].density)),
+        C("density % ours", "density_pct_ours", lambda m: pct_value(m[3].density), show=lambda m: num(None if m[3].density is None else 100 * m[3].density)),
         C(None, "status_ours", lambda m: m[3].status),
         C("PE ρ=1 theirs", None, show=lambda m: num(reference.efficiency(m[0], m[1], 1))),
         C("PE ρ=1 ours", None, show=lambda m: num(scores.get((1, m[0], m[1])))),
