@@ -94,6 +94,7 @@ class Compressor:
         *,
         example_inputs: Any = None,
         fuse_steps: bool = True,
+        announce: bool = True,
     ) -> None:
         """``example_inputs`` (a tensor, a tuple of inputs or a dict of keyword inputs) is
         what ``granularity="channel"`` traces the model with to find its coupled channels;
@@ -103,7 +104,11 @@ class Compressor:
         ``AdamW`` holding every compressed tensor run fused with the applications, through
         torch's optimizer step hooks (``aware.fused_optim.attach_step_hooks``): the loop
         ``opt.step(); comp.step()`` stays as it is, and ``comp.step()`` only closes the step.
-        ``False`` keeps the optimizer's own step and a separate pass."""
+        ``False`` keeps the optimizer's own step and a separate pass.
+
+        ``announce`` logs what is compressed and what is left out, and warns of a grid that
+        rounds most weights to zero; ``False`` where a finished run's compressor is rebuilt
+        (an export): the run said it when it trained."""
         self.model = unwrap(model)  # names of the plain model, whatever wraps it
         _refuse_sharded(self.model)
         self.config = config if config is not None else CompressionConfig()
@@ -111,7 +116,7 @@ class Compressor:
         # set for the calling thread only at each application; torch's own count is untouched
         self.threads = cpu_budget().threads
         self.targets: list[Target] = select_targets(self.model, self.config)
-        if self.targets:
+        if self.targets and announce:
             _log_coverage(self.coverage())
             _warn_collapse(self.targets)
         if not self.targets:

@@ -184,7 +184,7 @@ def _rebuild_compressor(model: Any, ckpt: dict[str, Any], cfg: Any, ckpt_path: P
 
     if cfg.compression is None:
         return None
-    compressor = Compressor(model, cfg.compression)
+    compressor = Compressor(model, cfg.compression, announce=False)  # the run announced it
     if ckpt.get("compressor") is not None:
         _restore(compressor, ckpt["compressor"], ckpt_path)
     elif ckpt.get("compressor_applied") is not None:

@@ -236,3 +236,26 @@ def test_export_best_exports_again_only_when_the_best_epoch_is_newer(run_dir, tm
     later = first + 10**9
     os.utime(best, ns=(later, later))  # a newer best epoch
     assert codec.export_best(run_dir, pqz, onnx="none").stat().st_mtime_ns != first
+
+
+def test_exporting_a_run_does_not_repeat_its_collapse_warning(tmp_path, caplog):
+    """A 2-bit run at alpha 0 is warned about once, when it trains; rebuilding its compressor
+    to export it says nothing more (a search evaluation used to log the warning twice)."""
+    cfg = ExperimentConfig(
+        model="student_cnn",
+        dataset="digits",
+        train=TrainConfig(
+            epochs=1, batch_size=32, max_steps_per_epoch=2, device="cpu", threads=1, lr=0.01
+        ),
+        compression=CompressionConfig(alpha=0.0, bits=2),
+    )
+
+    def warnings() -> int:
+        text = [r.getMessage() for r in caplog.records]
+        return sum("rounds most weights to 0" in m for m in text)
+
+    with caplog.at_level("WARNING", logger="pqcompress.aware"):
+        train(cfg, tmp_path / "r", progress=False)
+        assert warnings() == 1
+        codec.export_run(tmp_path / "r", tmp_path / "m.pqz", onnx="none")
+    assert warnings() == 1
