@@ -25,7 +25,7 @@ LRSchedule = Literal["none", "step", "cosine", "onecycle"]
 TrainMetric = Literal["running", "full"]
 BestOn = Literal["test", "val"]
 Granularity = Literal["element", "channel"]
-Amp = Literal["off", "bf16", "fp16"]
+Amp = Literal["off", "bf16", "fp16", "auto"]
 Allocation = Literal["std", "magnitude", "lamp"]
 
 FULL_PRECISION_BITS = 32

@@ -144,9 +144,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument(
         "--amp",
-        choices=["off", "bf16", "fp16"],
+        choices=["off", "bf16", "fp16", "auto"],
         help="mixed precision: the forward pass and loss under autocast (fp16 with a gradient "
-        "scaler); weights, optimizer and P->Q stay float32",
+        "scaler); weights, optimizer and P->Q stay float32. auto: bf16 where the CPU or GPU "
+        "computes bfloat16 natively, else off",
     )
     g.add_argument(
         "--channels-last",

@@ -32,6 +32,25 @@ Criterion = Callable[
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU
+    whose oneDNN has bfloat16 kernels (AVX512-BF16 or AMX). On other CPUs autocast emulates
+    bfloat16, many times slower than float32 (docs/training.md)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_amp(mode: str, device: torch.device) -> str:
+    """``train.amp`` as it runs on ``device``: ``auto`` is ``bf16`` where the device computes
+    bfloat16 natively and ``off`` elsewhere; the other settings are kept as asked."""
+    if mode != "auto":
+        return mode
+    return "bf16" if native_bf16(device) else "off"
+
+
 class MixedPrecision:
     """``train.amp``: the forward pass and the loss under autocast (``bf16`` or ``fp16``);
     the weights, their gradients, the optimizer's state and P->Q stay float32 (autocast casts

@@ -55,6 +55,7 @@ class RunResult:
     test_acc_at_last: float | None = None
     channel_groups: list[dict[str, Any]] = field(default_factory=list)
     channels: dict[str, Any] | None = None  # granularity channel: MACs before/after, shares
+    amp: str = "off"  # the mixed precision the run trained under (train.amp, auto resolved)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -178,8 +178,18 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.batch_size = distributed.per_rank_batch(train_cfg.batch_size, self.dist)
         # train.amp: autocast forward and loss; weights, optimizer and P->Q stay float32
+        self.amp_mode = loop.resolve_amp(train_cfg.amp, self.device)
+        if train_cfg.amp == "auto":
+            _log.info("train.amp=auto: %s on %s", self.amp_mode, self.device)
+        elif self.amp_mode == "bf16" and not loop.native_bf16(self.device):
+            _log.warning(
+                "train.amp=bf16: %s has no native bfloat16 (AVX512-BF16 or AMX on a CPU), so "
+                "autocast emulates it, many times slower than float32 (a 2-core AVX2 EPYC: "
+                "15x, docs/training.md); set train.amp: auto or off",
+                self.device,
+            )
         self.amp = (
-            loop.MixedPrecision(train_cfg.amp, self.device) if train_cfg.amp != "off" else None
+            loop.MixedPrecision(self.amp_mode, self.device) if self.amp_mode != "off" else None
         )
         self.progress = progress and (self.dist is None or self.dist.main)
         self._read_dir = RunDir(Path(out_dir)) if out_dir is not None else None
@@ -758,6 +768,7 @@ class Trainer:
             test_acc_at_last=_last_test_acc(self.history.last),
             channel_groups=self.compressor.channel_records() if self.compressor else [],
             channels=self.compressor.channel_summary() if self.compressor else None,
+            amp=self.amp_mode,
             model=self.model,
         )
 
