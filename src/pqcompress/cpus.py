@@ -160,13 +160,33 @@ def threads_for(requested: int | None = None, env: dict[str, str] | None = None)
     return cpu_budget(env).threads
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what the platform says, else "unknown":
-    every benchmark and serving measurement states the machine it ran on."""
+# the widest vector instructions a CPU has, widest first: the same model name ("AMD EPYC")
+# covers machines whose training steps differ 4x (bf16 autocast needs avx512_bf16 or AMX)
+ISA_FLAGS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"),
+             ("avx2", "AVX2"))  # fmt: skip
+
+
+def cpu_isa(cpuinfo: str | None = None) -> str | None:
+    """The widest vector instruction set of ``/proc/cpuinfo``'s flags (``ISA_FLAGS``), or None
+    where the flags are not known."""
+    text = _read(Path("/proc/cpuinfo")) if cpuinfo is None else cpuinfo
+    for line in (text or "").splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return next((name for flag, name in ISA_FLAGS if flag in flags), None)
+    return None
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name (``/proc/cpuinfo``) with its widest instruction set ("AMD EPYC,
+    AVX2"), else what the platform says, else "unknown": every benchmark, serving measurement
+    and training run states the machine it ran on."""
     import platform
 
-    text = _read(Path("/proc/cpuinfo")) or ""
-    for line in text.splitlines():
+    text = _read(Path("/proc/cpuinfo")) if cpuinfo is None else cpuinfo
+    for line in (text or "").splitlines():
         if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
+            name = line.split(":", 1)[1].strip()
+            isa = cpu_isa(text)
+            return f"{name}, {isa}" if isa else name
     return platform.processor() or "unknown"

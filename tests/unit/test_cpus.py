@@ -134,3 +134,21 @@ def test_cpu_model_names_the_machine():
 
     name = cpu_model()
     assert isinstance(name, str) and name and "\n" not in name
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse4_2 avx fma avx2", "AMD EPYC, AVX2"),
+        ("avx2 avx512f avx512bw", "AMD EPYC, AVX512"),
+        ("avx2 avx512f avx512_bf16", "AMD EPYC, AVX512-BF16"),
+        ("fpu sse2", "AMD EPYC"),
+    ],
+)
+def test_cpu_model_says_the_widest_instruction_set(flags, expected):
+    """Two machines both named "AMD EPYC" trained 4x apart (one had AVX512-BF16): the name a
+    measurement records carries the instruction set."""
+    from pqcompress.cpus import cpu_model
+
+    info = f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n"
+    assert cpu_model(info) == expected

@@ -56,6 +56,8 @@ class RunResult:
     channel_groups: list[dict[str, Any]] = field(default_factory=list)
     channels: dict[str, Any] | None = None  # granularity channel: MACs before/after, shares
     amp: str = "off"  # the mixed precision the run trained under (train.amp, auto resolved)
+    # where it trained (its last session): {"device", "cpu", "threads"}, so times compare
+    machine: dict[str, Any] = field(default_factory=dict)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

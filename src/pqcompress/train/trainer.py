@@ -28,6 +28,7 @@ from pqcompress.checkpoint import (
     split_seed_of,
 )
 from pqcompress.config import CompressionConfig, ExperimentConfig, TrainConfig, to_dict
+from pqcompress.cpus import cpu_model
 from pqcompress.data.batches import evaluation_view
 from pqcompress.data.bundle import DataBundle
 from pqcompress.distill import DistillationCriterion, DistillationLoss, TeacherEnsemble
@@ -769,6 +770,7 @@ class Trainer:
             channel_groups=self.compressor.channel_records() if self.compressor else [],
             channels=self.compressor.channel_summary() if self.compressor else None,
             amp=self.amp_mode,
+            machine=_machine(self.device),
             model=self.model,
         )
 
@@ -890,6 +892,15 @@ def load_teacher(source: str | Path, config: ExperimentConfig, bundle: DataBundl
     )
     load_initial_weights(teacher, source, what="distill.teacher")
     return teacher
+
+
+def _machine(device: torch.device) -> dict[str, Any]:
+    """What a run's times were measured on (``RunResult.machine``)."""
+    out: dict[str, Any] = {"device": str(device), "cpu": cpu_model()}
+    out["threads"] = torch.get_num_threads()
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    return out
 
 
 def split_seed(config: ExperimentConfig) -> int:

@@ -83,5 +83,8 @@ def test_bf16_on_a_cpu_without_it_is_warned_about_and_auto_records_what_ran(
         auto = train(_cfg("auto", epochs=1, steps=2), None, progress=False)
     assert not [r for r in caplog.records if "no native bfloat16" in r.getMessage()]
     assert auto.amp == "off" and auto.to_dict()["amp"] == "off"
+    # and where it ran, so run times compare across machines
+    assert auto.machine["device"] == "cpu" and auto.machine["threads"] == 1
+    assert auto.machine["cpu"] and auto.to_dict()["machine"] == auto.machine
     monkeypatch.setattr(loop, "native_bf16", lambda device: True)
     assert train(_cfg("auto", epochs=1, steps=2), None, progress=False).amp == "bf16"
