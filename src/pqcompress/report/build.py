@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
@@ -144,7 +143,6 @@ def _meta(sweep: Sweep) -> list[tuple[str, str]]:
         ("dataset", escape(sweep.common("dataset"))),
         ("store", escape(str(sweep.store))),
         ("last run finished", escape(max(finished)) if finished else "-"),
-        ("generated", escape(dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))),
         ("runs", f"{len(sweep.runs)} ({escape(status)})"),
         ("failed runs", failed_html),
     ]
